@@ -1,0 +1,118 @@
+//! The detect operator: runs each series' detectors on its closed windows and emits a
+//! [`Detection`] for every window whose fused score reaches the alerting threshold.
+//!
+//! Window features arrive on the worker that owns the series (the window operator exchanged by
+//! series), so this operator needs no exchange of its own.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Operator;
+use timely::dataflow::StreamVec;
+
+use crate::models::detector_set::{DetectorPlan, DetectorSet};
+use crate::records::{Detection, WindowFeatures};
+use crate::series::{EventTime, SeriesId};
+use crate::stash::Stash;
+
+/// Detector state of one worker: one [`DetectorSet`] per series.
+#[derive(Serialize, Deserialize)]
+pub struct DetectState {
+    plans: Arc<[DetectorPlan]>,
+    /// Fused score at or above which a window is reported (the lowest severity band).
+    alert_threshold: f64,
+    series: HashMap<SeriesId, DetectorSet>,
+}
+
+impl DetectState {
+    /// Empty state for `plans`, reporting windows scoring at least `alert_threshold`.
+    pub fn new(plans: Arc<[DetectorPlan]>, alert_threshold: f64) -> Self {
+        DetectState {
+            plans,
+            alert_threshold,
+            series: HashMap::new(),
+        }
+    }
+
+    /// Approximate bytes of detector state per series.
+    pub fn bytes_per_series(&self) -> f64 {
+        if self.series.is_empty() {
+            return 0.0;
+        }
+        let entry = std::mem::size_of::<(SeriesId, DetectorSet)>() + 1;
+        let heap: usize = self.series.values().map(DetectorSet::heap_bytes).sum();
+        entry as f64 + heap as f64 / self.series.len() as f64
+    }
+
+    fn observe(&mut self, f: &WindowFeatures) -> Option<Detection> {
+        let plans = &self.plans;
+        let set = self
+            .series
+            .entry(f.series)
+            .or_insert_with(|| DetectorSet::new(plans, &f.key.name));
+        let verdict = set.observe(plans, &f.window, &f.values)?;
+        if verdict.score < self.alert_threshold {
+            return None;
+        }
+        let affected = verdict
+            .findings
+            .iter()
+            .filter(|x| x.score >= self.alert_threshold)
+            .map(|x| x.feature.clone())
+            .collect();
+        Some(Detection {
+            series: f.series,
+            key: f.key.clone(),
+            start: f.start,
+            end: f.end,
+            score: verdict.score,
+            confidence: verdict.lead.confidence,
+            actual: verdict.lead.actual,
+            expected: verdict.lead.expected,
+            threshold: verdict.lead.threshold,
+            direction: verdict.direction,
+            detectors: verdict
+                .findings
+                .iter()
+                .map(|x| (x.detector.clone(), x.score))
+                .collect(),
+            affected_features: affected,
+        })
+    }
+}
+
+/// Adds the detect operator to a stream of window features.
+pub trait DetectExt<'scope> {
+    /// Scores windows and emits detections; `state` is shared with the caller for checkpoints.
+    fn detect(self, state: Rc<RefCell<DetectState>>) -> StreamVec<'scope, EventTime, Detection>;
+}
+
+impl<'scope> DetectExt<'scope> for StreamVec<'scope, EventTime, WindowFeatures> {
+    fn detect(self, state: Rc<RefCell<DetectState>>) -> StreamVec<'scope, EventTime, Detection> {
+        self.unary_frontier::<CapacityContainerBuilder<Vec<Detection>>, _, _, _>(
+            Pipeline,
+            "Detect",
+            move |_initial, _info| {
+                let mut stash: Stash<WindowFeatures> = Stash::default();
+                move |(input, frontier), output| {
+                    let port = output.output_index();
+                    input.for_each(|cap, data| stash.hold(&cap, data, port));
+                    let mut state = state.borrow_mut();
+                    for (cap, batch) in stash.take_complete(frontier) {
+                        let mut session = output.session(&cap);
+                        for f in &batch {
+                            if let Some(d) = state.observe(f) {
+                                session.give(d);
+                            }
+                        }
+                    }
+                }
+            },
+        )
+    }
+}

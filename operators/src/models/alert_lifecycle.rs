@@ -1,0 +1,330 @@
+//! The alert lifecycle of one worker's series, as a plain state machine.
+//!
+//! A series' first anomalous window opens an alert; further anomalous windows update it (an event
+//! only when its severity band changes, so downstream sees changes, not repetition); after
+//! `resolve_after_ms` of event time with no anomalous window it resolves. Resolution runs on a
+//! deadline, not on the next window, so a series that stops reporting still resolves.
+//!
+//! Ids are deterministic: an event's id hashes the alert's fingerprint, start time, event kind and
+//! sequence number, so a replay of the same input yields the same ids (consumers drop replays by
+//! id).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::records::{AlertEvent, AlertRecord, AlertStatus, AnomalyType, Detection, Severity};
+use crate::rules::{AnomalyTypeRules, SeverityBands};
+use crate::series::{stable_hash, EventTime, SeriesId, SeriesKey};
+use crate::time_format::rfc3339_millis;
+
+/// How alerts are named, classified and resolved.
+#[derive(Debug, Clone)]
+pub struct AlertPolicy {
+    /// Value of the `alertname` label.
+    pub alertname: String,
+    /// Quiet event time after the last anomalous window before an alert resolves.
+    pub resolve_after_ms: u64,
+    /// Labels naming a series' entity, in order of preference.
+    pub entity_labels: Vec<String>,
+    /// Score bands of each severity.
+    pub bands: SeverityBands,
+    /// Metric-name rules naming the anomaly type.
+    pub types: AnomalyTypeRules,
+    /// Base of `generatorURL` (`<base>?series=<fingerprint>`); absent when not configured.
+    pub generator_url: Option<String>,
+}
+
+/// An open alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct OpenAlert {
+    fingerprint: String,
+    starts_at: EventTime,
+    last_end: EventTime,
+    deadline: EventTime,
+    count: u64,
+    severity: Severity,
+    anomaly_type: AnomalyType,
+    /// Events emitted so far for this alert, for unique ids.
+    seq: u32,
+    last: Detection,
+}
+
+/// Open alerts of one worker, by series.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AlertBook {
+    open: HashMap<SeriesId, OpenAlert>,
+}
+
+impl AlertBook {
+    /// Number of open alerts.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Applies one detection (at event time `d.end`). Returns the event to emit, if any, and the
+    /// alert's new resolution deadline (the caller schedules a timer there).
+    pub fn on_detection(
+        &mut self,
+        policy: &AlertPolicy,
+        d: &Detection,
+    ) -> (Option<AlertRecord>, EventTime) {
+        let severity = policy.bands.classify(d.score).unwrap_or(Severity::Low);
+        let deadline = d.end + policy.resolve_after_ms;
+        match self.open.get_mut(&d.series) {
+            Some(alert) => {
+                alert.count += 1;
+                alert.last_end = alert.last_end.max(d.end);
+                alert.deadline = deadline.max(alert.deadline);
+                alert.last = d.clone();
+                let changed = severity != alert.severity;
+                alert.severity = severity;
+                let event = changed.then(|| record(policy, alert, AlertEvent::Updated, d.end));
+                (event, alert.deadline)
+            }
+            None => {
+                let fingerprint = fingerprint(policy, &d.key);
+                let mut alert = OpenAlert {
+                    fingerprint,
+                    starts_at: d.start,
+                    last_end: d.end,
+                    deadline,
+                    count: 1,
+                    severity,
+                    anomaly_type: policy.types.classify(&d.key.name, d.direction),
+                    seq: 0,
+                    last: d.clone(),
+                };
+                let event = record(policy, &mut alert, AlertEvent::Opened, d.end);
+                self.open.insert(d.series, alert);
+                (Some(event), deadline)
+            }
+        }
+    }
+
+    /// A resolution timer for `series` fired at `now`: resolves the alert if its deadline is
+    /// `now` (a later anomalous window may have moved the deadline on).
+    pub fn on_deadline(
+        &mut self,
+        policy: &AlertPolicy,
+        series: SeriesId,
+        now: EventTime,
+    ) -> Option<AlertRecord> {
+        if self.open.get(&series)?.deadline != now {
+            return None;
+        }
+        let mut alert = self.open.remove(&series)?;
+        Some(record(policy, &mut alert, AlertEvent::Resolved, now))
+    }
+}
+
+/// Identifying labels of a series' alert: `alertname`, `metric` and the series labels. A series
+/// label that clashes with a reserved name is kept as `exported_<name>`, as Prometheus does.
+fn identity_labels(policy: &AlertPolicy, key: &SeriesKey) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    for (k, v) in &key.labels {
+        let name = if matches!(k.as_str(), "alertname" | "metric" | "severity") {
+            format!("exported_{k}")
+        } else {
+            k.clone()
+        };
+        labels.insert(name, v.clone());
+    }
+    labels.insert("alertname".into(), policy.alertname.clone());
+    labels.insert("metric".into(), key.name.clone());
+    labels
+}
+
+fn fingerprint(policy: &AlertPolicy, key: &SeriesKey) -> String {
+    let mut bytes = Vec::new();
+    for (k, v) in identity_labels(policy, key) {
+        bytes.extend_from_slice(k.as_bytes());
+        bytes.push(0xFE);
+        bytes.extend_from_slice(v.as_bytes());
+        bytes.push(0xFF);
+    }
+    format!("{:016x}", stable_hash(&bytes))
+}
+
+fn record(policy: &AlertPolicy, alert: &mut OpenAlert, event: AlertEvent, at: EventTime) -> AlertRecord {
+    let d = &alert.last;
+    let entity = d.key.entity(&policy.entity_labels).to_string();
+    let mut labels = identity_labels(policy, &d.key);
+    labels.insert("severity".into(), alert.severity.as_str().into());
+    let id_input = format!(
+        "{}|{}|{:?}|{}",
+        alert.fingerprint, alert.starts_at, event, alert.seq
+    );
+    alert.seq += 1;
+    let resolved = event == AlertEvent::Resolved;
+    let mut annotations = BTreeMap::new();
+    annotations.insert(
+        "summary".into(),
+        format!(
+            "{} on {}: {} {} is {} (expected {})",
+            alert.anomaly_type.as_str(),
+            entity,
+            d.key.name,
+            d.affected_features.first().map(String::as_str).unwrap_or(""),
+            short(d.actual),
+            short(d.expected)
+        ),
+    );
+    annotations.insert(
+        "description".into(),
+        format!(
+            "{} deviated from its baseline: {} = {} against an expected {} (threshold {}, score {:.2}); \
+             {} anomalous window(s) since {}{}.",
+            d.key,
+            d.affected_features.join(", "),
+            short(d.actual),
+            short(d.expected),
+            short(d.threshold),
+            d.score,
+            alert.count,
+            rfc3339_millis(alert.starts_at),
+            if resolved {
+                format!(", quiet since {}", rfc3339_millis(alert.last_end))
+            } else {
+                String::new()
+            }
+        ),
+    );
+    AlertRecord {
+        labels,
+        annotations,
+        starts_at: rfc3339_millis(alert.starts_at),
+        ends_at: resolved.then(|| rfc3339_millis(alert.last_end)),
+        generator_url: policy
+            .generator_url
+            .as_ref()
+            .map(|base| format!("{base}?series={}", alert.fingerprint)),
+        id: format!("{:016x}", stable_hash(id_input.as_bytes())),
+        fingerprint: alert.fingerprint.clone(),
+        event,
+        status: if resolved {
+            AlertStatus::Resolved
+        } else {
+            AlertStatus::Firing
+        },
+        anomaly_type: alert.anomaly_type,
+        severity: alert.severity,
+        score: d.score,
+        confidence: d.confidence,
+        actual_value: d.actual,
+        expected_value: d.expected,
+        deviation: d.actual - d.expected,
+        threshold: d.threshold,
+        detectors: d.detectors.iter().cloned().collect(),
+        affected_features: d.affected_features.clone(),
+        count: alert.count,
+        escalation_level: None,
+        incident_id: None,
+        entity,
+        event_time: at,
+    }
+}
+
+/// Four significant digits: enough for a human summary.
+fn short(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).max(0) as usize;
+    format!("{v:.digits$}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::rules::Direction;
+
+    fn policy() -> AlertPolicy {
+        AlertPolicy {
+            alertname: "HarbingerAnomaly".into(),
+            resolve_after_ms: 300_000,
+            entity_labels: vec!["service".into(), "host".into()],
+            bands: SeverityBands::default(),
+            types: AnomalyTypeRules::default(),
+            generator_url: None,
+        }
+    }
+
+    fn detection(end: u64, score: f64) -> Detection {
+        let key = SeriesKey::new(
+            "latency_ms",
+            [
+                ("service".to_string(), "carts".to_string()),
+                ("severity".to_string(), "x".to_string()),
+            ],
+        );
+        Detection {
+            series: key.id(),
+            key: Arc::new(key),
+            start: end - 60_000,
+            end,
+            score,
+            confidence: 1.0,
+            actual: 200.0,
+            expected: 100.0,
+            threshold: 150.0,
+            direction: Direction::Up,
+            detectors: vec![("robust_z".into(), score)],
+            affected_features: vec!["1m:mean".into()],
+        }
+    }
+
+    #[test]
+    fn open_update_on_band_change_then_resolve_at_deadline() {
+        let p = policy();
+        let mut book = AlertBook::default();
+        let (opened, deadline) = book.on_detection(&p, &detection(120_000, 0.6));
+        let opened = opened.unwrap();
+        assert_eq!(opened.event, AlertEvent::Opened);
+        assert_eq!(opened.severity, Severity::Low);
+        assert_eq!(deadline, 420_000);
+        assert_eq!(opened.labels["exported_severity"], "x");
+        assert_eq!(opened.labels["severity"], "low");
+        assert_eq!(opened.entity, "carts");
+        // Same band: counted, no event.
+        let (none, _) = book.on_detection(&p, &detection(180_000, 0.6));
+        assert!(none.is_none());
+        // Higher band: updated.
+        let (updated, deadline) = book.on_detection(&p, &detection(240_000, 0.96));
+        let updated = updated.unwrap();
+        assert_eq!(updated.event, AlertEvent::Updated);
+        assert_eq!(updated.count, 3);
+        assert_eq!(updated.fingerprint, opened.fingerprint);
+        assert_ne!(updated.id, opened.id);
+        // The old deadline is stale.
+        assert!(book.on_deadline(&p, opened_series(), 420_000).is_none());
+        let resolved = book.on_deadline(&p, opened_series(), deadline).unwrap();
+        assert_eq!(resolved.event, AlertEvent::Resolved);
+        assert_eq!(resolved.status, AlertStatus::Resolved);
+        assert_eq!(resolved.ends_at.as_deref(), Some("1970-01-01T00:04:00.000Z"));
+        assert_eq!(book.open_count(), 0);
+    }
+
+    fn opened_series() -> SeriesId {
+        detection(60_000, 0.5).series
+    }
+
+    #[test]
+    fn ids_are_deterministic() {
+        let p = policy();
+        let run = || {
+            let mut book = AlertBook::default();
+            book.on_detection(&p, &detection(120_000, 0.6)).0.unwrap().id
+        };
+        assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn short_keeps_four_significant_digits() {
+        assert_eq!(short(1234.5678), "1235");
+        assert_eq!(short(12.345678), "12.35");
+        assert_eq!(short(0.0123456), "0.01235");
+    }
+}

@@ -1,0 +1,12 @@
+//! The records that flow between stages and out of the engine. Output records serialize to the
+//! JSON contracts in `ARCHITECTURE.md`; field names there are part of the contract.
+
+pub mod alert;
+pub mod dead_letter;
+pub mod detection;
+pub mod features;
+
+pub use alert::{AlertEvent, AlertRecord, AlertStatus, AnomalyType, Severity};
+pub use detection::Detection;
+pub use dead_letter::{DeadLetter, DeadLetterReason, SourcePosition};
+pub use features::WindowFeatures;

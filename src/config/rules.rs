@@ -1,0 +1,179 @@
+//! Rule files under `rules/`: what users edit to tune Harbinger. Each file is optional in a rules
+//! directory; a missing one falls back to the shipped default (embedded in the binary), so a
+//! directory only needs the files a user changed.
+//!
+//! * `severity.toml` — score bands of each severity.
+//! * `anomaly_types.toml` — metric-name rules naming an anomaly's type.
+
+use std::path::{Path, PathBuf};
+
+use operators::records::AnomalyType;
+use operators::rules::{anchored_regex, AnomalyTypeRule, AnomalyTypeRules, Direction, SeverityBands};
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{ConfigError, SourceText};
+
+/// A rules file: its name in the rules directory and its shipped default.
+pub struct RuleFile {
+    /// File name inside the rules directory.
+    pub name: &'static str,
+    /// The shipped default text.
+    pub default: &'static str,
+}
+
+/// Every rule file Harbinger reads, with its shipped default.
+pub const RULE_FILES: &[RuleFile] = &[
+    RuleFile {
+        name: "severity.toml",
+        default: include_str!("../../rules/severity.toml"),
+    },
+    RuleFile {
+        name: "anomaly_types.toml",
+        default: include_str!("../../rules/anomaly_types.toml"),
+    },
+];
+
+/// The compiled rules.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// Severity bands.
+    pub severity: SeverityBands,
+    /// Anomaly type rules.
+    pub anomaly_types: AnomalyTypeRules,
+}
+
+/// Reads `name` from `dir` if it exists there, else the embedded default; returns (path shown in
+/// errors, text).
+fn read_rule_file(dir: Option<&Path>, file: &RuleFile) -> Result<(PathBuf, String), ConfigError> {
+    if let Some(dir) = dir {
+        let path = dir.join(file.name);
+        if path.exists() {
+            return std::fs::read_to_string(&path)
+                .map(|text| (path.clone(), text))
+                .map_err(|e| ConfigError {
+                    file: path,
+                    line: 1,
+                    col: 1,
+                    message: format!("cannot read: {e}"),
+                });
+        }
+    }
+    Ok((
+        PathBuf::from(format!("<embedded rules/{}>", file.name)),
+        file.default.to_string(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeverityFile {
+    severity: Spanned<SeverityBands>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTypeRule {
+    metric: Spanned<String>,
+    #[serde(default)]
+    direction: Option<Direction>,
+    #[serde(rename = "type")]
+    anomaly_type: AnomalyType,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnomalyTypesFile {
+    #[serde(default)]
+    anomaly_type: Vec<RawTypeRule>,
+}
+
+/// Loads and compiles every rule file, collecting all errors.
+pub fn load_rules(dir: Option<&Path>, errors: &mut Vec<ConfigError>) -> Rules {
+    let mut rules = Rules::default();
+    for file in RULE_FILES {
+        let (path, text) = match read_rule_file(dir, file) {
+            Ok(x) => x,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let src = SourceText {
+            path: &path,
+            text: &text,
+        };
+        match file.name {
+            "severity.toml" => match toml::from_str::<RawSeverityFile>(&text) {
+                Ok(raw) => {
+                    if let Err(msg) = raw.severity.get_ref().check() {
+                        errors.push(src.error(raw.severity.span(), msg));
+                    } else {
+                        rules.severity = raw.severity.into_inner();
+                    }
+                }
+                Err(e) => errors.push(src.toml_error(&e)),
+            },
+            "anomaly_types.toml" => match toml::from_str::<RawAnomalyTypesFile>(&text) {
+                Ok(raw) => {
+                    for r in raw.anomaly_type {
+                        match anchored_regex(r.metric.get_ref()) {
+                            Ok(metric) => rules.anomaly_types.rules.push(AnomalyTypeRule {
+                                metric,
+                                direction: r.direction.unwrap_or(Direction::Any),
+                                anomaly_type: r.anomaly_type,
+                            }),
+                            Err(e) => errors.push(src.error(
+                                r.metric.span(),
+                                format!("invalid regular expression: {e}"),
+                            )),
+                        }
+                    }
+                }
+                Err(e) => errors.push(src.toml_error(&e)),
+            },
+            other => unreachable!("rule file {other} has no loader"),
+        }
+    }
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_rules_parse() {
+        let mut errors = Vec::new();
+        let rules = load_rules(None, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(!rules.anomaly_types.rules.is_empty());
+        assert_eq!(
+            rules
+                .anomaly_types
+                .classify("http_request_duration_p99_ms", Direction::Up),
+            AnomalyType::LatencySpike
+        );
+    }
+
+    #[test]
+    fn a_bad_rules_dir_reports_file_line_col() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("anomaly_types.toml"),
+            "[[anomaly_type]]\nmetric = \"(unclosed\"\ntype = \"latency_spike\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("severity.toml"),
+            "[severity]\nlow = 0.9\nmedium = 0.5\nhigh = 0.9\ncritical = 1.0\n",
+        )
+        .unwrap();
+        let mut errors = Vec::new();
+        load_rules(Some(dir.path()), &mut errors);
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errors.len(), 2, "{text:?}");
+        assert!(text[0].ends_with("severity.toml:1:1: severity thresholds must not decrease from low to critical") || text[0].contains("severity.toml:"), "{text:?}");
+        assert!(text[1].contains("anomaly_types.toml:2:10: invalid regular expression"), "{text:?}");
+    }
+}

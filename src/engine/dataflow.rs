@@ -1,0 +1,144 @@
+//! Builds the dataflow on one worker: three inputs (points, series keys, dead letters), the
+//! windows → detect → alerts chain, and the ordered sinks on worker 0.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use operators::alerting::{AlertState, AlertingExt};
+use operators::detect::{DetectExt, DetectState};
+use operators::records::{AlertRecord, DeadLetter, WindowFeatures};
+use operators::series::{EventTime, Point, SeriesId, SharedKey};
+use operators::sink::OrderedSinkExt;
+use operators::window::{WindowFeaturesExt, WindowState};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::core::{Exchange, Probe, UnorderedInput};
+use timely::dataflow::operators::core::UnorderedHandle;
+use timely::dataflow::operators::ActivateCapability;
+use timely::dataflow::{ProbeHandle, Scope};
+
+use crate::config::Plan;
+use crate::sinks::{deliver, Outputs};
+
+type Handle<D> = UnorderedHandle<EventTime, CapacityContainerBuilder<Vec<D>>>;
+
+/// The worker's handles into its dataflow.
+pub struct Inputs {
+    /// Points input and its capability.
+    pub points: (Handle<Point>, ActivateCapability<EventTime>),
+    /// Series-key announcements.
+    pub keys: (Handle<(SeriesId, SharedKey)>, ActivateCapability<EventTime>),
+    /// Dead letters.
+    pub dead: (Handle<DeadLetter>, ActivateCapability<EventTime>),
+}
+
+/// Operator states shared with the driver (for memory reports and checkpoints).
+pub struct States {
+    /// Window state.
+    pub windows: Rc<RefCell<WindowState>>,
+    /// Detector state.
+    pub detect: Rc<RefCell<DetectState>>,
+    /// Alert state.
+    pub alerts: Rc<RefCell<AlertState>>,
+}
+
+/// Probes the driver watches.
+pub struct Probes {
+    /// Points delivered to their owning worker (for backpressure).
+    pub exchanged: ProbeHandle<EventTime>,
+    /// Everything written (for completion).
+    pub output: ProbeHandle<EventTime>,
+}
+
+/// Counts of what worker 0's sinks wrote.
+#[derive(Debug, Default, Clone)]
+pub struct Written {
+    /// Alert events by kind: opened, updated, escalated, resolved.
+    pub alerts: [u64; 4],
+    /// Dead letters written.
+    pub dead_letters: u64,
+    /// Feature records written.
+    pub features: u64,
+}
+
+/// Builds the dataflow; `outputs` are only fed on worker 0.
+pub fn build(
+    scope: Scope<'_, EventTime>,
+    plan: &Plan,
+    outputs: Outputs,
+    written: Rc<RefCell<Written>>,
+) -> (Inputs, States, Probes) {
+    let ((points_in, points_cap), points) =
+        scope.new_unordered_input::<CapacityContainerBuilder<Vec<Point>>>();
+    let ((keys_in, keys_cap), keys) =
+        scope.new_unordered_input::<CapacityContainerBuilder<Vec<(SeriesId, SharedKey)>>>();
+    let ((dead_in, dead_cap), dead) =
+        scope.new_unordered_input::<CapacityContainerBuilder<Vec<DeadLetter>>>();
+
+    let states = States {
+        windows: Rc::new(RefCell::new(WindowState::new(plan.windows.clone()))),
+        detect: Rc::new(RefCell::new(DetectState::new(
+            plan.detectors.clone(),
+            plan.alerts.bands.low,
+        ))),
+        alerts: Rc::new(RefCell::new(AlertState::default())),
+    };
+    let probes = Probes {
+        exchanged: ProbeHandle::new(),
+        output: ProbeHandle::new(),
+    };
+
+    let points = points
+        .exchange(|p: &Point| p.series.0)
+        .probe_with(&probes.exchanged);
+    let keys = keys.exchange(|k: &(SeriesId, SharedKey)| k.0 .0);
+    let features = points.window_features(keys, states.windows.clone());
+    let features = if outputs.features.is_empty() {
+        features
+    } else {
+        let w = written.clone();
+        let sinks = outputs.features.clone();
+        features.clone().probe_with(&probes.output).ordered_sink(
+            "FeatureSink",
+            |f: &WindowFeatures| (f.series, f.window.clone()),
+            move |time, records| {
+                w.borrow_mut().features += records.len() as u64;
+                deliver(&sinks, time, &records);
+            },
+        );
+        features
+    };
+    let alerts = features
+        .detect(states.detect.clone())
+        .alerts(plan.alerts.clone(), states.alerts.clone())
+        .probe_with(&probes.output);
+
+    let w = written.clone();
+    let sinks = outputs.alerts.clone();
+    alerts.ordered_sink(
+        "AlertSink",
+        |a: &AlertRecord| (a.fingerprint.clone(), a.event, a.id.clone()),
+        move |time, records| {
+            for a in &records {
+                w.borrow_mut().alerts[a.event as usize] += 1;
+            }
+            deliver(&sinks, time, &records);
+        },
+    );
+
+    let sinks = outputs.dead_letters.clone();
+    dead.probe_with(&probes.output).ordered_sink(
+        "DeadLetterSink",
+        |d: &DeadLetter| (d.source.clone(), d.position.clone(), d.element),
+        move |time, records| {
+            written.borrow_mut().dead_letters += records.len() as u64;
+            deliver(&sinks, time, &records);
+        },
+    );
+
+    let inputs = Inputs {
+        points: (points_in, points_cap),
+        keys: (keys_in, keys_cap),
+        dead: (dead_in, dead_cap),
+    };
+    (inputs, states, probes)
+}

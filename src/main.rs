@@ -1,0 +1,100 @@
+//! The `harbinger` binary: parses the command line and dispatches to the library's commands.
+//! Exit codes: 0 success, 1 runtime error, 2 usage error, 78 invalid config or rules.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use harbinger::cli::{parse_duration_ms, Cli, Command};
+use harbinger::commands::{pipeline, simulate, validate, Failure};
+use harbinger::sources::simulator::SimulatorConfig;
+
+fn main() -> ExitCode {
+    harbinger::telemetry::init_logging();
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Command::Run {
+            config,
+            rules,
+            cluster,
+        } => pipeline::run(config.as_deref(), rules.as_deref(), cluster),
+        Command::Replay {
+            input,
+            format,
+            config,
+            rules,
+            features,
+            out,
+            cluster,
+        } => pipeline::replay(
+            input,
+            *format,
+            config.as_deref(),
+            rules.as_deref(),
+            *features,
+            out,
+            cluster,
+        ),
+        Command::Simulate {
+            seed,
+            duration,
+            services,
+            incidents,
+            overlap,
+            step,
+            out,
+        } => simulate_command(*seed, duration, *services, *incidents, *overlap, step, out),
+        Command::Validate { config, rules } => validate::validate(config.as_deref(), rules.as_deref()),
+        Command::Evaluate {
+            truth,
+            alerts,
+            window,
+            detect_windows,
+        } => evaluate_command(truth, alerts, window, *detect_windows),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn simulate_command(
+    seed: u64,
+    duration: &str,
+    services: usize,
+    incidents: Option<usize>,
+    overlap: f64,
+    step: &str,
+    out: &std::path::Path,
+) -> Result<(), Failure> {
+    let config = SimulatorConfig {
+        seed,
+        services,
+        duration_ms: parse_duration_ms(duration).map_err(Failure::config)?,
+        step_ms: parse_duration_ms(step).map_err(Failure::config)?,
+        incidents,
+        overlap_probability: overlap.clamp(0.0, 1.0),
+        ..SimulatorConfig::default()
+    };
+    simulate::simulate(config, out)
+}
+
+fn evaluate_command(
+    truth: &std::path::Path,
+    alerts: &std::path::Path,
+    window: &str,
+    detect_windows: u64,
+) -> Result<(), Failure> {
+    let (truth, alerts) = harbinger::evaluate::load(truth, alerts).map_err(Failure::runtime)?;
+    let cfg = harbinger::evaluate::EvalConfig {
+        window_ms: parse_duration_ms(window).map_err(Failure::config)?,
+        detect_windows,
+        ..Default::default()
+    };
+    let eval = harbinger::evaluate::evaluate(&truth, &alerts, cfg);
+    let text = serde_json::to_string_pretty(&eval).map_err(Failure::runtime)?;
+    println!("{text}");
+    Ok(())
+}
