@@ -144,7 +144,9 @@ impl ClusterArgs {
 /// Parses a duration such as `90s`, `30m`, `6h`, `2d` (a bare number is seconds) to milliseconds.
 pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let value: f64 = number
         .parse()
@@ -155,7 +157,11 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
         "m" => 60_000.0,
         "h" => 3_600_000.0,
         "d" => 86_400_000.0,
-        other => return Err(format!("unknown duration unit {other:?} (use ms, s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use ms, s, m, h or d)"
+            ))
+        }
     };
     let ms = value * unit_ms;
     if !(ms.is_finite() && ms > 0.0 && ms < 1e15) {

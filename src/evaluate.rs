@@ -145,10 +145,13 @@ pub fn evaluate(truth: &TruthFile, alerts: &[AlertRecord], cfg: EvalConfig) -> E
             *false_by_metric.entry(metric).or_insert(0) += 1;
         }
     }
-    let span = truth.simulation.map(|s| (s.start, s.end)).unwrap_or_else(|| {
-        let times = alerts.iter().map(|a| a.event_time);
-        (times.clone().min().unwrap_or(0), times.max().unwrap_or(0))
-    });
+    let span = truth
+        .simulation
+        .map(|s| (s.start, s.end))
+        .unwrap_or_else(|| {
+            let times = alerts.iter().map(|a| a.event_time);
+            (times.clone().min().unwrap_or(0), times.max().unwrap_or(0))
+        });
     let hours = (span.1.saturating_sub(span.0)) as f64 / 3_600_000.0;
     let delays: Vec<u64> = outcomes.iter().filter_map(|o| o.delay_ms).collect();
     Evaluation {
@@ -175,12 +178,18 @@ pub fn evaluate(truth: &TruthFile, alerts: &[AlertRecord], cfg: EvalConfig) -> E
 /// Reads `truth.json` and an `alerts.jsonl`.
 pub fn load(truth: &Path, alerts: &Path) -> Result<(TruthFile, Vec<AlertRecord>), String> {
     let t = std::fs::read_to_string(truth).map_err(|e| format!("{}: {e}", truth.display()))?;
-    let truth: TruthFile = serde_json::from_str(&t).map_err(|e| format!("{}: {e}", truth.display()))?;
+    let truth: TruthFile =
+        serde_json::from_str(&t).map_err(|e| format!("{}: {e}", truth.display()))?;
     let text = std::fs::read_to_string(alerts).map_err(|e| format!("{}: {e}", alerts.display()))?;
     let mut records = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         records.push(
-            serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", alerts.display(), i + 1))?,
+            serde_json::from_str(line)
+                .map_err(|e| format!("{}:{}: {e}", alerts.display(), i + 1))?,
         );
     }
     Ok((truth, records))

@@ -230,7 +230,13 @@ impl PartitionIngest {
         detail: impl Into<String>,
         payload: &[u8],
     ) -> DeadLetter {
-        DeadLetter::new(&self.source, self.position.at(a, b), reason, detail, payload)
+        DeadLetter::new(
+            &self.source,
+            self.position.at(a, b),
+            reason,
+            detail,
+            payload,
+        )
     }
 
     /// Accepts one point into `batch`, or dead-letters it (late, over limits, id collision).
@@ -354,7 +360,15 @@ mod tests {
         let mut ing = ingest();
         let mut interner = Interner::default();
         let mut batch = Batch::default();
-        ing.accept(&mut interner, &mut batch, raw(&[], 10_000), b"a", 1, 0, None);
+        ing.accept(
+            &mut interner,
+            &mut batch,
+            raw(&[], 10_000),
+            b"a",
+            1,
+            0,
+            None,
+        );
         // 9_500 is within the 1 s lateness: accepted.
         ing.accept(&mut interner, &mut batch, raw(&[], 9_500), b"b", 2, 2, None);
         // 8_999 is behind the watermark 9_000.

@@ -43,7 +43,9 @@ fn main() -> ExitCode {
             step,
             out,
         } => simulate_command(*seed, duration, *services, *incidents, *overlap, step, out),
-        Command::Validate { config, rules } => validate::validate(config.as_deref(), rules.as_deref()),
+        Command::Validate { config, rules } => {
+            validate::validate(config.as_deref(), rules.as_deref())
+        }
         Command::Evaluate {
             truth,
             alerts,

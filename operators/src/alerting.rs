@@ -20,23 +20,13 @@ use crate::series::{EventTime, SeriesId};
 use crate::stash::{frontier_limit, Stash, Timers};
 
 /// Alert state of one worker.
-#[derive(Serialize, Deserialize)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct AlertState {
     book: AlertBook,
     /// Pending deadlines as plain data, for checkpoints (see [`AlertState::prepare_snapshot`]).
     pending: Vec<(EventTime, SeriesId)>,
     #[serde(skip)]
     timers: Timers<SeriesId>,
-}
-
-impl Default for AlertState {
-    fn default() -> Self {
-        AlertState {
-            book: AlertBook::default(),
-            pending: Vec::new(),
-            timers: Timers::default(),
-        }
-    }
 }
 
 impl AlertState {

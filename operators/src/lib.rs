@@ -6,13 +6,13 @@
 //! results depend on event time alone, never on wall-clock time, arrival order or worker count.
 #![deny(missing_docs)]
 
+pub mod alerting;
+pub mod detect;
 pub mod models;
 pub mod records;
+pub mod rules;
 pub mod series;
+pub mod sink;
 pub mod stash;
 pub mod time_format;
 pub mod window;
-pub mod alerting;
-pub mod detect;
-pub mod rules;
-pub mod sink;

@@ -149,7 +149,10 @@ mod tests {
             rules.classify("http_latency_p99_ms", Direction::Down),
             AnomalyType::UnusualPattern
         );
-        assert_eq!(rules.classify("cpu", Direction::Down), AnomalyType::CpuOverload);
+        assert_eq!(
+            rules.classify("cpu", Direction::Down),
+            AnomalyType::CpuOverload
+        );
         // Anchored: "cpu" does not match "cpu_seconds".
         assert_eq!(
             rules.classify("cpu_seconds", Direction::Up),

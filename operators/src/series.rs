@@ -52,7 +52,10 @@ const PAIR_SEP: u8 = 0xFE;
 impl SeriesKey {
     /// Builds a key, sorting the labels by name. When a label name repeats, the last value wins,
     /// as in a JSON object with a repeated field.
-    pub fn new(name: impl Into<String>, labels: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        labels: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
         let mut labels: Vec<(String, String)> = labels.into_iter().collect();
         // Stable sort keeps input order among equal names, so `dedup` can keep the last one.
         labels.sort_by(|a, b| a.0.cmp(&b.0));

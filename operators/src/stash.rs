@@ -66,7 +66,12 @@ impl<D> Stash<D> {
 /// The earliest time the frontier still allows (`u64::MAX` once the input has ended): everything
 /// strictly before it is complete.
 pub fn frontier_limit(frontier: &MutableAntichain<EventTime>) -> EventTime {
-    frontier.frontier().iter().min().copied().unwrap_or(EventTime::MAX)
+    frontier
+        .frontier()
+        .iter()
+        .min()
+        .copied()
+        .unwrap_or(EventTime::MAX)
 }
 
 /// Timers: capabilities held at future times, each with the keys to act on then.

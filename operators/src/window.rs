@@ -98,7 +98,11 @@ impl WindowState {
 
     /// Copies the pending timers into serializable form; call before serializing.
     pub fn prepare_snapshot(&mut self) {
-        self.pending = self.timers.pending().map(|(t, (id, s))| (t, *id, *s)).collect();
+        self.pending = self
+            .timers
+            .pending()
+            .map(|(t, (id, s))| (t, *id, *s))
+            .collect();
     }
 
     /// Number of series with state.
@@ -143,10 +147,13 @@ impl WindowState {
     /// Adds a point; returns through `schedule` every (window end, spec) that now needs a timer.
     fn insert(&mut self, point: &Point, mut schedule: impl FnMut(EventTime, u16)) {
         let n = self.specs.len();
-        let series = self.series.entry(point.series).or_insert_with(|| SeriesPanes {
-            key: None,
-            specs: vec![SpecPanes::default(); n],
-        });
+        let series = self
+            .series
+            .entry(point.series)
+            .or_insert_with(|| SeriesPanes {
+                key: None,
+                specs: vec![SpecPanes::default(); n],
+            });
         for (idx, spec) in self.specs.iter().enumerate() {
             let state = &mut series.specs[idx];
             let pane = point.time / spec.slide_ms;
@@ -160,7 +167,9 @@ impl WindowState {
                         0 => state.counter_last,
                         i => state.panes[i - 1].1.last_value(),
                     };
-                    state.panes.insert(insert_at, (pane, PaneStats::new(before)));
+                    state
+                        .panes
+                        .insert(insert_at, (pane, PaneStats::new(before)));
                     let end = (pane + 1) * spec.slide_ms;
                     if !state.scheduled.contains(&end) {
                         state.scheduled.push(end);
@@ -217,8 +226,8 @@ impl WindowState {
             state.panes.shrink_to(2);
         }
         let next = end + spec.slide_ms;
-        let needs_next = state.panes.iter().any(|(p, _)| *p as i64 <= last)
-            && !state.scheduled.contains(&next);
+        let needs_next =
+            state.panes.iter().any(|(p, _)| *p as i64 <= last) && !state.scheduled.contains(&next);
         if needs_next {
             state.scheduled.push(next);
         }
@@ -317,7 +326,6 @@ impl<'scope> WindowFeaturesExt<'scope> for StreamVec<'scope, EventTime, Point> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,7 +372,11 @@ mod tests {
         st.insert(&point(30_000, 1.0), |_, _| {});
         let (f, next) = st.fire(SeriesId(1), 0, 60_000);
         assert_eq!(f.unwrap().values.count, 1);
-        assert_eq!(next, Some(120_000), "the point stays in the next two windows");
+        assert_eq!(
+            next,
+            Some(120_000),
+            "the point stays in the next two windows"
+        );
         st.insert(&point(90_000, 3.0), |_, _| {});
         let (f, next) = st.fire(SeriesId(1), 0, 120_000);
         let f = f.unwrap();
@@ -373,7 +385,11 @@ mod tests {
         let (f, _) = st.fire(SeriesId(1), 0, 180_000);
         assert_eq!(f.unwrap().values.count, 2);
         let (f, next) = st.fire(SeriesId(1), 0, 240_000);
-        assert_eq!(f.unwrap().values.count, 1, "the first pane has left the window");
+        assert_eq!(
+            f.unwrap().values.count,
+            1,
+            "the first pane has left the window"
+        );
         assert_eq!(next, None, "no pane remains for the window ending at 300 s");
     }
 

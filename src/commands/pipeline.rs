@@ -60,8 +60,15 @@ fn execute(plan: Plan, cluster: &ClusterArgs, progress_bar: bool) -> Outcome {
         detectors = plan.detectors.len(),
         "Starting the engine."
     );
-    let report = engine::run(Arc::new(plan), outputs, RunOptions { timely, progress_bar })
-        .map_err(Failure::runtime)?;
+    let report = engine::run(
+        Arc::new(plan),
+        outputs,
+        RunOptions {
+            timely,
+            progress_bar,
+        },
+    )
+    .map_err(Failure::runtime)?;
     print_report(&report, out_dir.as_deref());
     if let Some(dir) = out_dir {
         let text = serde_json::to_string_pretty(&report).map_err(Failure::runtime)?;
@@ -78,18 +85,23 @@ pub fn open_outputs(sinks: &SinkPlan) -> std::io::Result<Outputs> {
     }
     if let Some(dir) = &sinks.jsonl_dir {
         std::fs::create_dir_all(dir)?;
-        outputs
-            .alerts
-            .push(Arc::new(Mutex::new(JsonlWriter::create(&dir.join("alerts.jsonl"), true)?)));
-        outputs.dead_letters.push(Arc::new(Mutex::new(JsonlWriter::create(
-            &dir.join("dead_letters.jsonl"),
-            false,
+        outputs.alerts.push(Arc::new(Mutex::new(JsonlWriter::create(
+            &dir.join("alerts.jsonl"),
+            true,
         )?)));
-        if sinks.features {
-            outputs.features.push(Arc::new(Mutex::new(JsonlWriter::create(
-                &dir.join("features.jsonl"),
+        outputs
+            .dead_letters
+            .push(Arc::new(Mutex::new(JsonlWriter::create(
+                &dir.join("dead_letters.jsonl"),
                 false,
             )?)));
+        if sinks.features {
+            outputs
+                .features
+                .push(Arc::new(Mutex::new(JsonlWriter::create(
+                    &dir.join("features.jsonl"),
+                    false,
+                )?)));
         }
     }
     Ok(outputs)

@@ -37,7 +37,8 @@ impl Serialize for Labels<'_> {
 pub fn simulate(config: SimulatorConfig, out: &Path) -> Outcome {
     std::fs::create_dir_all(out).map_err(Failure::runtime)?;
     let mut sim = Simulation::new(config);
-    std::fs::write(out.join("topology.toml"), sim.fleet().topology_toml()).map_err(Failure::runtime)?;
+    std::fs::write(out.join("topology.toml"), sim.fleet().topology_toml())
+        .map_err(Failure::runtime)?;
     let truth = serde_json::to_string_pretty(&sim.truth()).map_err(Failure::runtime)?;
     std::fs::write(out.join("truth.json"), truth + "\n").map_err(Failure::runtime)?;
     let file = File::create(out.join("metrics.jsonl")).map_err(Failure::runtime)?;

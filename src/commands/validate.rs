@@ -14,9 +14,10 @@ pub fn validate(config: Option<&Path>, rules: Option<&Path>) -> Outcome {
         plan.sources.len(),
         plan.windows.len(),
         plan.detectors.len(),
-        plan.rules_dir
-            .as_ref()
-            .map_or_else(|| "the shipped defaults".to_string(), |d| d.display().to_string())
+        plan.rules_dir.as_ref().map_or_else(
+            || "the shipped defaults".to_string(),
+            |d| d.display().to_string()
+        )
     );
     Ok(())
 }

@@ -116,7 +116,10 @@ pub fn load(path: Option<&Path>, rules_dir: Option<&Path>) -> Result<Plan, Confi
                 }]))
             }
         },
-        None => (PathBuf::from("<embedded default config>"), DEFAULT_CONFIG.to_string()),
+        None => (
+            PathBuf::from("<embedded default config>"),
+            DEFAULT_CONFIG.to_string(),
+        ),
     };
     let base = path.and_then(Path::parent).map(Path::to_path_buf);
     compile_text(&shown, &text, base.as_deref(), rules_dir)
@@ -130,7 +133,8 @@ pub fn compile_text(
     rules_dir: Option<&Path>,
 ) -> Result<Plan, ConfigErrors> {
     let src = SourceText { path: shown, text };
-    let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigErrors(vec![src.toml_error(&e)]))?;
+    let raw: RawConfig =
+        toml::from_str(text).map_err(|e| ConfigErrors(vec![src.toml_error(&e)]))?;
     let mut errors = Vec::new();
     let plan = compile(&src, raw, base, rules_dir, &mut errors);
     if errors.is_empty() {
@@ -152,26 +156,45 @@ impl Checker<'_, '_> {
     }
 
     /// A positive duration in seconds, as milliseconds.
-    fn secs_to_ms(&mut self, v: &Option<Spanned<f64>>, default_ms: u64, what: &str, allow_zero: bool) -> u64 {
+    fn secs_to_ms(
+        &mut self,
+        v: &Option<Spanned<f64>>,
+        default_ms: u64,
+        what: &str,
+        allow_zero: bool,
+    ) -> u64 {
         let Some(v) = v else { return default_ms };
         let secs = *v.get_ref();
         let ok = secs.is_finite() && (secs > 0.0 || (allow_zero && secs == 0.0)) && secs < 1e9;
         if !ok {
             let bound = if allow_zero { "≥ 0" } else { "> 0" };
-            self.err(v.span(), format!("{what} must be a number of seconds {bound}, got {secs}"));
+            self.err(
+                v.span(),
+                format!("{what} must be a number of seconds {bound}, got {secs}"),
+            );
             return default_ms;
         }
         (secs * 1000.0).round() as u64
     }
 
     /// An integer within `range`.
-    fn int(&mut self, v: &Option<Spanned<i64>>, default: usize, range: Range<i64>, what: &str) -> usize {
+    fn int(
+        &mut self,
+        v: &Option<Spanned<i64>>,
+        default: usize,
+        range: Range<i64>,
+        what: &str,
+    ) -> usize {
         let Some(v) = v else { return default };
         let x = *v.get_ref();
         if !range.contains(&x) {
             self.err(
                 v.span(),
-                format!("{what} must be between {} and {}, got {x}", range.start, range.end - 1),
+                format!(
+                    "{what} must be between {} and {}, got {x}",
+                    range.start,
+                    range.end - 1
+                ),
             );
             return default;
         }
@@ -179,11 +202,21 @@ impl Checker<'_, '_> {
     }
 
     /// A float within [lo, hi].
-    fn float(&mut self, v: &Option<Spanned<f64>>, default: f64, lo: f64, hi: f64, what: &str) -> f64 {
+    fn float(
+        &mut self,
+        v: &Option<Spanned<f64>>,
+        default: f64,
+        lo: f64,
+        hi: f64,
+        what: &str,
+    ) -> f64 {
         let Some(v) = v else { return default };
         let x = *v.get_ref();
         if !(x.is_finite() && x >= lo && x <= hi) {
-            self.err(v.span(), format!("{what} must be between {lo} and {hi}, got {x}"));
+            self.err(
+                v.span(),
+                format!("{what} must be between {lo} and {hi}, got {x}"),
+            );
             return default;
         }
         x
@@ -192,7 +225,10 @@ impl Checker<'_, '_> {
     /// Reports a field given for a source type it does not apply to.
     fn not_for<T>(&mut self, field: &Option<Spanned<T>>, name: &str, kind: &str) {
         if let Some(f) = field {
-            self.err(f.span(), format!("`{name}` does not apply to a `{kind}` source"));
+            self.err(
+                f.span(),
+                format!("`{name}` does not apply to a `{kind}` source"),
+            );
         }
     }
 }
@@ -224,7 +260,12 @@ fn compile(
         None => default_entity_labels(),
     };
     let engine = EngineSettings {
-        lateness_ms: c.secs_to_ms(&e.allowed_lateness_secs, 30_000, "allowed_lateness_secs", true),
+        lateness_ms: c.secs_to_ms(
+            &e.allowed_lateness_secs,
+            30_000,
+            "allowed_lateness_secs",
+            true,
+        ),
         limits: LabelLimits {
             max_labels: c.int(&e.max_labels, 32, 1..1025, "max_labels"),
             max_len: c.int(&e.max_label_len, 512, 1..65_537, "max_label_len"),
@@ -257,14 +298,22 @@ fn compile(
         let w = w.get_ref();
         let size_ms = c.secs_to_ms(&Some(w.size_secs.clone()), 60_000, "size_secs", false);
         let slide_ms = c.secs_to_ms(&w.slide_secs, size_ms, "slide_secs", false);
-        if slide_ms > size_ms || size_ms % slide_ms.max(1) != 0 {
+        if slide_ms > size_ms || !size_ms.is_multiple_of(slide_ms.max(1)) {
             c.err(
-                w.slide_secs.as_ref().map_or(w.size_secs.span(), |s| s.span()),
+                w.slide_secs
+                    .as_ref()
+                    .map_or(w.size_secs.span(), |s| s.span()),
                 "slide_secs must divide size_secs (a window is a whole number of slides)",
             );
         }
-        if windows.iter().any(|x: &WindowSpec| &x.name == w.name.get_ref()) {
-            c.err(w.name.span(), format!("window name {:?} is used twice", w.name.get_ref()));
+        if windows
+            .iter()
+            .any(|x: &WindowSpec| &x.name == w.name.get_ref())
+        {
+            c.err(
+                w.name.span(),
+                format!("window name {:?} is used twice", w.name.get_ref()),
+            );
         }
         windows.push(WindowSpec {
             name: w.name.get_ref().clone(),
@@ -284,7 +333,11 @@ fn compile(
             let known: Vec<&str> = windows.iter().map(|w| w.name.as_str()).collect();
             c.err(
                 d.window.span(),
-                format!("unknown window {:?} (configured: {})", d.window.get_ref(), known.join(", ")),
+                format!(
+                    "unknown window {:?} (configured: {})",
+                    d.window.get_ref(),
+                    known.join(", ")
+                ),
             );
         }
         let name = d
@@ -296,17 +349,41 @@ fn compile(
             });
         if detectors.iter().any(|x| x.name == name) {
             let span = d.name.as_ref().map_or(d.kind.span(), |n| n.span());
-            c.err(span, format!("detector name {name:?} is used twice; give each a `name`"));
+            c.err(
+                span,
+                format!("detector name {name:?} is used twice; give each a `name`"),
+            );
         }
         let kind = match d.kind.get_ref() {
             DetectorType::RobustZ => {
                 let defaults = RobustZConfig::default();
                 let cfg = RobustZConfig {
-                    baseline_len: c.int(&d.baseline_windows, defaults.baseline_len, 3..100_001, "baseline_windows"),
-                    level_len: c.int(&d.level_windows, defaults.level_len, 1..100_001, "level_windows"),
-                    warmup_len: c.int(&d.warmup_windows, defaults.warmup_len, 3..100_001, "warmup_windows"),
+                    baseline_len: c.int(
+                        &d.baseline_windows,
+                        defaults.baseline_len,
+                        3..100_001,
+                        "baseline_windows",
+                    ),
+                    level_len: c.int(
+                        &d.level_windows,
+                        defaults.level_len,
+                        1..100_001,
+                        "level_windows",
+                    ),
+                    warmup_len: c.int(
+                        &d.warmup_windows,
+                        defaults.warmup_len,
+                        3..100_001,
+                        "warmup_windows",
+                    ),
                     threshold: c.float(&d.threshold, defaults.threshold, 0.1, 1e6, "threshold"),
-                    min_relative_scale: c.float(&d.min_relative_scale, defaults.min_relative_scale, 0.0, 1.0, "min_relative_scale"),
+                    min_relative_scale: c.float(
+                        &d.min_relative_scale,
+                        defaults.min_relative_scale,
+                        0.0,
+                        1.0,
+                        "min_relative_scale",
+                    ),
                 };
                 if let Err(e) = cfg.validate() {
                     c.err(d.kind.span(), e.to_string());
@@ -338,7 +415,10 @@ fn compile(
         .or_else(|| raw.rules_dir.as_ref().map(|r| resolve(r.get_ref())));
     if let (Some(dir), Some(span)) = (&rules_dir, raw.rules_dir.as_ref().map(|r| r.span())) {
         if !dir.is_dir() {
-            c.err(span, format!("rules_dir {} is not a directory", dir.display()));
+            c.err(
+                span,
+                format!("rules_dir {} is not a directory", dir.display()),
+            );
         }
     }
     let rules = rules::load_rules(rules_dir.as_deref(), c.errors);
@@ -443,7 +523,10 @@ fn compile_source(
             c.not_for(&s.overlap_probability, "overlap_probability", kn);
             c.not_for(&s.start, "start", kn);
             let speed = c.float(&s.speed, 0.0, 0.0, 1e9, "speed");
-            let precision = s.influx_precision.as_ref().map_or(Precision::Ns, |p| *p.get_ref());
+            let precision = s
+                .influx_precision
+                .as_ref()
+                .map_or(Precision::Ns, |p| *p.get_ref());
             let paths: Vec<PathBuf> = if kind == SourceType::Stdin {
                 c.not_for(&s.path, "path", kn);
                 c.not_for(&s.paths, "paths", kn);
@@ -488,7 +571,10 @@ fn compile_source(
                 Some(t) => match timestamp::parse_text(t.get_ref()) {
                     Ok(ms) => ms,
                     Err(_) => {
-                        c.err(t.span(), format!("start {:?} is not an RFC 3339 time", t.get_ref()));
+                        c.err(
+                            t.span(),
+                            format!("start {:?} is not an RFC 3339 time", t.get_ref()),
+                        );
                         d.start_ms
                     }
                 },
@@ -503,7 +589,13 @@ fn compile_source(
                     .incidents
                     .as_ref()
                     .map(|_| c.int(&s.incidents, 0, 0..100_001, "incidents")),
-                overlap_probability: c.float(&s.overlap_probability, d.overlap_probability, 0.0, 1.0, "overlap_probability"),
+                overlap_probability: c.float(
+                    &s.overlap_probability,
+                    d.overlap_probability,
+                    0.0,
+                    1.0,
+                    "overlap_probability",
+                ),
                 speed: c.float(&s.speed, 0.0, 0.0, 1e9, "speed"),
             };
             out.push(SourcePlan::Simulator { name, config });
@@ -524,7 +616,10 @@ mod tests {
         let plan = load(None, None).unwrap();
         assert!(matches!(plan.sources[0], SourcePlan::Simulator { .. }));
         assert!(plan.sinks.stdout);
-        assert_eq!(plan.sinks.jsonl_dir.as_deref(), Some(Path::new("harbinger-out")));
+        assert_eq!(
+            plan.sinks.jsonl_dir.as_deref(),
+            Some(Path::new("harbinger-out"))
+        );
     }
 
     #[test]
@@ -567,7 +662,11 @@ threshold = 0
         let errs = compile_str("[engine]\nlatenes = 3\n").unwrap_err();
         assert_eq!(errs.0.len(), 1);
         assert_eq!((errs.0[0].line, errs.0[0].col), (2, 1));
-        assert!(errs.0[0].message.contains("unknown field `latenes`"), "{}", errs.0[0]);
+        assert!(
+            errs.0[0].message.contains("unknown field `latenes`"),
+            "{}",
+            errs.0[0]
+        );
         let errs = compile_str("[[sources]]\ntype = \"ftp\"\n").unwrap_err();
         assert_eq!((errs.0[0].line, errs.0[0].col), (2, 8));
     }

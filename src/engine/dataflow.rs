@@ -11,8 +11,8 @@ use operators::series::{EventTime, Point, SeriesId, SharedKey};
 use operators::sink::OrderedSinkExt;
 use operators::window::{WindowFeaturesExt, WindowState};
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::operators::core::{Exchange, Probe, UnorderedInput};
 use timely::dataflow::operators::core::UnorderedHandle;
+use timely::dataflow::operators::core::{Exchange, Probe, UnorderedInput};
 use timely::dataflow::operators::ActivateCapability;
 use timely::dataflow::{ProbeHandle, Scope};
 

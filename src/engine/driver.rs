@@ -90,7 +90,9 @@ pub fn drive(
 
         let slot = &mut slots[i];
         let watermark_before = slot.partition.watermark();
-        let status = slot.partition.read(BATCH_RECORDS, &mut interner, &mut batch);
+        let status = slot
+            .partition
+            .read(BATCH_RECORDS, &mut interner, &mut batch);
         match status {
             ReadStatus::Done => slot.done = true,
             ReadStatus::Idle => slot.idle_until = Some(now + Duration::from_millis(2)),
@@ -156,7 +158,12 @@ fn send(
         let t = t.max(floor);
         if !batch.keys.is_empty() {
             let cap = inputs.keys.1.delayed(&t);
-            inputs.keys.0.activate().session(&cap).give_container(&mut batch.keys);
+            inputs
+                .keys
+                .0
+                .activate()
+                .session(&cap)
+                .give_container(&mut batch.keys);
         }
         let cap = inputs.points.1.delayed(&t);
         inputs
@@ -172,6 +179,11 @@ fn send(
             .unwrap_or(floor)
             .max(floor);
         let cap = inputs.dead.1.delayed(&t);
-        inputs.dead.0.activate().session(&cap).give_container(&mut batch.dead);
+        inputs
+            .dead
+            .0
+            .activate()
+            .session(&cap)
+            .give_container(&mut batch.dead);
     }
 }

@@ -88,7 +88,11 @@ struct WorkerResult {
 }
 
 /// Opens the partitions of `plan` that worker `index` of `peers` reads.
-fn partitions_for(plan: &Plan, index: usize, peers: usize) -> Result<Vec<Box<dyn Partition>>, EngineError> {
+fn partitions_for(
+    plan: &Plan,
+    index: usize,
+    peers: usize,
+) -> Result<Vec<Box<dyn Partition>>, EngineError> {
     let mut out: Vec<Box<dyn Partition>> = Vec::new();
     for (i, source) in plan.sources.iter().enumerate() {
         if i % peers != index {
@@ -110,15 +114,25 @@ fn partitions_for(plan: &Plan, index: usize, peers: usize) -> Result<Vec<Box<dyn
                 speed,
             } => {
                 let entity_label = plan.engine.entity_labels[0].as_str();
-                let part = FilePartition::open(path, *format, *precision, ingest(name), entity_label, *speed)
-                    .map_err(|e| EngineError::Source {
-                        source_name: name.clone(),
-                        error: format!("{}: {e}", path.display()),
-                    })?;
+                let part = FilePartition::open(
+                    path,
+                    *format,
+                    *precision,
+                    ingest(name),
+                    entity_label,
+                    *speed,
+                )
+                .map_err(|e| EngineError::Source {
+                    source_name: name.clone(),
+                    error: format!("{}: {e}", path.display()),
+                })?;
                 out.push(Box::new(part));
             }
             SourcePlan::Simulator { name, config } => {
-                out.push(Box::new(SimulatorPartition::new(config.clone(), ingest(name))));
+                out.push(Box::new(SimulatorPartition::new(
+                    config.clone(),
+                    ingest(name),
+                )));
             }
         }
     }
@@ -131,7 +145,9 @@ fn progress_total(plan: &Plan) -> Option<u64> {
     for s in &plan.sources {
         match s {
             SourcePlan::File { path, .. } => total += std::fs::metadata(path).ok()?.len(),
-            SourcePlan::Simulator { config, .. } => total += config.duration_ms / config.step_ms.max(1),
+            SourcePlan::Simulator { config, .. } => {
+                total += config.duration_ms / config.step_ms.max(1)
+            }
         }
     }
     Some(total)
@@ -168,32 +184,34 @@ pub fn run(plan: Arc<Plan>, outputs: Outputs, opts: RunOptions) -> Result<RunRep
     let worker_outputs = outputs.clone();
     let worker_plan = plan.clone();
     let worker_progress = progress.clone();
-    let guards = timely::execute(opts.timely.clone(), move |worker| -> Result<WorkerResult, EngineError> {
-        let index = worker.index();
-        let peers = worker.peers();
-        let outputs = if index == 0 {
-            worker_outputs.clone()
-        } else {
-            Outputs::default()
-        };
-        let written = Rc::new(RefCell::new(Written::default()));
-        let (inputs, states, probes) = worker.dataflow(|scope| {
-            dataflow::build(scope, &worker_plan, outputs, written.clone())
-        });
-        let partitions = partitions_for(&worker_plan, index, peers)?;
-        let read = drive(worker, inputs, &probes, partitions, &worker_progress);
-        while worker.step_or_park(Some(Duration::from_millis(1))) {}
-        let windows = states.windows.borrow();
-        let detect = states.detect.borrow();
-        let result = WorkerResult {
-            read,
-            written: written.borrow().clone(),
-            window_bytes: windows.bytes_per_series(),
-            detector_bytes: detect.bytes_per_series(),
-            state_series: windows.series_count(),
-        };
-        Ok(result)
-    })
+    let guards = timely::execute(
+        opts.timely.clone(),
+        move |worker| -> Result<WorkerResult, EngineError> {
+            let index = worker.index();
+            let peers = worker.peers();
+            let outputs = if index == 0 {
+                worker_outputs.clone()
+            } else {
+                Outputs::default()
+            };
+            let written = Rc::new(RefCell::new(Written::default()));
+            let (inputs, states, probes) = worker
+                .dataflow(|scope| dataflow::build(scope, &worker_plan, outputs, written.clone()));
+            let partitions = partitions_for(&worker_plan, index, peers)?;
+            let read = drive(worker, inputs, &probes, partitions, &worker_progress);
+            while worker.step_or_park(Some(Duration::from_millis(1))) {}
+            let windows = states.windows.borrow();
+            let detect = states.detect.borrow();
+            let result = WorkerResult {
+                read,
+                written: written.borrow().clone(),
+                window_bytes: windows.bytes_per_series(),
+                detector_bytes: detect.bytes_per_series(),
+                state_series: windows.series_count(),
+            };
+            Ok(result)
+        },
+    )
     .map_err(EngineError::Start)?;
 
     let mut report = RunReport {
@@ -211,7 +229,10 @@ pub fn run(plan: Arc<Plan>, outputs: Outputs, opts: RunOptions) -> Result<RunRep
         report.late_points += r.read.late;
         report.series = report.series.max(r.read.series);
         report.feature_records += r.written.features;
-        for (i, name) in ["opened", "updated", "escalated", "resolved"].iter().enumerate() {
+        for (i, name) in ["opened", "updated", "escalated", "resolved"]
+            .iter()
+            .enumerate()
+        {
             *report.alerts.entry(name.to_string()).or_default() += r.written.alerts[i];
         }
         weighted_window += r.window_bytes * r.state_series as f64;

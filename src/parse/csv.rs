@@ -46,7 +46,13 @@ fn unquote(field: &str) -> &str {
 impl Decoder for CsvDecoder {
     fn decode(&mut self, payload: &[u8], pos: (u64, u64), ctx: &mut DecodeCtx<'_>) {
         let Ok(text) = std::str::from_utf8(payload) else {
-            return ctx.refuse(payload, pos, None, DeadLetterReason::Unparsable, "not valid UTF-8");
+            return ctx.refuse(
+                payload,
+                pos,
+                None,
+                DeadLetterReason::Unparsable,
+                "not valid UTF-8",
+            );
         };
         let text = text.trim_end_matches(['\r', '\n']);
         if text.trim().is_empty() {
@@ -123,7 +129,9 @@ impl Decoder for CsvDecoder {
                     pos,
                     wide.then_some(i),
                 ),
-                Err((reason, detail)) => ctx.refuse(payload, pos, wide.then_some(i), reason, detail),
+                Err((reason, detail)) => {
+                    ctx.refuse(payload, pos, wide.then_some(i), reason, detail)
+                }
             }
         }
     }
@@ -132,7 +140,9 @@ impl Decoder for CsvDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{Batch, Interner, LabelLimits, PartitionClock, PartitionIngest, PositionKind};
+    use crate::ingest::{
+        Batch, Interner, LabelLimits, PartitionClock, PartitionIngest, PositionKind,
+    };
 
     fn decode(dec: &mut CsvDecoder, lines: &[&str]) -> Batch {
         let mut ingest = PartitionIngest {
@@ -178,7 +188,11 @@ mod tests {
         let mut dec = CsvDecoder::new("omi-1", "host");
         let b = decode(
             &mut dec,
-            &["timestamp,cpu,mem", "1700000000000,0.5,", "1700000060000,x,0.7"],
+            &[
+                "timestamp,cpu,mem",
+                "1700000000000,0.5,",
+                "1700000060000,x,0.7",
+            ],
         );
         assert_eq!(b.points.len(), 2);
         assert_eq!(b.dead.len(), 1);
@@ -192,7 +206,13 @@ mod tests {
         let mut dec = CsvDecoder::new("s", "host");
         let b = decode(
             &mut dec,
-            &["1700000000000,1", "1700000000000,1,2", "later,3", "-1,4", "\"1700000000001\",\"5\""],
+            &[
+                "1700000000000,1",
+                "1700000000000,1,2",
+                "later,3",
+                "-1,4",
+                "\"1700000000001\",\"5\"",
+            ],
         );
         assert_eq!(b.points.len(), 2);
         let reasons: Vec<_> = b.dead.iter().map(|d| d.reason).collect();

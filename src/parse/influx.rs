@@ -92,13 +92,20 @@ enum FieldValue {
 }
 
 fn field_value(raw: &[u8]) -> Result<FieldValue, (DeadLetterReason, String)> {
-    let text = std::str::from_utf8(raw)
-        .map_err(|_| (DeadLetterReason::Unparsable, "field value is not UTF-8".to_string()))?;
+    let text = std::str::from_utf8(raw).map_err(|_| {
+        (
+            DeadLetterReason::Unparsable,
+            "field value is not UTF-8".to_string(),
+        )
+    })?;
     if text.starts_with('"') {
         return if text.len() >= 2 && text.ends_with('"') {
             Ok(FieldValue::Text)
         } else {
-            Err((DeadLetterReason::Unparsable, "unterminated string field".into()))
+            Err((
+                DeadLetterReason::Unparsable,
+                "unterminated string field".into(),
+            ))
         };
     }
     let invalid = || {
@@ -141,8 +148,12 @@ fn field_value(raw: &[u8]) -> Result<FieldValue, (DeadLetterReason, String)> {
 
 impl InfluxDecoder {
     fn timestamp_ms(&self, raw: &[u8]) -> Result<u64, (DeadLetterReason, String)> {
-        let text = std::str::from_utf8(raw)
-            .map_err(|_| (DeadLetterReason::Unparsable, "timestamp is not UTF-8".to_string()))?;
+        let text = std::str::from_utf8(raw).map_err(|_| {
+            (
+                DeadLetterReason::Unparsable,
+                "timestamp is not UTF-8".to_string(),
+            )
+        })?;
         let t: i128 = text.parse().map_err(|_| {
             (
                 DeadLetterReason::InvalidField,
@@ -190,7 +201,11 @@ impl InfluxDecoder {
         let measurement = match unescape(pieces[0]) {
             Ok(m) if !m.is_empty() => m,
             Ok(_) => {
-                return refuse_line(ctx, DeadLetterReason::Unparsable, "empty measurement".into())
+                return refuse_line(
+                    ctx,
+                    DeadLetterReason::Unparsable,
+                    "empty measurement".into(),
+                )
             }
             Err(e) => return refuse_line(ctx, DeadLetterReason::Unparsable, e),
         };
@@ -220,7 +235,10 @@ impl InfluxDecoder {
                 (Err(e), _) => Err((DeadLetterReason::Unparsable, e)),
                 _ => Err((
                     DeadLetterReason::Unparsable,
-                    format!("field {:?} is not key=value", String::from_utf8_lossy(field)),
+                    format!(
+                        "field {:?} is not key=value",
+                        String::from_utf8_lossy(field)
+                    ),
                 )),
             };
             match parsed {
@@ -251,7 +269,9 @@ impl InfluxDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{Batch, Interner, LabelLimits, PartitionClock, PartitionIngest, PositionKind};
+    use crate::ingest::{
+        Batch, Interner, LabelLimits, PartitionClock, PartitionIngest, PositionKind,
+    };
 
     fn decode(precision: Precision, text: &str) -> Batch {
         let mut ingest = PartitionIngest {
@@ -282,7 +302,10 @@ mod tests {
         assert_eq!(b.points.len(), 2);
         assert!(b.points.iter().all(|p| p.time == 1_700_000_000_000));
         let names: Vec<String> = b.keys.iter().map(|(_, k)| k.to_string()).collect();
-        assert_eq!(names, [r#"cpu_usage_user{host="a"}"#, r#"cpu_usage_idle{host="a"}"#]);
+        assert_eq!(
+            names,
+            [r#"cpu_usage_user{host="a"}"#, r#"cpu_usage_idle{host="a"}"#]
+        );
     }
 
     #[test]
@@ -296,7 +319,10 @@ mod tests {
         assert_eq!(vals, [1.0, 2.0, 1.0, -1500.0]);
         assert_eq!(b.points[0].time, 1_700_000_000_000);
         assert_eq!(b.keys[0].1.name, "my meas_a");
-        assert_eq!(b.keys[0].1.labels, [("tag,k".to_string(), "v 1".to_string())]);
+        assert_eq!(
+            b.keys[0].1.labels,
+            [("tag,k".to_string(), "v 1".to_string())]
+        );
         let ms = decode(Precision::Ms, "m v=1 1700000000000");
         assert_eq!(ms.points[0].time, 1_700_000_000_000);
         let us = decode(Precision::Us, "m v=1 1700000000000000");

@@ -53,7 +53,13 @@ fn decode_object(bytes: &[u8], pos: (u64, u64), element: Option<usize>, ctx: &mu
             } else {
                 DeadLetterReason::Unparsable
             };
-            ctx.refuse(bytes, pos, element, reason, format!("invalid JSON point: {e}"));
+            ctx.refuse(
+                bytes,
+                pos,
+                element,
+                reason,
+                format!("invalid JSON point: {e}"),
+            );
             return;
         }
     };
@@ -220,11 +226,10 @@ impl<'a> JsonPoint<'a> {
             .rev()
             .find(|(k, _)| k == "__name__")
             .map(|(_, v)| v.as_ref());
-        let name = self
-            .name
-            .as_deref()
-            .or(adapter_name)
-            .ok_or((DeadLetterReason::MissingField, "missing field `name`".to_string()))?;
+        let name = self.name.as_deref().or(adapter_name).ok_or((
+            DeadLetterReason::MissingField,
+            "missing field `name`".to_string(),
+        ))?;
         let labels: Vec<(&str, &str)> = self
             .labels
             .iter()
@@ -241,7 +246,12 @@ impl<'a> JsonPoint<'a> {
             Some(ts) => timestamp(ts)?,
         };
         let value = match &self.value {
-            None => return Err((DeadLetterReason::MissingField, "missing field `value`".into())),
+            None => {
+                return Err((
+                    DeadLetterReason::MissingField,
+                    "missing field `value`".into(),
+                ))
+            }
             Some(Scalar::Unsigned(v)) => *v as f64,
             Some(Scalar::Signed(v)) => *v as f64,
             Some(Scalar::Float(v)) => *v,
@@ -292,7 +302,9 @@ fn timestamp(ts: &Scalar<'_>) -> Result<u64, (DeadLetterReason, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{Batch, Interner, LabelLimits, PartitionClock, PartitionIngest, PositionKind};
+    use crate::ingest::{
+        Batch, Interner, LabelLimits, PartitionClock, PartitionIngest, PositionKind,
+    };
 
     pub(crate) fn decode_all(lines: &[&str]) -> Batch {
         let mut ingest = PartitionIngest {
@@ -328,7 +340,10 @@ mod tests {
         assert_eq!(b.points[1].time, 1_700_000_000_000);
         assert_eq!(b.points[1].value, 13.5);
         assert_eq!(b.keys.len(), 1);
-        assert_eq!(b.keys[0].1.to_string(), r#"http_latency_p99_ms{host="h1",service="carts"}"#);
+        assert_eq!(
+            b.keys[0].1.to_string(),
+            r#"http_latency_p99_ms{host="h1",service="carts"}"#
+        );
     }
 
     #[test]
@@ -350,18 +365,51 @@ mod tests {
     fn every_kind_of_bad_record_has_its_reason() {
         let cases = [
             ("not json", DeadLetterReason::Unparsable),
-            (r#"{"name":"a","timestamp":1}"#, DeadLetterReason::MissingField),
-            (r#"{"timestamp":1,"value":1}"#, DeadLetterReason::MissingField),
+            (
+                r#"{"name":"a","timestamp":1}"#,
+                DeadLetterReason::MissingField,
+            ),
+            (
+                r#"{"timestamp":1,"value":1}"#,
+                DeadLetterReason::MissingField,
+            ),
             (r#"{"name":"a","value":1}"#, DeadLetterReason::MissingField),
-            (r#"{"name":"a","timestamp":1,"value":true}"#, DeadLetterReason::InvalidField),
-            (r#"{"name":"a","timestamp":1.5,"value":1}"#, DeadLetterReason::InvalidField),
-            (r#"{"name":"a","timestamp":"soon","value":1}"#, DeadLetterReason::InvalidField),
-            (r#"{"name":"a","timestamp":-5,"value":1}"#, DeadLetterReason::TimestampOutOfRange),
-            (r#"{"name":"a","timestamp":1e300,"value":1}"#, DeadLetterReason::TimestampOutOfRange),
-            (r#"{"name":"a","timestamp":1,"value":"+Inf"}"#, DeadLetterReason::NonFiniteValue),
-            (r#"{"name":"a","timestamp":1,"value":"twelve"}"#, DeadLetterReason::InvalidField),
-            (r#"{"name":"a","labels":{"k":5},"timestamp":1,"value":1}"#, DeadLetterReason::InvalidField),
-            (r#"{"name":"a","timestamp":1,"value":1"#, DeadLetterReason::Unparsable),
+            (
+                r#"{"name":"a","timestamp":1,"value":true}"#,
+                DeadLetterReason::InvalidField,
+            ),
+            (
+                r#"{"name":"a","timestamp":1.5,"value":1}"#,
+                DeadLetterReason::InvalidField,
+            ),
+            (
+                r#"{"name":"a","timestamp":"soon","value":1}"#,
+                DeadLetterReason::InvalidField,
+            ),
+            (
+                r#"{"name":"a","timestamp":-5,"value":1}"#,
+                DeadLetterReason::TimestampOutOfRange,
+            ),
+            (
+                r#"{"name":"a","timestamp":1e300,"value":1}"#,
+                DeadLetterReason::TimestampOutOfRange,
+            ),
+            (
+                r#"{"name":"a","timestamp":1,"value":"+Inf"}"#,
+                DeadLetterReason::NonFiniteValue,
+            ),
+            (
+                r#"{"name":"a","timestamp":1,"value":"twelve"}"#,
+                DeadLetterReason::InvalidField,
+            ),
+            (
+                r#"{"name":"a","labels":{"k":5},"timestamp":1,"value":1}"#,
+                DeadLetterReason::InvalidField,
+            ),
+            (
+                r#"{"name":"a","timestamp":1,"value":1"#,
+                DeadLetterReason::Unparsable,
+            ),
             (r#"[{"name":"a""#, DeadLetterReason::Unparsable),
         ];
         for (line, reason) in cases {

@@ -15,7 +15,9 @@ use operators::records::DeadLetterReason;
 use crate::ingest::{Batch, Interner, PartitionIngest, RawPoint};
 
 /// The input formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// JSON points (object, array of objects; one per line in files).
@@ -55,7 +57,13 @@ pub struct DecodeCtx<'x> {
 
 impl DecodeCtx<'_> {
     /// Offers a parsed point for acceptance.
-    pub fn point(&mut self, p: RawPoint<'_>, payload: &[u8], pos: (u64, u64), element: Option<usize>) {
+    pub fn point(
+        &mut self,
+        p: RawPoint<'_>,
+        payload: &[u8],
+        pos: (u64, u64),
+        element: Option<usize>,
+    ) {
         self.ingest
             .accept(self.interner, self.batch, p, payload, pos.0, pos.1, element);
     }
@@ -69,7 +77,9 @@ impl DecodeCtx<'_> {
         reason: DeadLetterReason,
         detail: impl Into<String>,
     ) {
-        let d = self.ingest.dead_letter(pos.0, pos.1, reason, detail, payload);
+        let d = self
+            .ingest
+            .dead_letter(pos.0, pos.1, reason, detail, payload);
         self.batch.dead.push(match element {
             Some(i) => d.with_element(i),
             None => d,
@@ -127,8 +137,17 @@ mod tests {
     #[test]
     fn parse_value_reasons() {
         assert_eq!(parse_value(" 1.5 "), Ok(1.5));
-        assert_eq!(parse_value("NaN").unwrap_err().0, DeadLetterReason::NonFiniteValue);
-        assert_eq!(parse_value("+Inf").unwrap_err().0, DeadLetterReason::NonFiniteValue);
-        assert_eq!(parse_value("abc").unwrap_err().0, DeadLetterReason::InvalidField);
+        assert_eq!(
+            parse_value("NaN").unwrap_err().0,
+            DeadLetterReason::NonFiniteValue
+        );
+        assert_eq!(
+            parse_value("+Inf").unwrap_err().0,
+            DeadLetterReason::NonFiniteValue
+        );
+        assert_eq!(
+            parse_value("abc").unwrap_err().0,
+            DeadLetterReason::InvalidField
+        );
     }
 }

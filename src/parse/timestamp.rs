@@ -130,7 +130,7 @@ pub fn parse_datetime(s: &str) -> Result<EventTime, TimestampError> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -146,12 +146,24 @@ mod tests {
         assert_eq!(parse_text("1700000000000"), Ok(1_700_000_000_000));
         assert_eq!(parse_text("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
         assert_eq!(parse_text("2023-11-14T22:13:20.5Z"), Ok(1_700_000_000_500));
-        assert_eq!(parse_text("2023-11-14t22:13:20.123456z"), Ok(1_700_000_000_123));
-        assert_eq!(parse_text("2023-11-15T00:13:20+02:00"), Ok(1_700_000_000_000));
-        assert_eq!(parse_text("2023-11-14T20:13:20-02:00"), Ok(1_700_000_000_000));
+        assert_eq!(
+            parse_text("2023-11-14t22:13:20.123456z"),
+            Ok(1_700_000_000_123)
+        );
+        assert_eq!(
+            parse_text("2023-11-15T00:13:20+02:00"),
+            Ok(1_700_000_000_000)
+        );
+        assert_eq!(
+            parse_text("2023-11-14T20:13:20-02:00"),
+            Ok(1_700_000_000_000)
+        );
         // NAB form, taken as UTC.
         assert_eq!(parse_text("2014-07-01 00:00:00"), Ok(1_404_172_800_000));
-        assert_eq!(parse_text("2014-04-10 07:15:00.000000"), Ok(1_397_114_100_000));
+        assert_eq!(
+            parse_text("2014-04-10 07:15:00.000000"),
+            Ok(1_397_114_100_000)
+        );
     }
 
     #[test]

@@ -65,7 +65,10 @@ impl FilePartition {
         let display = path.display().to_string();
         let (reader, size): (Box<dyn BufRead>, Option<u64>) = if display == "-" {
             (
-                Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, std::io::stdin())),
+                Box::new(BufReader::with_capacity(
+                    READ_BUFFER_BYTES,
+                    std::io::stdin(),
+                )),
                 None,
             )
         } else {
@@ -128,7 +131,12 @@ impl Partition for FilePartition {
         &self.name
     }
 
-    fn read(&mut self, max_records: usize, interner: &mut Interner, batch: &mut Batch) -> ReadStatus {
+    fn read(
+        &mut self,
+        max_records: usize,
+        interner: &mut Interner,
+        batch: &mut Batch,
+    ) -> ReadStatus {
         if self.done {
             return ReadStatus::Done;
         }

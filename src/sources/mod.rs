@@ -27,7 +27,12 @@ pub trait Partition {
     fn name(&self) -> &str;
 
     /// Reads up to `max_records` records into `batch`, interning new series in `interner`.
-    fn read(&mut self, max_records: usize, interner: &mut Interner, batch: &mut Batch) -> ReadStatus;
+    fn read(
+        &mut self,
+        max_records: usize,
+        interner: &mut Interner,
+        batch: &mut Batch,
+    ) -> ReadStatus;
 
     /// The partition's clock (largest accepted event time).
     fn clock(&self) -> &PartitionClock;

@@ -18,7 +18,11 @@ impl Pace {
     /// A pace of `speed` × real time (0 or less: as fast as possible).
     pub fn new(speed: f64) -> Self {
         Pace {
-            speed: if speed.is_finite() && speed > 0.0 { speed } else { 0.0 },
+            speed: if speed.is_finite() && speed > 0.0 {
+                speed
+            } else {
+                0.0
+            },
             anchor: None,
         }
     }

@@ -146,7 +146,12 @@ fn fingerprint(policy: &AlertPolicy, key: &SeriesKey) -> String {
     format!("{:016x}", stable_hash(&bytes))
 }
 
-fn record(policy: &AlertPolicy, alert: &mut OpenAlert, event: AlertEvent, at: EventTime) -> AlertRecord {
+fn record(
+    policy: &AlertPolicy,
+    alert: &mut OpenAlert,
+    event: AlertEvent,
+    at: EventTime,
+) -> AlertRecord {
     let d = &alert.last;
     let entity = d.key.entity(&policy.entity_labels).to_string();
     let mut labels = identity_labels(policy, &d.key);
@@ -165,7 +170,10 @@ fn record(policy: &AlertPolicy, alert: &mut OpenAlert, event: AlertEvent, at: Ev
             alert.anomaly_type.as_str(),
             entity,
             d.key.name,
-            d.affected_features.first().map(String::as_str).unwrap_or(""),
+            d.affected_features
+                .first()
+                .map(String::as_str)
+                .unwrap_or(""),
             short(d.actual),
             short(d.expected)
         ),
@@ -303,7 +311,10 @@ mod tests {
         let resolved = book.on_deadline(&p, opened_series(), deadline).unwrap();
         assert_eq!(resolved.event, AlertEvent::Resolved);
         assert_eq!(resolved.status, AlertStatus::Resolved);
-        assert_eq!(resolved.ends_at.as_deref(), Some("1970-01-01T00:04:00.000Z"));
+        assert_eq!(
+            resolved.ends_at.as_deref(),
+            Some("1970-01-01T00:04:00.000Z")
+        );
         assert_eq!(book.open_count(), 0);
     }
 
@@ -316,7 +327,10 @@ mod tests {
         let p = policy();
         let run = || {
             let mut book = AlertBook::default();
-            book.on_detection(&p, &detection(120_000, 0.6)).0.unwrap().id
+            book.on_detection(&p, &detection(120_000, 0.6))
+                .0
+                .unwrap()
+                .id
         };
         assert_eq!(run(), run());
     }

@@ -177,7 +177,11 @@ impl DetectorSet {
             .clone();
         // Fusion: the weighted mean, but never below the strongest single detector's score
         // discounted by its weight share, so one confident detector is not averaged away.
-        let mean = if weights > 0.0 { weighted / weights } else { 0.0 };
+        let mean = if weights > 0.0 {
+            weighted / weights
+        } else {
+            0.0
+        };
         let score = mean.max(lead.score * 0.9).clamp(0.0, 1.0);
         let direction = if lead.actual >= lead.expected {
             Direction::Up
@@ -195,7 +199,11 @@ impl DetectorSet {
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         self.states.capacity() * std::mem::size_of::<(Feature, DetectorState)>()
-            + self.states.iter().map(|(_, s)| s.heap_bytes()).sum::<usize>()
+            + self
+                .states
+                .iter()
+                .map(|(_, s)| s.heap_bytes())
+                .sum::<usize>()
     }
 }
 
@@ -241,7 +249,10 @@ mod tests {
 
     #[test]
     fn auto_feature_uses_counter_rate_for_counters() {
-        assert_eq!(FeatureChoice::Auto.resolve("http_requests_total"), Feature::CounterRate);
+        assert_eq!(
+            FeatureChoice::Auto.resolve("http_requests_total"),
+            Feature::CounterRate
+        );
         assert_eq!(FeatureChoice::Auto.resolve("latency_ms"), Feature::Mean);
         assert_eq!(
             FeatureChoice::Fixed(Feature::P99).resolve("x_total"),

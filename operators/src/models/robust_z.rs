@@ -315,8 +315,7 @@ impl RobustZ {
     /// the differences tie), else the relative floor; never zero, so z is always finite.
     fn scale(&self, expected: f64) -> Option<f64> {
         let mad = self.diffs.mad()? * MAD_TO_SIGMA / std::f64::consts::SQRT_2;
-        let mean_abs =
-            self.diffs.mean_abs_dev()? * MEAN_ABS_TO_SIGMA / std::f64::consts::SQRT_2;
+        let mean_abs = self.diffs.mean_abs_dev()? * MEAN_ABS_TO_SIGMA / std::f64::consts::SQRT_2;
         let floor = (expected.abs() * self.config.min_relative_scale).max(f64::MIN_POSITIVE);
         Some(if mad > 0.0 { mad } else { mean_abs }.max(floor))
     }
@@ -346,7 +345,9 @@ mod tests {
         let mut state = 12345u64;
         let mut values = Vec::new();
         for n in 1..200 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let v = ((state >> 33) % 50) as f64 + if n % 17 == 0 { 1000.0 } else { 0.0 };
             values.push(v);
             let mut r = RollingRobust::new(31);

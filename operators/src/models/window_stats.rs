@@ -275,9 +275,12 @@ mod tests {
 
     #[test]
     fn basic_features() {
-        let f = pane(&[(0, 2.0), (10_000, 4.0), (20_000, 6.0), (30_000, 8.0)], None)
-            .features(60_000)
-            .unwrap();
+        let f = pane(
+            &[(0, 2.0), (10_000, 4.0), (20_000, 6.0), (30_000, 8.0)],
+            None,
+        )
+        .features(60_000)
+        .unwrap();
         assert_eq!(f.count, 4);
         assert_eq!(f.mean, 5.0);
         assert_eq!((f.min, f.max, f.last), (2.0, 8.0, 8.0));
@@ -290,9 +293,12 @@ mod tests {
 
     #[test]
     fn out_of_order_points_keep_time_order_for_first_and_last() {
-        let f = pane(&[(20_000, 6.0), (0, 2.0), (30_000, 8.0), (10_000, 4.0)], None)
-            .features(60_000)
-            .unwrap();
+        let f = pane(
+            &[(20_000, 6.0), (0, 2.0), (30_000, 8.0), (10_000, 4.0)],
+            None,
+        )
+        .features(60_000)
+        .unwrap();
         assert_eq!(f.last, 8.0);
         assert!((f.rate_of_change.unwrap() - 0.2).abs() < 1e-12);
     }
@@ -318,7 +324,12 @@ mod tests {
         let merged = a.features(40_000).unwrap();
         assert_eq!(whole.count, merged.count);
         assert!((whole.mean - merged.mean).abs() < 1e-6);
-        assert!((whole.std - merged.std).abs() < 1e-6, "{} {}", whole.std, merged.std);
+        assert!(
+            (whole.std - merged.std).abs() < 1e-6,
+            "{} {}",
+            whole.std,
+            merged.std
+        );
         assert_eq!(whole.last, merged.last);
         assert_eq!(whole.p50, merged.p50);
         assert!((whole.counter_rate - merged.counter_rate).abs() < 1e-9);

@@ -7,6 +7,6 @@ pub mod detection;
 pub mod features;
 
 pub use alert::{AlertEvent, AlertRecord, AlertStatus, AnomalyType, Severity};
-pub use detection::Detection;
 pub use dead_letter::{DeadLetter, DeadLetterReason, SourcePosition};
+pub use detection::Detection;
 pub use features::WindowFeatures;

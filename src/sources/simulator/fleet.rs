@@ -10,8 +10,16 @@ use rand_chacha::ChaCha8Rng;
 /// real fleet; larger fleets continue with `svc-<n>`.
 const EDGE: &[&str] = &["front-end", "api-gateway"];
 const BUSINESS: &[&str] = &[
-    "orders", "carts", "catalogue", "user", "payment", "shipping", "recommender", "search",
-    "inventory", "notifications",
+    "orders",
+    "carts",
+    "catalogue",
+    "user",
+    "payment",
+    "shipping",
+    "recommender",
+    "search",
+    "inventory",
+    "notifications",
 ];
 const BACKING: &[&str] = &[
     "orders-db",
@@ -88,11 +96,11 @@ impl Fleet {
         let backing_range = edge + business..n;
         let mut calls: Vec<Vec<usize>> = vec![Vec::new(); n];
         // Edge services call up to five business services.
-        for e in 0..edge {
+        for edge_calls in calls.iter_mut().take(edge) {
             let mut targets: Vec<usize> = business_range.clone().collect();
             targets.shuffle(&mut rng);
             targets.truncate(5.min(targets.len()).max(1));
-            calls[e] = targets;
+            *edge_calls = targets;
         }
         // Business services call one or two backing stores and sometimes a later business service.
         for b in business_range.clone() {

@@ -124,7 +124,12 @@ pub fn schedule(fleet: &Fleet, cfg: &ScheduleConfig, seed: u64) -> Vec<Incident>
         let duration = rng.random_range(cfg.duration_ms.0..=cfg.duration_ms.1);
         let slot_start = cfg.earliest_ms + slot * i as u64;
         let room = slot.saturating_sub(duration);
-        let mut start = slot_start + if room > 0 { rng.random_range(0..room) } else { 0 };
+        let mut start = slot_start
+            + if room > 0 {
+                rng.random_range(0..room)
+            } else {
+                0
+            };
         let overlaps = rng.random_bool(cfg.overlap_probability.clamp(0.0, 1.0));
         if let (true, Some(prev)) = (overlaps, out.last()) {
             if prev.root != root {

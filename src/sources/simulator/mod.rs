@@ -190,7 +190,12 @@ impl Partition for SimulatorPartition {
         "simulator"
     }
 
-    fn read(&mut self, max_records: usize, interner: &mut Interner, batch: &mut Batch) -> ReadStatus {
+    fn read(
+        &mut self,
+        max_records: usize,
+        interner: &mut Interner,
+        batch: &mut Batch,
+    ) -> ReadStatus {
         if self.done {
             return ReadStatus::Done;
         }

@@ -118,7 +118,13 @@ fn ramp(inc: &Incident, t: u64) -> f64 {
 
 impl Model {
     /// A model of `fleet` starting at `start_ms`, sampled every `step_ms`, with `incidents`.
-    pub fn new(fleet: Fleet, incidents: Vec<Incident>, seed: u64, start_ms: u64, step_ms: u64) -> Self {
+    pub fn new(
+        fleet: Fleet,
+        incidents: Vec<Incident>,
+        seed: u64,
+        start_ms: u64,
+        step_ms: u64,
+    ) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x00AB_CDEF);
         let profiles = fleet
             .services
@@ -228,7 +234,11 @@ impl Model {
             .cloned()
             .collect();
         // Faults that ended this step are repaired (a fix deploy restarts the service).
-        for inc in self.incidents.iter().filter(|inc| inc.end <= t && t < inc.end + self.step_ms) {
+        for inc in self
+            .incidents
+            .iter()
+            .filter(|inc| inc.end <= t && t < inc.end + self.step_ms)
+        {
             let s = &mut self.state[inc.root];
             match inc.kind {
                 IncidentKind::MemoryLeak => {
@@ -242,7 +252,12 @@ impl Model {
         let drops: Vec<(usize, f64)> = active
             .iter()
             .filter(|inc| inc.kind == IncidentKind::TrafficDrop)
-            .map(|inc| (inc.root, 1.0 - (0.7 * inc.intensity).min(0.9) * ramp(inc, t)))
+            .map(|inc| {
+                (
+                    inc.root,
+                    1.0 - (0.7 * inc.intensity).min(0.9) * ramp(inc, t),
+                )
+            })
             .collect();
         let season = self.season(t);
         let trend = 1.0 + 0.02 * (t.saturating_sub(self.start_ms) as f64 / 86_400_000.0);
@@ -284,8 +299,8 @@ impl Model {
                     }
                     IncidentKind::MemoryLeak if is_root => {
                         let duration = (inc.end - inc.start) as f64;
-                        let rate = (p.memory_limit - p.base_memory) / (0.6 * duration)
-                            * inc.intensity;
+                        let rate =
+                            (p.memory_limit - p.base_memory) / (0.6 * duration) * inc.intensity;
                         self.state[i].leaked += rate * self.step_ms as f64;
                         // GC pressure as memory fills.
                         let fill = self.state[i].leaked / (p.memory_limit - p.base_memory);
@@ -341,17 +356,19 @@ impl Model {
             let s = &mut self.state[i];
             s.requests_total += load.max(0.0) * step_secs;
             let noisy_p50 = p50 * (0.04 * gaussian(&mut self.rng)).exp();
-            let mut p99 = p50 * p.tail * (1.0 + 0.5 * util * util) * (0.08 * gaussian(&mut self.rng)).exp();
+            let mut p99 =
+                p50 * p.tail * (1.0 + 0.5 * util * util) * (0.08 * gaussian(&mut self.rng)).exp();
             // Rare tail spikes (a GC pause, a slow disk): real systems have them.
             if self.rng.random_bool(1.0 / 3000.0) {
                 p99 *= 3.0;
             }
-            let noisy_errors =
-                (errors * (1.0 + 0.2 * gaussian(&mut self.rng)) + 0.0005 * gaussian(&mut self.rng))
-                    .clamp(0.0, 1.0);
+            let noisy_errors = (errors * (1.0 + 0.2 * gaussian(&mut self.rng))
+                + 0.0005 * gaussian(&mut self.rng))
+            .clamp(0.0, 1.0);
             let noisy_cpu = (cpu + 1.5 * gaussian(&mut self.rng)).clamp(0.0, 100.0);
             let noisy_memory = memory * (1.0 + 0.004 * gaussian(&mut self.rng));
-            let saturation = (util * latency_factor.sqrt() + 0.02 * gaussian(&mut self.rng)).clamp(0.0, 1.0);
+            let saturation =
+                (util * latency_factor.sqrt() + 0.02 * gaussian(&mut self.rng)).clamp(0.0, 1.0);
             let noisy_disk = (disk + 0.05 * gaussian(&mut self.rng)).clamp(0.0, 100.0);
             emit(i, Metric::Requests, s.requests_total.round());
             emit(i, Metric::P50, round_to(noisy_p50, 3));
@@ -414,8 +431,8 @@ mod tests {
         }
         // Counters only grow without incidents.
         for w in a.windows(2) {
-            for s in 0..8 {
-                assert!(w[1][s][0] >= w[0][s][0]);
+            for (before, after) in w[0].iter().zip(&w[1]) {
+                assert!(after[0] >= before[0]);
             }
         }
     }
@@ -423,7 +440,9 @@ mod tests {
     #[test]
     fn latency_injection_reaches_callers_with_a_delay() {
         let fleet = Fleet::generate(8, 4);
-        let root = (0..8).find(|&i| fleet.callers(i).count() > 0 && fleet.services[i].tier == Tier::Business).unwrap();
+        let root = (0..8)
+            .find(|&i| fleet.callers(i).count() > 0 && fleet.services[i].tier == Tier::Business)
+            .unwrap();
         let caller = fleet.callers(root).next().unwrap();
         let inc = Incident {
             id: "x".into(),

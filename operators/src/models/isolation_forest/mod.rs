@@ -168,7 +168,7 @@ impl IsolationForestConfig {
         if u32::try_from(n_features).is_err() {
             return Err(invalid("n_features", "must fit in 32 bits"));
         }
-        if rows.len() % n_features != 0 {
+        if !rows.len().is_multiple_of(n_features) {
             return Err(ModelError::WidthMismatch {
                 expected: n_features,
                 got: rows.len() % n_features,

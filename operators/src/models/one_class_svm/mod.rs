@@ -144,7 +144,7 @@ impl OneClassSvmConfig {
                 reason: "must be >= 1".to_string(),
             });
         }
-        if rows.len() % n_features != 0 {
+        if !rows.len().is_multiple_of(n_features) {
             return Err(ModelError::WidthMismatch {
                 expected: n_features,
                 got: rows.len() % n_features,
