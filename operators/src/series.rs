@@ -36,12 +36,32 @@ pub struct Point {
 }
 
 /// A series' identity: metric name plus labels sorted by label name (names unique).
+/// Serialized as `{"name": ..., "labels": {...}}`, the shape of the input format.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SeriesKey {
     /// Metric name, e.g. `http_latency_p99_ms`.
     pub name: String,
     /// Labels sorted by name; no two share a name.
+    #[serde(with = "labels_as_map")]
     pub labels: Vec<(String, String)>,
+}
+
+/// Labels as a JSON object (in name order) rather than a list of pairs.
+mod labels_as_map {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(labels: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(labels.iter().map(|(k, v)| (k, v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+        // A map has unique keys and BTreeMap iterates in order: the sorted form SeriesKey needs.
+        Ok(BTreeMap::<String, String>::deserialize(d)?
+            .into_iter()
+            .collect())
+    }
 }
 
 /// Separator bytes of the canonical encoding. They cannot occur in valid UTF-8, so no two
@@ -198,6 +218,14 @@ mod tests {
         );
         assert_eq!(key("m", &[("host", "h1")]).entity(&labels), "h1");
         assert_eq!(key("m", &[]).entity(&labels), "m");
+    }
+
+    #[test]
+    fn serializes_labels_as_an_object_and_back() {
+        let k = key("m", &[("b", "2"), ("a", "1")]);
+        let json = serde_json::to_string(&k).unwrap();
+        assert_eq!(json, r#"{"name":"m","labels":{"a":"1","b":"2"}}"#);
+        assert_eq!(serde_json::from_str::<SeriesKey>(&json).unwrap(), k);
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //! ending there is emitted at timely time `end` (its points all had earlier times). Windows with no
 //! points are not emitted.
 //!
-//! Counter rates assume a series' points arrive in time order, which holds when each series is
-//! read from one partition (the usual layout: Kafka producers key by series).
+//! Timely does not order messages that share a timestamp (its exchange regroups them with an
+//! unstable sort), so the points released at each frontier advance are sorted by (event time,
+//! series, value bits) — a total order — before they are applied. Every feature, counter rates
+//! included, therefore follows event time and is the same whatever the arrival order.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -246,6 +248,19 @@ impl WindowState {
     }
 }
 
+/// Sorts points into the total order (event time, series, value bits). The packed key makes the
+/// common comparison one integer compare; equal (time, series) pairs — duplicate timestamps, as
+/// NAB files have — are then ordered by value, so even they apply in a fixed order.
+fn sort_points(points: &mut [Point]) {
+    let key = |p: &Point| (u128::from(p.time) << 64) | u128::from(p.series.0);
+    points.sort_unstable_by_key(key);
+    for run in points.chunk_by_mut(|a, b| key(a) == key(b)) {
+        if run.len() > 1 {
+            run.sort_unstable_by_key(|p| p.value.to_bits());
+        }
+    }
+}
+
 /// Adds the window operator to a stream of points.
 pub trait WindowFeaturesExt<'scope> {
     /// Computes window features per series. `keys` announces each series' key (at least once,
@@ -292,8 +307,15 @@ impl<'scope> WindowFeaturesExt<'scope> for StreamVec<'scope, EventTime, Point> {
                     });
                     let port = output.output_index();
                     points.for_each(|cap, data| stash.hold(&cap, data, port));
-                    for (cap, batch) in stash.take_complete(points_frontier) {
-                        for point in &batch {
+                    let released = stash.take_complete(points_frontier);
+                    if let Some((cap, _)) = released.first() {
+                        // The earliest capability (released in time order) is at or before every
+                        // released point, so it can derive every timer they need.
+                        let cap = cap.clone();
+                        let mut points: Vec<Point> =
+                            released.into_iter().flat_map(|(_, batch)| batch).collect();
+                        sort_points(&mut points);
+                        for point in &points {
                             state.insert(point, |end, spec| {
                                 timers.schedule(&cap, end, (point.series, spec))
                             });

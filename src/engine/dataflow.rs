@@ -60,7 +60,9 @@ pub struct Written {
     pub features: u64,
 }
 
-/// Builds the dataflow; `outputs` are only fed on worker 0.
+/// Builds the dataflow; `outputs` are only fed on worker 0. The dataflow's shape must depend on
+/// the plan alone: every worker builds the same graph (timely matches channels by position), so
+/// whether an output exists is read from the plan, never from `outputs`.
 pub fn build(
     scope: Scope<'_, EventTime>,
     plan: &Plan,
@@ -92,7 +94,7 @@ pub fn build(
         .probe_with(&probes.exchanged);
     let keys = keys.exchange(|k: &(SeriesId, SharedKey)| k.0 .0);
     let features = points.window_features(keys, states.windows.clone());
-    let features = if outputs.features.is_empty() {
+    let features = if !plan.sinks.features {
         features
     } else {
         let w = written.clone();

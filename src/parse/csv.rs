@@ -221,7 +221,7 @@ mod tests {
             [
                 DeadLetterReason::Unparsable,
                 DeadLetterReason::InvalidField,
-                DeadLetterReason::InvalidField
+                DeadLetterReason::TimestampOutOfRange
             ]
         );
     }

@@ -36,17 +36,21 @@ impl Decoder for InfluxDecoder {
 }
 
 /// Splits at the first occurrence of `sep` that is not escaped by a backslash (and, when
-/// `quotes`, not inside a double-quoted string).
+/// `quotes`, not inside a double-quoted string value: a quote opens one only right after `=`).
 fn split_unescaped(s: &[u8], sep: u8, quotes: bool) -> (&[u8], Option<&[u8]>) {
     let mut i = 0;
     let mut in_quotes = false;
+    // Whether the previous byte was an unescaped `=` (a quote there opens a string value).
+    let mut after_equals = false;
     while i < s.len() {
-        match s[i] {
+        let c = s[i];
+        match c {
             b'\\' => i += 1,
-            b'"' if quotes => in_quotes = !in_quotes,
-            c if c == sep && !in_quotes => return (&s[..i], Some(&s[i + 1..])),
+            b'"' if quotes && (in_quotes || after_equals) => in_quotes = !in_quotes,
+            _ if c == sep && !in_quotes => return (&s[..i], Some(&s[i + 1..])),
             _ => {}
         }
+        after_equals = c == b'=' && !in_quotes;
         i += 1;
     }
     (s, None)
@@ -64,23 +68,20 @@ fn split_all(s: &[u8], sep: u8, quotes: bool) -> Vec<&[u8]> {
     out
 }
 
-/// Removes backslash escapes; borrows when there are none.
+/// Removes the escapes of names and tag values (`\,`, `\=`, `\ `); any other backslash is
+/// literal, as in InfluxDB. Borrows when there is nothing to unescape.
 fn unescape(s: &[u8]) -> Result<Cow<'_, str>, String> {
     let text = std::str::from_utf8(s).map_err(|_| "not valid UTF-8".to_string())?;
     if !text.contains('\\') {
         return Ok(Cow::Borrowed(text));
     }
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
+    let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some(n) => out.push(n),
-                None => out.push('\\'),
-            }
-        } else {
-            out.push(c);
+        if c == '\\' && matches!(chars.peek(), Some(',' | '=' | ' ')) {
+            continue;
         }
+        out.push(c);
     }
     Ok(Cow::Owned(out))
 }
@@ -327,6 +328,17 @@ mod tests {
         assert_eq!(ms.points[0].time, 1_700_000_000_000);
         let us = decode(Precision::Us, "m v=1 1700000000000000");
         assert_eq!(us.points[0].time, 1_700_000_000_000);
+    }
+
+    #[test]
+    fn quotes_open_strings_only_as_values_and_other_backslashes_are_literal() {
+        let b = decode(Precision::S, r#"m,t=a\b,u=c\,d a"b=1,s="x y" 1700000000"#);
+        assert!(b.dead.is_empty(), "{:?}", b.dead);
+        assert_eq!(b.points.len(), 1);
+        let key = &b.keys[0].1;
+        assert_eq!(key.name, "m_a\"b");
+        assert_eq!(key.label("t"), Some("a\\b"));
+        assert_eq!(key.label("u"), Some("c,d"));
     }
 
     #[test]

@@ -34,7 +34,8 @@ pub fn check_range(ms: i128) -> Result<EventTime, TimestampError> {
 /// Parses a textual timestamp: all digits → epoch milliseconds; otherwise RFC 3339 or NAB form.
 pub fn parse_text(s: &str) -> Result<EventTime, TimestampError> {
     let t = s.trim();
-    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = t.strip_prefix('-').unwrap_or(t);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         return match t.parse::<i128>() {
             Ok(ms) => check_range(ms),
             Err(_) => Err(TimestampError::OutOfRange(format!(
@@ -130,7 +131,9 @@ pub fn parse_datetime(s: &str) -> Result<EventTime, TimestampError> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -187,6 +190,10 @@ mod tests {
         }
         assert!(matches!(
             parse_text("1969-12-31T23:59:59Z"),
+            Err(TimestampError::OutOfRange(_))
+        ));
+        assert!(matches!(
+            parse_text("-5"),
             Err(TimestampError::OutOfRange(_))
         ));
         assert!(matches!(

@@ -1,0 +1,9 @@
+//! Harbinger's integration tests: one test binary with a module per area, so the crate is linked
+//! once. Shared helpers live in `common`.
+
+mod cli;
+mod common;
+mod determinism;
+mod malformed;
+mod parsers;
+mod simulation;
