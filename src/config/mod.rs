@@ -6,27 +6,27 @@
 //! collects *all* errors with their file:line:col before giving up. The result is a [`Plan`]:
 //! validated settings the engine can run without further checks.
 
+pub mod checker;
+pub mod detectors;
 pub mod error;
 pub mod raw;
 pub mod rules;
+pub mod sinks;
+pub mod sources;
 
-use std::collections::HashSet;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use operators::models::alert_lifecycle::AlertPolicy;
-use operators::models::detector_set::{DetectorKind, DetectorPlan, FeatureChoice};
-use operators::models::robust_z::RobustZConfig;
-use operators::models::window_stats::Feature;
+use operators::models::detector_set::DetectorPlan;
 use operators::window::WindowSpec;
-use toml::Spanned;
 
 use crate::ingest::LabelLimits;
-use crate::parse::{timestamp, Format, Precision};
+use crate::parse::{Format, Precision};
 use crate::sources::simulator::SimulatorConfig;
+use checker::Checker;
 pub use error::{ConfigError, ConfigErrors, SourceText};
-use raw::{DetectorType, FeatureName, RawConfig, RawSource, SinkType, SourceType};
+use raw::RawConfig;
 pub use rules::Rules;
 
 /// The embedded default: the simulator, accelerated, with results on stdout and in
@@ -144,95 +144,6 @@ pub fn compile_text(
     }
 }
 
-/// Collects errors against one file.
-struct Checker<'a, 'b> {
-    src: &'a SourceText<'a>,
-    errors: &'b mut Vec<ConfigError>,
-}
-
-impl Checker<'_, '_> {
-    fn err(&mut self, span: Range<usize>, msg: impl Into<String>) {
-        self.errors.push(self.src.error(span, msg));
-    }
-
-    /// A positive duration in seconds, as milliseconds.
-    fn secs_to_ms(
-        &mut self,
-        v: &Option<Spanned<f64>>,
-        default_ms: u64,
-        what: &str,
-        allow_zero: bool,
-    ) -> u64 {
-        let Some(v) = v else { return default_ms };
-        let secs = *v.get_ref();
-        let ok = secs.is_finite() && (secs > 0.0 || (allow_zero && secs == 0.0)) && secs < 1e9;
-        if !ok {
-            let bound = if allow_zero { "≥ 0" } else { "> 0" };
-            self.err(
-                v.span(),
-                format!("{what} must be a number of seconds {bound}, got {secs}"),
-            );
-            return default_ms;
-        }
-        (secs * 1000.0).round() as u64
-    }
-
-    /// An integer within `range`.
-    fn int(
-        &mut self,
-        v: &Option<Spanned<i64>>,
-        default: usize,
-        range: Range<i64>,
-        what: &str,
-    ) -> usize {
-        let Some(v) = v else { return default };
-        let x = *v.get_ref();
-        if !range.contains(&x) {
-            self.err(
-                v.span(),
-                format!(
-                    "{what} must be between {} and {}, got {x}",
-                    range.start,
-                    range.end - 1
-                ),
-            );
-            return default;
-        }
-        x as usize
-    }
-
-    /// A float within [lo, hi].
-    fn float(
-        &mut self,
-        v: &Option<Spanned<f64>>,
-        default: f64,
-        lo: f64,
-        hi: f64,
-        what: &str,
-    ) -> f64 {
-        let Some(v) = v else { return default };
-        let x = *v.get_ref();
-        if !(x.is_finite() && x >= lo && x <= hi) {
-            self.err(
-                v.span(),
-                format!("{what} must be between {lo} and {hi}, got {x}"),
-            );
-            return default;
-        }
-        x
-    }
-
-    /// Reports a field given for a source type it does not apply to.
-    fn not_for<T>(&mut self, field: &Option<Spanned<T>>, name: &str, kind: &str) {
-        if let Some(f) = field {
-            self.err(
-                f.span(),
-                format!("`{name}` does not apply to a `{kind}` source"),
-            );
-        }
-    }
-}
-
 fn compile(
     src: &SourceText<'_>,
     raw: RawConfig,
@@ -274,141 +185,9 @@ fn compile(
         entity_labels,
     };
 
-    // [[sources]]
-    let mut sources = Vec::new();
-    let mut source_names = HashSet::new();
-    for (i, s) in raw.sources.iter().enumerate() {
-        let span = s.span();
-        let s = s.get_ref();
-        let kind = *s.kind.get_ref();
-        let name = s
-            .name
-            .as_ref()
-            .map(|n| n.get_ref().clone())
-            .unwrap_or_else(|| format!("{}-{}", kind_name(kind), i + 1));
-        if !source_names.insert(name.clone()) {
-            c.err(span.clone(), format!("source name {name:?} is used twice"));
-        }
-        compile_source(&mut c, s, kind, name, span, &resolve, &mut sources);
-    }
-
-    // [[windows]]
-    let mut windows = Vec::new();
-    for w in &raw.windows {
-        let w = w.get_ref();
-        let size_ms = c.secs_to_ms(&Some(w.size_secs.clone()), 60_000, "size_secs", false);
-        let slide_ms = c.secs_to_ms(&w.slide_secs, size_ms, "slide_secs", false);
-        if slide_ms > size_ms || !size_ms.is_multiple_of(slide_ms.max(1)) {
-            c.err(
-                w.slide_secs
-                    .as_ref()
-                    .map_or(w.size_secs.span(), |s| s.span()),
-                "slide_secs must divide size_secs (a window is a whole number of slides)",
-            );
-        }
-        if windows
-            .iter()
-            .any(|x: &WindowSpec| &x.name == w.name.get_ref())
-        {
-            c.err(
-                w.name.span(),
-                format!("window name {:?} is used twice", w.name.get_ref()),
-            );
-        }
-        windows.push(WindowSpec {
-            name: w.name.get_ref().clone(),
-            size_ms,
-            slide_ms,
-        });
-    }
-    if windows.is_empty() {
-        windows.push(WindowSpec::tumbling("1m", 60_000));
-    }
-
-    // [[detectors]]
-    let mut detectors: Vec<DetectorPlan> = Vec::new();
-    for d in &raw.detectors {
-        let d = d.get_ref();
-        if !windows.iter().any(|w| &w.name == d.window.get_ref()) {
-            let known: Vec<&str> = windows.iter().map(|w| w.name.as_str()).collect();
-            c.err(
-                d.window.span(),
-                format!(
-                    "unknown window {:?} (configured: {})",
-                    d.window.get_ref(),
-                    known.join(", ")
-                ),
-            );
-        }
-        let name = d
-            .name
-            .as_ref()
-            .map(|n| n.get_ref().clone())
-            .unwrap_or_else(|| match d.kind.get_ref() {
-                DetectorType::RobustZ => "robust_z".to_string(),
-            });
-        if detectors.iter().any(|x| x.name == name) {
-            let span = d.name.as_ref().map_or(d.kind.span(), |n| n.span());
-            c.err(
-                span,
-                format!("detector name {name:?} is used twice; give each a `name`"),
-            );
-        }
-        let kind = match d.kind.get_ref() {
-            DetectorType::RobustZ => {
-                let defaults = RobustZConfig::default();
-                let cfg = RobustZConfig {
-                    baseline_len: c.int(
-                        &d.baseline_windows,
-                        defaults.baseline_len,
-                        3..100_001,
-                        "baseline_windows",
-                    ),
-                    level_len: c.int(
-                        &d.level_windows,
-                        defaults.level_len,
-                        1..100_001,
-                        "level_windows",
-                    ),
-                    warmup_len: c.int(
-                        &d.warmup_windows,
-                        defaults.warmup_len,
-                        3..100_001,
-                        "warmup_windows",
-                    ),
-                    threshold: c.float(&d.threshold, defaults.threshold, 0.1, 1e6, "threshold"),
-                    min_relative_scale: c.float(
-                        &d.min_relative_scale,
-                        defaults.min_relative_scale,
-                        0.0,
-                        1.0,
-                        "min_relative_scale",
-                    ),
-                };
-                if let Err(e) = cfg.validate() {
-                    c.err(d.kind.span(), e.to_string());
-                }
-                DetectorKind::RobustZ(cfg)
-            }
-        };
-        detectors.push(DetectorPlan {
-            name,
-            window: d.window.get_ref().clone(),
-            feature: feature_choice(d.feature.as_ref().map(|f| *f.get_ref())),
-            weight: c.float(&d.weight, 1.0, 0.0, 1e6, "weight"),
-            kind,
-        });
-    }
-    if detectors.is_empty() {
-        detectors.push(DetectorPlan {
-            name: "robust_z".into(),
-            window: windows[0].name.clone(),
-            feature: FeatureChoice::Auto,
-            weight: 1.0,
-            kind: DetectorKind::RobustZ(RobustZConfig::default()),
-        });
-    }
-
+    let sources = sources::compile_sources(&mut c, &raw.sources, &resolve);
+    let windows = detectors::compile_windows(&mut c, &raw.windows);
+    let detectors = detectors::compile_detectors(&mut c, &raw.detectors, &windows);
     // rules
     let rules_dir = rules_dir
         .map(Path::to_path_buf)
@@ -437,27 +216,7 @@ fn compile(
         generator_url: a.generator_url.as_ref().map(|u| u.get_ref().clone()),
     };
 
-    // [[sinks]]
-    let mut sinks = SinkPlan::default();
-    for s in &raw.sinks {
-        let s = s.get_ref();
-        match s.kind.get_ref() {
-            SinkType::Stdout => {
-                if let Some(d) = &s.dir {
-                    c.err(d.span(), "`dir` does not apply to a `stdout` sink");
-                }
-                sinks.stdout = true;
-            }
-            SinkType::Jsonl => {
-                sinks.jsonl_dir = Some(s.dir.as_ref().map_or_else(
-                    || PathBuf::from("harbinger-out"),
-                    |d| PathBuf::from(d.get_ref()),
-                ));
-                sinks.features = s.features.as_ref().is_some_and(|f| *f.get_ref());
-            }
-        }
-    }
-
+    let sinks = sinks::compile_sinks(&mut c, &raw.sinks);
     Plan {
         engine,
         sources,
@@ -471,136 +230,6 @@ fn compile(
 
 fn default_entity_labels() -> Vec<String> {
     vec!["service".to_string(), "host".to_string()]
-}
-
-fn kind_name(kind: SourceType) -> &'static str {
-    match kind {
-        SourceType::File => "file",
-        SourceType::Stdin => "stdin",
-        SourceType::Simulator => "simulator",
-    }
-}
-
-fn feature_choice(name: Option<FeatureName>) -> FeatureChoice {
-    let fixed = |f| FeatureChoice::Fixed(f);
-    match name.unwrap_or(FeatureName::Auto) {
-        FeatureName::Auto => FeatureChoice::Auto,
-        FeatureName::Count => fixed(Feature::Count),
-        FeatureName::Mean => fixed(Feature::Mean),
-        FeatureName::Min => fixed(Feature::Min),
-        FeatureName::Max => fixed(Feature::Max),
-        FeatureName::Std => fixed(Feature::Std),
-        FeatureName::Last => fixed(Feature::Last),
-        FeatureName::P50 => fixed(Feature::P50),
-        FeatureName::P95 => fixed(Feature::P95),
-        FeatureName::P99 => fixed(Feature::P99),
-        FeatureName::RateOfChange => fixed(Feature::RateOfChange),
-        FeatureName::CounterRate => fixed(Feature::CounterRate),
-    }
-}
-
-fn compile_source(
-    c: &mut Checker<'_, '_>,
-    s: &RawSource,
-    kind: SourceType,
-    name: String,
-    span: Range<usize>,
-    resolve: &dyn Fn(&str) -> PathBuf,
-    out: &mut Vec<SourcePlan>,
-) {
-    let kn = kind_name(kind);
-    match kind {
-        SourceType::File | SourceType::Stdin => {
-            for (field, fname) in [
-                (&s.seed, "seed"),
-                (&s.services, "services"),
-                (&s.incidents, "incidents"),
-            ] {
-                c.not_for(field, fname, kn);
-            }
-            c.not_for(&s.duration_secs, "duration_secs", kn);
-            c.not_for(&s.step_secs, "step_secs", kn);
-            c.not_for(&s.overlap_probability, "overlap_probability", kn);
-            c.not_for(&s.start, "start", kn);
-            let speed = c.float(&s.speed, 0.0, 0.0, 1e9, "speed");
-            let precision = s
-                .influx_precision
-                .as_ref()
-                .map_or(Precision::Ns, |p| *p.get_ref());
-            let paths: Vec<PathBuf> = if kind == SourceType::Stdin {
-                c.not_for(&s.path, "path", kn);
-                c.not_for(&s.paths, "paths", kn);
-                vec![PathBuf::from("-")]
-            } else {
-                let mut v: Vec<PathBuf> = s.path.iter().map(|p| resolve(p.get_ref())).collect();
-                if let Some(ps) = &s.paths {
-                    v.extend(ps.get_ref().iter().map(|p| resolve(p)));
-                }
-                if v.is_empty() {
-                    c.err(span, "a `file` source needs `path` or `paths`");
-                }
-                v
-            };
-            let many = paths.len() > 1;
-            for path in paths {
-                let format = s.format.as_ref().map_or_else(
-                    || crate::sources::file::format_from_extension(&path),
-                    |f| *f.get_ref(),
-                );
-                out.push(SourcePlan::File {
-                    name: if many {
-                        format!("{name}:{}", path.display())
-                    } else {
-                        name.clone()
-                    },
-                    path,
-                    format,
-                    precision,
-                    speed,
-                });
-            }
-        }
-        SourceType::Simulator => {
-            c.not_for(&s.path, "path", kn);
-            c.not_for(&s.paths, "paths", kn);
-            c.not_for(&s.format, "format", kn);
-            c.not_for(&s.influx_precision, "influx_precision", kn);
-            let d = SimulatorConfig::default();
-            let start_ms = match &s.start {
-                None => d.start_ms,
-                Some(t) => match timestamp::parse_text(t.get_ref()) {
-                    Ok(ms) => ms,
-                    Err(_) => {
-                        c.err(
-                            t.span(),
-                            format!("start {:?} is not an RFC 3339 time", t.get_ref()),
-                        );
-                        d.start_ms
-                    }
-                },
-            };
-            let config = SimulatorConfig {
-                seed: s.seed.as_ref().map_or(d.seed, |v| *v.get_ref() as u64),
-                services: c.int(&s.services, d.services, 3..10_001, "services"),
-                duration_ms: c.secs_to_ms(&s.duration_secs, d.duration_ms, "duration_secs", false),
-                step_ms: c.secs_to_ms(&s.step_secs, d.step_ms, "step_secs", false),
-                start_ms,
-                incidents: s
-                    .incidents
-                    .as_ref()
-                    .map(|_| c.int(&s.incidents, 0, 0..100_001, "incidents")),
-                overlap_probability: c.float(
-                    &s.overlap_probability,
-                    d.overlap_probability,
-                    0.0,
-                    1.0,
-                    "overlap_probability",
-                ),
-                speed: c.float(&s.speed, 0.0, 0.0, 1e9, "speed"),
-            };
-            out.push(SourcePlan::Simulator { name, config });
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,153 @@
+//! `[[sources]]`: files, standard input and the simulator, checked type by type (a field that does
+//! not apply to a source's type is an error, not silently ignored).
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use toml::Spanned;
+
+use super::checker::Checker;
+use super::raw::{RawSource, SourceType};
+use super::SourcePlan;
+use crate::parse::{timestamp, Precision};
+use crate::sources::simulator::SimulatorConfig;
+
+/// Compiles every source; relative paths go through `resolve`.
+pub fn compile_sources(
+    c: &mut Checker<'_, '_>,
+    raw: &[Spanned<RawSource>],
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Vec<SourcePlan> {
+    let mut sources = Vec::new();
+    let mut source_names = HashSet::new();
+    for (i, s) in raw.iter().enumerate() {
+        let span = s.span();
+        let s = s.get_ref();
+        let kind = *s.kind.get_ref();
+        let name = s
+            .name
+            .as_ref()
+            .map(|n| n.get_ref().clone())
+            .unwrap_or_else(|| format!("{}-{}", kind_name(kind), i + 1));
+        if !source_names.insert(name.clone()) {
+            c.err(span.clone(), format!("source name {name:?} is used twice"));
+        }
+        compile_source(c, s, kind, name, span, resolve, &mut sources);
+    }
+
+    sources
+}
+
+/// The type's name as written in configs.
+pub fn kind_name(kind: SourceType) -> &'static str {
+    match kind {
+        SourceType::File => "file",
+        SourceType::Stdin => "stdin",
+        SourceType::Simulator => "simulator",
+    }
+}
+
+fn compile_source(
+    c: &mut Checker<'_, '_>,
+    s: &RawSource,
+    kind: SourceType,
+    name: String,
+    span: Range<usize>,
+    resolve: &dyn Fn(&str) -> PathBuf,
+    out: &mut Vec<SourcePlan>,
+) {
+    let kn = kind_name(kind);
+    match kind {
+        SourceType::File | SourceType::Stdin => {
+            for (field, fname) in [
+                (&s.seed, "seed"),
+                (&s.services, "services"),
+                (&s.incidents, "incidents"),
+            ] {
+                c.not_for(field, fname, kn);
+            }
+            c.not_for(&s.duration_secs, "duration_secs", kn);
+            c.not_for(&s.step_secs, "step_secs", kn);
+            c.not_for(&s.overlap_probability, "overlap_probability", kn);
+            c.not_for(&s.start, "start", kn);
+            let speed = c.float(&s.speed, 0.0, 0.0, 1e9, "speed");
+            let precision = s
+                .influx_precision
+                .as_ref()
+                .map_or(Precision::Ns, |p| *p.get_ref());
+            let paths: Vec<PathBuf> = if kind == SourceType::Stdin {
+                c.not_for(&s.path, "path", kn);
+                c.not_for(&s.paths, "paths", kn);
+                vec![PathBuf::from("-")]
+            } else {
+                let mut v: Vec<PathBuf> = s.path.iter().map(|p| resolve(p.get_ref())).collect();
+                if let Some(ps) = &s.paths {
+                    v.extend(ps.get_ref().iter().map(|p| resolve(p)));
+                }
+                if v.is_empty() {
+                    c.err(span, "a `file` source needs `path` or `paths`");
+                }
+                v
+            };
+            let many = paths.len() > 1;
+            for path in paths {
+                let format = s.format.as_ref().map_or_else(
+                    || crate::sources::file::format_from_extension(&path),
+                    |f| *f.get_ref(),
+                );
+                out.push(SourcePlan::File {
+                    name: if many {
+                        format!("{name}:{}", path.display())
+                    } else {
+                        name.clone()
+                    },
+                    path,
+                    format,
+                    precision,
+                    speed,
+                });
+            }
+        }
+        SourceType::Simulator => {
+            c.not_for(&s.path, "path", kn);
+            c.not_for(&s.paths, "paths", kn);
+            c.not_for(&s.format, "format", kn);
+            c.not_for(&s.influx_precision, "influx_precision", kn);
+            let d = SimulatorConfig::default();
+            let start_ms = match &s.start {
+                None => d.start_ms,
+                Some(t) => match timestamp::parse_text(t.get_ref()) {
+                    Ok(ms) => ms,
+                    Err(_) => {
+                        c.err(
+                            t.span(),
+                            format!("start {:?} is not an RFC 3339 time", t.get_ref()),
+                        );
+                        d.start_ms
+                    }
+                },
+            };
+            let config = SimulatorConfig {
+                seed: s.seed.as_ref().map_or(d.seed, |v| *v.get_ref() as u64),
+                services: c.int(&s.services, d.services, 3..10_001, "services"),
+                duration_ms: c.secs_to_ms(&s.duration_secs, d.duration_ms, "duration_secs", false),
+                step_ms: c.secs_to_ms(&s.step_secs, d.step_ms, "step_secs", false),
+                start_ms,
+                incidents: s
+                    .incidents
+                    .as_ref()
+                    .map(|_| c.int(&s.incidents, 0, 0..100_001, "incidents")),
+                overlap_probability: c.float(
+                    &s.overlap_probability,
+                    d.overlap_probability,
+                    0.0,
+                    1.0,
+                    "overlap_probability",
+                ),
+                speed: c.float(&s.speed, 0.0, 0.0, 1e9, "speed"),
+            };
+            out.push(SourcePlan::Simulator { name, config });
+        }
+    }
+}
