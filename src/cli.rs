@@ -32,10 +32,28 @@ pub struct ClusterArgs {
     pub hostfile: Option<PathBuf>,
 }
 
+/// `harbinger run --brokers HOST:PORT --topic metrics`: read a topic and write the topics
+/// `alerts`, `incidents`, `recommendations` and `dead-letters` on the same brokers.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers; replaces the config's sources and sinks with Kafka ones.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Topic(s) to read (with --brokers).
+    #[arg(long, requires = "brokers")]
+    pub topic: Vec<String>,
+    /// Payload format of the topic(s).
+    #[arg(long, requires = "brokers", default_value = "json")]
+    pub format: Format,
+    /// Consumer group.
+    #[arg(long, requires = "brokers", default_value = "harbinger")]
+    pub group_id: String,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the stream processor (without --config: the built-in simulator demo).
+    /// Run the stream processor (without --config or --brokers: the built-in simulator demo).
     Run {
         /// Config file (TOML).
         #[arg(long)]
@@ -43,6 +61,12 @@ pub enum Command {
         /// Rules directory (overrides the config's `rules_dir`).
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// Kafka shortcut without a config file.
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Directory for state checkpoints (overrides the config's).
+        #[arg(long)]
+        checkpoint_dir: Option<PathBuf>,
         /// Cluster settings.
         #[command(flatten)]
         cluster: ClusterArgs,
@@ -94,6 +118,21 @@ pub enum Command {
         /// Cluster settings.
         #[command(flatten)]
         cluster: ClusterArgs,
+    },
+    /// Load a JSON-lines metrics file into a Kafka topic (demos, benchmarks).
+    Produce {
+        /// Kafka bootstrap servers.
+        #[arg(long)]
+        brokers: String,
+        /// Topic to write.
+        #[arg(long)]
+        topic: String,
+        /// Metrics file (the JSON input format, one point per line).
+        #[arg(long)]
+        input: PathBuf,
+        /// Most points per message (points of one entity and timestamp share a message).
+        #[arg(long, default_value_t = 100)]
+        per_message: usize,
     },
     /// Score an alerts.jsonl against a simulator truth.json (detection, delay, false alerts).
     Evaluate {

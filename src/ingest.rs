@@ -206,6 +206,11 @@ pub struct PartitionIngest {
     pub lateness_ms: u64,
     /// Label limits.
     pub limits: LabelLimits,
+    /// The worker's frontier: a point before it can no longer be placed (its windows may have
+    /// closed) and is late whatever its partition's watermark. It only bites for a partition that
+    /// was idle or empty while the others moved on; for one that keeps up it is never above the
+    /// partition's own watermark.
+    pub floor: EventTime,
 }
 
 /// A parsed point before acceptance: borrowed name and labels (sorted by the caller).
@@ -263,7 +268,13 @@ impl PartitionIngest {
             refuse(self, batch, DeadLetterReason::LabelLimit, detail);
             return;
         }
-        if let Some(wm) = self.clock.watermark(self.lateness_ms) {
+        let watermark = self
+            .clock
+            .watermark(self.lateness_ms)
+            .unwrap_or(0)
+            .max(self.floor);
+        if watermark > 0 {
+            let wm = watermark;
             if p.time < wm {
                 batch.late += 1;
                 refuse(
@@ -343,6 +354,7 @@ mod tests {
             clock: PartitionClock::default(),
             lateness_ms: 1_000,
             limits: LabelLimits::default(),
+            floor: 0,
         }
     }
 

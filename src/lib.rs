@@ -5,6 +5,7 @@
 //! as library code so integration tests and examples use exactly what users run.
 #![deny(missing_docs)]
 
+pub mod checkpoint;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use harbinger::cli::{parse_duration_ms, Cli, Command};
-use harbinger::commands::{pipeline, simulate, validate, Failure};
+use harbinger::commands::{pipeline, produce, simulate, validate, Failure};
 use harbinger::sources::simulator::SimulatorConfig;
 
 fn main() -> ExitCode {
@@ -15,8 +15,16 @@ fn main() -> ExitCode {
         Command::Run {
             config,
             rules,
+            kafka,
+            checkpoint_dir,
             cluster,
-        } => pipeline::run(config.as_deref(), rules.as_deref(), cluster),
+        } => pipeline::run(
+            config.as_deref(),
+            rules.as_deref(),
+            kafka,
+            checkpoint_dir.as_deref(),
+            cluster,
+        ),
         Command::Replay {
             input,
             format,
@@ -46,6 +54,12 @@ fn main() -> ExitCode {
         Command::Validate { config, rules } => {
             validate::validate(config.as_deref(), rules.as_deref())
         }
+        Command::Produce {
+            brokers,
+            topic,
+            input,
+            per_message,
+        } => produce::produce_command(brokers, topic, input, *per_message),
         Command::Evaluate {
             truth,
             alerts,

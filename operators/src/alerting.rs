@@ -27,6 +27,9 @@ pub struct AlertState {
     pending: Vec<(EventTime, SeriesId)>,
     #[serde(skip)]
     timers: Timers<SeriesId>,
+    /// Everything before this time has been applied.
+    #[serde(skip)]
+    progress: EventTime,
 }
 
 impl AlertState {
@@ -38,6 +41,11 @@ impl AlertState {
     /// Number of open alerts.
     pub fn open_count(&self) -> usize {
         self.book.open_count()
+    }
+
+    /// Time before which all input has been applied.
+    pub fn progress(&self) -> EventTime {
+        self.progress
     }
 }
 
@@ -69,6 +77,7 @@ impl<'scope> AlertingExt<'scope> for StreamVec<'scope, EventTime, Detection> {
                         book,
                         pending,
                         timers,
+                        progress,
                     } = &mut *guard;
                     if let Some(cap) = initial.take() {
                         for (at, series) in std::mem::take(pending) {
@@ -92,6 +101,7 @@ impl<'scope> AlertingExt<'scope> for StreamVec<'scope, EventTime, Detection> {
                     }
                     // Remaining deadlines the frontier has passed.
                     fire_deadlines(book, timers, &policy, frontier_limit(frontier), output);
+                    *progress = frontier_limit(frontier);
                 }
             },
         )

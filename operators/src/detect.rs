@@ -18,7 +18,7 @@ use timely::dataflow::StreamVec;
 use crate::models::detector_set::{DetectorPlan, DetectorSet};
 use crate::records::{Detection, WindowFeatures};
 use crate::series::{EventTime, SeriesId};
-use crate::stash::Stash;
+use crate::stash::{frontier_limit, Stash};
 
 /// Detector state of one worker: one [`DetectorSet`] per series.
 #[derive(Serialize, Deserialize)]
@@ -27,6 +27,9 @@ pub struct DetectState {
     /// Fused score at or above which a window is reported (the lowest severity band).
     alert_threshold: f64,
     series: HashMap<SeriesId, DetectorSet>,
+    /// Everything before this time has been applied.
+    #[serde(skip)]
+    progress: EventTime,
 }
 
 impl DetectState {
@@ -36,7 +39,18 @@ impl DetectState {
             plans,
             alert_threshold,
             series: HashMap::new(),
+            progress: 0,
         }
+    }
+
+    /// Time before which all input has been applied.
+    pub fn progress(&self) -> EventTime {
+        self.progress
+    }
+
+    /// The detector plans this state was built for (checked when a checkpoint is restored).
+    pub fn plans(&self) -> &[DetectorPlan] {
+        &self.plans
     }
 
     /// Approximate bytes of detector state per series.
@@ -111,6 +125,7 @@ impl<'scope> DetectExt<'scope> for StreamVec<'scope, EventTime, WindowFeatures> 
                             }
                         }
                     }
+                    state.progress = frontier_limit(frontier);
                 }
             },
         )

@@ -4,7 +4,9 @@
 //! Records of one timely time can arrive from any worker in any order; sorting them by a key that
 //! identifies them makes the written output byte-identical for any number of workers.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -13,13 +15,15 @@ use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
 use crate::series::EventTime;
+use crate::stash::frontier_limit;
 
 /// Adds the ordered sink to a stream.
 pub trait OrderedSinkExt<R> {
     /// Writes the stream's records on worker 0: `write(time, records)` is called once per time,
     /// in time order, with the records sorted by `order`. On other workers `write` is never
-    /// called.
-    fn ordered_sink<K, O, W>(self, name: &str, order: O, write: W)
+    /// called. `progress` is set, after each activation, to the time before which everything
+    /// has been written.
+    fn ordered_sink<K, O, W>(self, name: &str, progress: Rc<Cell<EventTime>>, order: O, write: W)
     where
         K: Ord,
         O: FnMut(&R) -> K + 'static,
@@ -30,8 +34,13 @@ impl<'scope, R> OrderedSinkExt<R> for StreamVec<'scope, EventTime, R>
 where
     R: Serialize + DeserializeOwned + Send + 'static,
 {
-    fn ordered_sink<K, O, W>(self, name: &str, mut order: O, mut write: W)
-    where
+    fn ordered_sink<K, O, W>(
+        self,
+        name: &str,
+        progress: Rc<Cell<EventTime>>,
+        mut order: O,
+        mut write: W,
+    ) where
         K: Ord,
         O: FnMut(&R) -> K + 'static,
         W: FnMut(EventTime, Vec<R>) + 'static,
@@ -54,6 +63,7 @@ where
                     records.sort_by_cached_key(&mut order);
                     write(time, records);
                 }
+                progress.set(frontier_limit(frontier));
             },
         );
     }

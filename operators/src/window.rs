@@ -27,7 +27,7 @@ use timely::dataflow::StreamVec;
 use crate::models::window_stats::PaneStats;
 use crate::records::WindowFeatures;
 use crate::series::{EventTime, Point, SeriesId, SharedKey};
-use crate::stash::{Stash, Timers};
+use crate::stash::{frontier_limit, Stash, Timers};
 
 /// One configured window: its name, length and slide, in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +85,9 @@ pub struct WindowState {
     pending: Vec<(EventTime, SeriesId, u16)>,
     #[serde(skip)]
     timers: Timers<(SeriesId, u16)>,
+    /// Everything before this time has been applied (the frontier at the last activation).
+    #[serde(skip)]
+    progress: EventTime,
 }
 
 impl WindowState {
@@ -95,7 +98,18 @@ impl WindowState {
             series: HashMap::new(),
             pending: Vec::new(),
             timers: Timers::default(),
+            progress: 0,
         }
+    }
+
+    /// Time before which all input has been applied.
+    pub fn progress(&self) -> EventTime {
+        self.progress
+    }
+
+    /// The window specs this state was built for (checked when a checkpoint is restored).
+    pub fn specs(&self) -> &[WindowSpec] {
+        &self.specs
     }
 
     /// Copies the pending timers into serializable form; call before serializing.
@@ -342,6 +356,7 @@ impl<'scope> WindowFeaturesExt<'scope> for StreamVec<'scope, EventTime, Point> {
                         }
                     }
                     state.timers = timers;
+                    state.progress = frontier_limit(points_frontier);
                 }
             },
         )

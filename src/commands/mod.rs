@@ -2,6 +2,7 @@
 //! thin dispatcher.
 
 pub mod pipeline;
+pub mod produce;
 pub mod simulate;
 pub mod validate;
 

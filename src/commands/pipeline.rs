@@ -2,19 +2,71 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use crate::cli::ClusterArgs;
+use crate::cli::{ClusterArgs, KafkaArgs};
 use crate::commands::{Failure, Outcome};
-use crate::config::{self, Plan, SinkPlan, SourcePlan};
+use crate::config::{self, KafkaSinkPlan, Plan, SinkPlan, SourcePlan};
 use crate::engine::{self, RunOptions, RunReport};
 use crate::parse::{Format, Precision};
+use crate::sinks::kafka::{ensure_topics, KafkaOutput, KafkaSink};
 use crate::sinks::{JsonlWriter, Outputs, StdoutSummary};
 use crate::sources::file::format_from_extension;
+use crate::sources::kafka::{KafkaSourceSpec, TopicSpec};
 
-/// `harbinger run [--config FILE] [--rules DIR]`.
-pub fn run(config: Option<&Path>, rules: Option<&Path>, cluster: &ClusterArgs) -> Outcome {
-    let plan = config::load(config, rules).map_err(Failure::config)?;
+/// `harbinger run [--config FILE] [--rules DIR] [--brokers B --topic T ...] [--checkpoint-dir D]`.
+pub fn run(
+    config: Option<&Path>,
+    rules: Option<&Path>,
+    kafka: &KafkaArgs,
+    checkpoint_dir: Option<&Path>,
+    cluster: &ClusterArgs,
+) -> Outcome {
+    let mut plan = config::load(config, rules).map_err(Failure::config)?;
+    if let Some(brokers) = &kafka.brokers {
+        if kafka.topic.is_empty() {
+            return Err(Failure::config("--brokers needs at least one --topic"));
+        }
+        if kafka.format == Format::Csv {
+            return Err(Failure::config(
+                "Kafka topics carry json, prom-json or influx, not csv",
+            ));
+        }
+        plan.sources = vec![SourcePlan::Kafka(KafkaSourceSpec {
+            name: "kafka".into(),
+            brokers: brokers.clone(),
+            topics: kafka
+                .topic
+                .iter()
+                .map(|t| TopicSpec {
+                    name: t.clone(),
+                    format: kafka.format,
+                    precision: Precision::Ns,
+                })
+                .collect(),
+            group_id: kafka.group_id.clone(),
+            properties: Default::default(),
+            idle_timeout_ms: 10_000,
+            assignment: Default::default(),
+        })];
+        plan.sinks = SinkPlan {
+            stdout: true,
+            jsonl_dir: None,
+            features: false,
+            kafka: Some(KafkaSinkPlan {
+                brokers: brokers.clone(),
+                properties: Default::default(),
+                alerts_topic: "alerts".into(),
+                incidents_topic: "incidents".into(),
+                recommendations_topic: "recommendations".into(),
+                dead_letters_topic: "dead-letters".into(),
+            }),
+        };
+    }
+    if let Some(dir) = checkpoint_dir {
+        plan.engine.checkpoint_dir = Some(dir.to_path_buf());
+    }
     execute(plan, cluster, false)
 }
 
@@ -43,6 +95,7 @@ pub fn replay(
         stdout: false,
         jsonl_dir: Some(out.to_path_buf()),
         features,
+        kafka: None,
     };
     execute(plan, cluster, std::io::stderr().is_terminal())
 }
@@ -60,15 +113,17 @@ fn execute(plan: Plan, cluster: &ClusterArgs, progress_bar: bool) -> Outcome {
         detectors = plan.detectors.len(),
         "Starting the engine."
     );
-    let report = engine::run(
-        Arc::new(plan),
-        outputs,
-        RunOptions {
-            timely,
-            progress_bar,
-        },
-    )
-    .map_err(Failure::runtime)?;
+    // SIGINT/SIGTERM stop live sources cleanly; finite ones end by themselves.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone()).map_err(Failure::runtime)?;
+    }
+    let options = RunOptions {
+        timely,
+        progress_bar,
+        stop,
+    };
+    let report = engine::run(Arc::new(plan), outputs, options).map_err(Failure::runtime)?;
     print_report(&report, out_dir.as_deref());
     if let Some(dir) = out_dir {
         let text = serde_json::to_string_pretty(&report).map_err(Failure::runtime)?;
@@ -103,6 +158,21 @@ pub fn open_outputs(sinks: &SinkPlan) -> std::io::Result<Outputs> {
                     false,
                 )?)));
         }
+    }
+    if let Some(k) = &sinks.kafka {
+        let topics = [
+            k.alerts_topic.as_str(),
+            k.incidents_topic.as_str(),
+            k.recommendations_topic.as_str(),
+            k.dead_letters_topic.as_str(),
+        ];
+        ensure_topics(&k.brokers, &k.properties, &topics, 3).map_err(std::io::Error::other)?;
+        let producer =
+            KafkaOutput::connect(&k.brokers, &k.properties).map_err(std::io::Error::other)?;
+        let alerts = KafkaSink::new(producer.clone(), &k.alerts_topic);
+        outputs.alerts.push(Arc::new(Mutex::new(alerts)));
+        let dead = KafkaSink::new(producer, &k.dead_letters_topic);
+        outputs.dead_letters.push(Arc::new(Mutex::new(dead)));
     }
     Ok(outputs)
 }

@@ -14,6 +14,7 @@ pub mod rules;
 pub mod sinks;
 pub mod sources;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use operators::window::WindowSpec;
 
 use crate::ingest::LabelLimits;
 use crate::parse::{Format, Precision};
+use crate::sources::kafka::KafkaSourceSpec;
 use crate::sources::simulator::SimulatorConfig;
 use checker::Checker;
 pub use error::{ConfigError, ConfigErrors, SourceText};
@@ -44,6 +46,10 @@ pub struct EngineSettings {
     pub limits: LabelLimits,
     /// Worker threads.
     pub workers: usize,
+    /// Where checkpoints go (none: no checkpoints).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Event time between checkpoints (ms).
+    pub checkpoint_interval_ms: u64,
 }
 
 /// One configured source.
@@ -69,6 +75,25 @@ pub enum SourcePlan {
         /// Settings.
         config: SimulatorConfig,
     },
+    /// Kafka topics.
+    Kafka(KafkaSourceSpec),
+}
+
+/// Kafka output topics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSinkPlan {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// librdkafka properties passed through.
+    pub properties: BTreeMap<String, String>,
+    /// Topic of alert events.
+    pub alerts_topic: String,
+    /// Topic of incident events.
+    pub incidents_topic: String,
+    /// Topic of recommendations.
+    pub recommendations_topic: String,
+    /// Topic of dead letters.
+    pub dead_letters_topic: String,
 }
 
 /// Where results go.
@@ -80,6 +105,8 @@ pub struct SinkPlan {
     pub jsonl_dir: Option<PathBuf>,
     /// Also write `features.jsonl`.
     pub features: bool,
+    /// Kafka output topics.
+    pub kafka: Option<KafkaSinkPlan>,
 }
 
 /// A validated configuration, ready to run.
@@ -182,6 +209,13 @@ fn compile(
             max_len: c.int(&e.max_label_len, 512, 1..65_537, "max_label_len"),
         },
         workers: c.int(&e.workers, 1, 1..257, "workers"),
+        checkpoint_dir: e.checkpoint_dir.as_ref().map(|d| resolve(d.get_ref())),
+        checkpoint_interval_ms: c.secs_to_ms(
+            &e.checkpoint_interval_secs,
+            60_000,
+            "checkpoint_interval_secs",
+            false,
+        ),
         entity_labels,
     };
 

@@ -47,6 +47,10 @@ pub struct RawEngine {
     pub max_label_len: Option<Spanned<i64>>,
     /// Worker threads (default 1; `--workers` overrides).
     pub workers: Option<Spanned<i64>>,
+    /// Directory for state checkpoints (default: none; `--checkpoint-dir` overrides).
+    pub checkpoint_dir: Option<Spanned<String>>,
+    /// Event time between checkpoints (seconds; default 60).
+    pub checkpoint_interval_secs: Option<Spanned<f64>>,
 }
 
 /// The kinds of source.
@@ -59,6 +63,20 @@ pub enum SourceType {
     Stdin,
     /// The built-in simulator.
     Simulator,
+    /// Kafka topics, through a consumer group.
+    Kafka,
+}
+
+/// One topic of a Kafka source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopic {
+    /// Topic name.
+    pub name: Spanned<String>,
+    /// Payload format (default: the source's `format`, else json).
+    pub format: Option<Spanned<Format>>,
+    /// Influx timestamp unit (default: the source's, else ns).
+    pub influx_precision: Option<Spanned<Precision>>,
 }
 
 /// `[[sources]]`: one struct for every type; fields that do not apply to the type are errors.
@@ -94,6 +112,21 @@ pub struct RawSource {
     pub incidents: Option<Spanned<i64>>,
     /// simulator: probability that an incident overlaps the previous one (default 0.15).
     pub overlap_probability: Option<Spanned<f64>>,
+    /// kafka: `bootstrap.servers`.
+    pub brokers: Option<Spanned<String>>,
+    /// kafka: one topic (with the source's `format`).
+    pub topic: Option<Spanned<String>>,
+    /// kafka: several topics, each with its format.
+    pub topics: Option<Spanned<Vec<RawTopic>>>,
+    /// kafka: consumer group (default `harbinger`).
+    pub group_id: Option<Spanned<String>>,
+    /// kafka: wall-clock seconds without messages before a partition stops holding the watermark
+    /// (default 10).
+    pub idle_partition_timeout_secs: Option<Spanned<f64>>,
+    /// kafka: librdkafka properties passed through (security, tuning).
+    pub properties: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    /// kafka: `auto` (default: manual for one process, group for a cluster), `group` or `manual`.
+    pub partition_assignment: Option<Spanned<crate::sources::kafka::Assignment>>,
 }
 
 /// `[[windows]]`
@@ -193,6 +226,8 @@ pub enum SinkType {
     Stdout,
     /// JSON-lines files in a directory.
     Jsonl,
+    /// Kafka topics.
+    Kafka,
 }
 
 /// `[[sinks]]`
@@ -206,4 +241,16 @@ pub struct RawSink {
     pub dir: Option<Spanned<String>>,
     /// jsonl: also write `features.jsonl` with every closed window (default false).
     pub features: Option<Spanned<bool>>,
+    /// kafka: `bootstrap.servers`.
+    pub brokers: Option<Spanned<String>>,
+    /// kafka: topic of alert events (default `alerts`).
+    pub alerts_topic: Option<Spanned<String>>,
+    /// kafka: topic of incident events (default `incidents`).
+    pub incidents_topic: Option<Spanned<String>>,
+    /// kafka: topic of recommendations (default `recommendations`).
+    pub recommendations_topic: Option<Spanned<String>>,
+    /// kafka: topic of dead letters (default `dead-letters`).
+    pub dead_letters_topic: Option<Spanned<String>>,
+    /// kafka: librdkafka properties passed through.
+    pub properties: Option<Spanned<std::collections::BTreeMap<String, String>>>,
 }

@@ -1,4 +1,5 @@
-//! `[[sinks]]`: where results go.
+//! `[[sinks]]`: where results go (stdout, JSON-lines files, Kafka topics). Fields that do not apply
+//! to a sink's type are errors.
 
 use std::path::PathBuf;
 
@@ -6,20 +7,44 @@ use toml::Spanned;
 
 use super::checker::Checker;
 use super::raw::{RawSink, SinkType};
-use super::SinkPlan;
+use super::{KafkaSinkPlan, SinkPlan};
 
 /// Compiles the sinks.
 pub fn compile_sinks(c: &mut Checker<'_, '_>, raw: &[Spanned<RawSink>]) -> SinkPlan {
     let mut sinks = SinkPlan::default();
-    for s in raw {
-        let s = s.get_ref();
-        match s.kind.get_ref() {
-            SinkType::Stdout => {
-                if let Some(d) = &s.dir {
-                    c.err(d.span(), "`dir` does not apply to a `stdout` sink");
+    for spanned in raw {
+        let span = spanned.span();
+        let s = spanned.get_ref();
+        let kind = *s.kind.get_ref();
+        let name = match kind {
+            SinkType::Stdout => "stdout",
+            SinkType::Jsonl => "jsonl",
+            SinkType::Kafka => "kafka",
+        };
+        let not_for =
+            |c: &mut Checker<'_, '_>, present: Option<std::ops::Range<usize>>, field: &str| {
+                if let Some(at) = present {
+                    c.err(at, format!("`{field}` does not apply to a `{name}` sink"));
                 }
-                sinks.stdout = true;
+            };
+        if kind != SinkType::Jsonl {
+            not_for(c, s.dir.as_ref().map(|d| d.span()), "dir");
+            not_for(c, s.features.as_ref().map(|f| f.span()), "features");
+        }
+        if kind != SinkType::Kafka {
+            not_for(c, s.brokers.as_ref().map(|b| b.span()), "brokers");
+            not_for(c, s.properties.as_ref().map(|p| p.span()), "properties");
+            for (field, name) in [
+                (&s.alerts_topic, "alerts_topic"),
+                (&s.incidents_topic, "incidents_topic"),
+                (&s.recommendations_topic, "recommendations_topic"),
+                (&s.dead_letters_topic, "dead_letters_topic"),
+            ] {
+                not_for(c, field.as_ref().map(|f| f.span()), name);
             }
+        }
+        match kind {
+            SinkType::Stdout => sinks.stdout = true,
             SinkType::Jsonl => {
                 sinks.jsonl_dir = Some(s.dir.as_ref().map_or_else(
                     || PathBuf::from("harbinger-out"),
@@ -27,8 +52,35 @@ pub fn compile_sinks(c: &mut Checker<'_, '_>, raw: &[Spanned<RawSink>]) -> SinkP
                 ));
                 sinks.features = s.features.as_ref().is_some_and(|f| *f.get_ref());
             }
+            SinkType::Kafka => {
+                let brokers = match &s.brokers {
+                    Some(b) if !b.get_ref().trim().is_empty() => b.get_ref().clone(),
+                    _ => {
+                        c.err(
+                            span,
+                            "a `kafka` sink needs `brokers` (host:port, comma-separated)",
+                        );
+                        String::new()
+                    }
+                };
+                let topic = |t: &Option<Spanned<String>>, default: &str| {
+                    t.as_ref()
+                        .map_or_else(|| default.to_string(), |t| t.get_ref().clone())
+                };
+                sinks.kafka = Some(KafkaSinkPlan {
+                    brokers,
+                    properties: s
+                        .properties
+                        .as_ref()
+                        .map(|p| p.get_ref().clone())
+                        .unwrap_or_default(),
+                    alerts_topic: topic(&s.alerts_topic, "alerts"),
+                    incidents_topic: topic(&s.incidents_topic, "incidents"),
+                    recommendations_topic: topic(&s.recommendations_topic, "recommendations"),
+                    dead_letters_topic: topic(&s.dead_letters_topic, "dead-letters"),
+                });
+            }
         }
     }
-
     sinks
 }

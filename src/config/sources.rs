@@ -1,5 +1,5 @@
-//! `[[sources]]`: files, standard input and the simulator, checked type by type (a field that does
-//! not apply to a source's type is an error, not silently ignored).
+//! `[[sources]]`: files, standard input, the simulator and Kafka, checked type by type (a field that
+//! does not apply to a source's type is an error, not silently ignored).
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -10,7 +10,8 @@ use toml::Spanned;
 use super::checker::Checker;
 use super::raw::{RawSource, SourceType};
 use super::SourcePlan;
-use crate::parse::{timestamp, Precision};
+use crate::parse::{timestamp, Format, Precision};
+use crate::sources::kafka::{KafkaSourceSpec, TopicSpec};
 use crate::sources::simulator::SimulatorConfig;
 
 /// Compiles every source; relative paths go through `resolve`.
@@ -45,7 +46,38 @@ pub fn kind_name(kind: SourceType) -> &'static str {
         SourceType::File => "file",
         SourceType::Stdin => "stdin",
         SourceType::Simulator => "simulator",
+        SourceType::Kafka => "kafka",
     }
+}
+
+/// Reports every Kafka-only field on a source of another type.
+fn reject_kafka_fields(c: &mut Checker<'_, '_>, s: &RawSource, kn: &str) {
+    c.not_for(&s.brokers, "brokers", kn);
+    c.not_for(&s.topic, "topic", kn);
+    c.not_for(&s.topics, "topics", kn);
+    c.not_for(&s.group_id, "group_id", kn);
+    c.not_for(
+        &s.idle_partition_timeout_secs,
+        "idle_partition_timeout_secs",
+        kn,
+    );
+    c.not_for(&s.properties, "properties", kn);
+    c.not_for(&s.partition_assignment, "partition_assignment", kn);
+}
+
+/// Reports every simulator-only field on a source of another type.
+fn reject_simulator_fields(c: &mut Checker<'_, '_>, s: &RawSource, kn: &str) {
+    for (field, fname) in [
+        (&s.seed, "seed"),
+        (&s.services, "services"),
+        (&s.incidents, "incidents"),
+    ] {
+        c.not_for(field, fname, kn);
+    }
+    c.not_for(&s.duration_secs, "duration_secs", kn);
+    c.not_for(&s.step_secs, "step_secs", kn);
+    c.not_for(&s.overlap_probability, "overlap_probability", kn);
+    c.not_for(&s.start, "start", kn);
 }
 
 fn compile_source(
@@ -60,17 +92,8 @@ fn compile_source(
     let kn = kind_name(kind);
     match kind {
         SourceType::File | SourceType::Stdin => {
-            for (field, fname) in [
-                (&s.seed, "seed"),
-                (&s.services, "services"),
-                (&s.incidents, "incidents"),
-            ] {
-                c.not_for(field, fname, kn);
-            }
-            c.not_for(&s.duration_secs, "duration_secs", kn);
-            c.not_for(&s.step_secs, "step_secs", kn);
-            c.not_for(&s.overlap_probability, "overlap_probability", kn);
-            c.not_for(&s.start, "start", kn);
+            reject_simulator_fields(c, s, kn);
+            reject_kafka_fields(c, s, kn);
             let speed = c.float(&s.speed, 0.0, 0.0, 1e9, "speed");
             let precision = s
                 .influx_precision
@@ -110,6 +133,7 @@ fn compile_source(
             }
         }
         SourceType::Simulator => {
+            reject_kafka_fields(c, s, kn);
             c.not_for(&s.path, "path", kn);
             c.not_for(&s.paths, "paths", kn);
             c.not_for(&s.format, "format", kn);
@@ -148,6 +172,89 @@ fn compile_source(
                 speed: c.float(&s.speed, 0.0, 0.0, 1e9, "speed"),
             };
             out.push(SourcePlan::Simulator { name, config });
+        }
+        SourceType::Kafka => {
+            reject_simulator_fields(c, s, kn);
+            c.not_for(&s.path, "path", kn);
+            c.not_for(&s.paths, "paths", kn);
+            c.not_for(&s.speed, "speed", kn);
+            let brokers = match &s.brokers {
+                Some(b) if !b.get_ref().trim().is_empty() => b.get_ref().clone(),
+                _ => {
+                    c.err(
+                        span.clone(),
+                        "a `kafka` source needs `brokers` (host:port, comma-separated)",
+                    );
+                    String::new()
+                }
+            };
+            let default_format = s.format.as_ref().map_or(Format::Json, |f| *f.get_ref());
+            let default_precision = s
+                .influx_precision
+                .as_ref()
+                .map_or(Precision::Ns, |p| *p.get_ref());
+            let mut topics: Vec<TopicSpec> = s
+                .topic
+                .iter()
+                .map(|t| TopicSpec {
+                    name: t.get_ref().clone(),
+                    format: default_format,
+                    precision: default_precision,
+                })
+                .collect();
+            if let Some(list) = &s.topics {
+                for t in list.get_ref() {
+                    topics.push(TopicSpec {
+                        name: t.name.get_ref().clone(),
+                        format: t.format.as_ref().map_or(default_format, |f| *f.get_ref()),
+                        precision: t
+                            .influx_precision
+                            .as_ref()
+                            .map_or(default_precision, |p| *p.get_ref()),
+                    });
+                }
+            }
+            if topics.is_empty() {
+                c.err(span, "a `kafka` source needs `topic` or `topics`");
+            }
+            if topics.iter().any(|t| t.format == Format::Csv) {
+                let at = s.format.as_ref().map_or(s.kind.span(), |f| f.span());
+                c.err(at, "Kafka topics carry json, prom-json or influx, not csv");
+            }
+            let properties = s
+                .properties
+                .as_ref()
+                .map(|p| p.get_ref().clone())
+                .unwrap_or_default();
+            for key in ["bootstrap.servers", "group.id", "enable.auto.commit"] {
+                if properties.contains_key(key) {
+                    let span = s.properties.as_ref().map_or(s.kind.span(), |p| p.span());
+                    c.err(
+                        span,
+                        format!("set `{key}` with the source's own field; Harbinger manages it"),
+                    );
+                }
+            }
+            out.push(SourcePlan::Kafka(KafkaSourceSpec {
+                name,
+                brokers,
+                topics,
+                group_id: s
+                    .group_id
+                    .as_ref()
+                    .map_or_else(|| "harbinger".to_string(), |g| g.get_ref().clone()),
+                properties,
+                idle_timeout_ms: c.secs_to_ms(
+                    &s.idle_partition_timeout_secs,
+                    10_000,
+                    "idle_partition_timeout_secs",
+                    false,
+                ),
+                assignment: s
+                    .partition_assignment
+                    .as_ref()
+                    .map_or_else(Default::default, |a| *a.get_ref()),
+            }));
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Builds the dataflow on one worker: three inputs (points, series keys, dead letters), the
 //! windows → detect → alerts chain, and the ordered sinks on worker 0.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use operators::alerting::{AlertState, AlertingExt};
@@ -39,6 +39,61 @@ pub struct States {
     pub detect: Rc<RefCell<DetectState>>,
     /// Alert state.
     pub alerts: Rc<RefCell<AlertState>>,
+    /// Each sink's progress: everything before it has been written.
+    pub sinks: Vec<Rc<Cell<EventTime>>>,
+}
+
+/// The serialized form of one worker's states in a checkpoint.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Snapshot {
+    windows: WindowState,
+    detect: DetectState,
+    alerts: AlertState,
+}
+
+impl States {
+    /// The time before which every local operator has acted on all its input.
+    pub fn progress(&self) -> EventTime {
+        let operators = [
+            self.windows.borrow().progress(),
+            self.detect.borrow().progress(),
+            self.alerts.borrow().progress(),
+        ];
+        operators
+            .into_iter()
+            .chain(self.sinks.iter().map(|s| s.get()))
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Serializes every operator's state (call when [`States::progress`] has reached the
+    /// checkpoint time).
+    pub fn snapshot(&self) -> serde_json::Value {
+        self.windows.borrow_mut().prepare_snapshot();
+        self.alerts.borrow_mut().prepare_snapshot();
+        serde_json::json!({
+            "windows": &*self.windows.borrow(),
+            "detect": &*self.detect.borrow(),
+            "alerts": &*self.alerts.borrow(),
+        })
+    }
+
+    /// Replaces the states with a checkpoint's, refusing one taken with other windows or
+    /// detectors (its state would not fit them).
+    pub fn restore(&self, value: serde_json::Value) -> Result<(), String> {
+        let snapshot: Snapshot =
+            serde_json::from_value(value).map_err(|e| format!("unreadable operator state: {e}"))?;
+        if snapshot.windows.specs() != self.windows.borrow().specs() {
+            return Err("the windows changed since the checkpoint".into());
+        }
+        if snapshot.detect.plans() != self.detect.borrow().plans() {
+            return Err("the detectors changed since the checkpoint".into());
+        }
+        *self.windows.borrow_mut() = snapshot.windows;
+        *self.detect.borrow_mut() = snapshot.detect;
+        *self.alerts.borrow_mut() = snapshot.alerts;
+        Ok(())
+    }
 }
 
 /// Probes the driver watches.
@@ -83,6 +138,10 @@ pub fn build(
             plan.alerts.bands.low,
         ))),
         alerts: Rc::new(RefCell::new(AlertState::default())),
+        // Alerts and dead letters always; features when the plan writes them.
+        sinks: (0..2 + usize::from(plan.sinks.features))
+            .map(|_| Rc::new(Cell::new(0)))
+            .collect(),
     };
     let probes = Probes {
         exchanged: ProbeHandle::new(),
@@ -101,6 +160,7 @@ pub fn build(
         let sinks = outputs.features.clone();
         features.clone().probe_with(&probes.output).ordered_sink(
             "FeatureSink",
+            states.sinks[2].clone(),
             |f: &WindowFeatures| (f.series, f.window.clone()),
             move |time, records| {
                 w.borrow_mut().features += records.len() as u64;
@@ -118,6 +178,7 @@ pub fn build(
     let sinks = outputs.alerts.clone();
     alerts.ordered_sink(
         "AlertSink",
+        states.sinks[0].clone(),
         |a: &AlertRecord| (a.fingerprint.clone(), a.event, a.id.clone()),
         move |time, records| {
             for a in &records {
@@ -130,6 +191,7 @@ pub fn build(
     let sinks = outputs.dead_letters.clone();
     dead.probe_with(&probes.output).ordered_sink(
         "DeadLetterSink",
+        states.sinks[1].clone(),
         |d: &DeadLetter| (d.source.clone(), d.position.clone(), d.element),
         move |time, records| {
             written.borrow_mut().dead_letters += records.len() as u64;

@@ -1,20 +1,32 @@
 //! The per-worker driver loop: read partitions, send batches at their partition's event time,
-//! advance the input capabilities to the worker's low watermark, and step the dataflow.
+//! advance the input capabilities to the worker's low watermark, take checkpoints, and step the
+//! dataflow.
 //!
-//! Reading always picks the partition with the lowest watermark (one that has read nothing yet
-//! first), so partitions advance together and the frontier moves steadily. A point is sent at
-//! timely time = the smallest event time of its batch, never above any point it carries, and the
-//! inputs' capabilities sit at the minimum watermark of the worker's partitions.
+//! * Reading always picks the partition with the lowest watermark (one that has read nothing yet
+//!   first), so partitions advance together and the frontier moves steadily.
+//! * A batch is sent at the smallest event time in it, never above any point it carries. The
+//!   inputs' capabilities sit at the worker's low watermark: the minimum over its partitions that
+//!   are not idle. A worker without partitions follows the other workers of its process.
+//! * With checkpoints on, before moving its capabilities past a multiple of the interval a worker
+//!   asks the coordinator for the boundary `T` (see `crate::checkpoint`), stops there until all of
+//!   its operators report progress `T`, hands in its states and its partitions' positions at `T`,
+//!   and moves on once every worker has. Each partition records its position before the first
+//!   batch it sends past a boundary.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use operators::series::EventTime;
 use timely::worker::Worker;
 
-use super::dataflow::{Inputs, Probes};
+use super::dataflow::{Inputs, Probes, States};
+use crate::checkpoint::{
+    boundary_at_or_below, next_boundary, Coordinator, PartitionPosition, WorkerPart,
+};
 use crate::ingest::{Batch, Interner};
-use crate::sources::{Partition, ReadStatus};
+use crate::sources::{Partition, PartitionProvider, ReadStatus};
 
 /// Records read per partition per turn when unpaced.
 pub const BATCH_RECORDS: usize = 4096;
@@ -34,44 +46,127 @@ pub struct ReadStats {
     pub late: u64,
     /// Distinct series seen by this worker's readers.
     pub series: u64,
+    /// Checkpoints this worker took part in.
+    pub checkpoints: u64,
 }
 
 struct PartitionSlot {
     partition: Box<dyn Partition>,
     done: bool,
     idle_until: Option<Instant>,
+    /// `(b, position)`: the position before the first batch sent at or after every boundary in
+    /// (previous entry's b, b]; one entry covers a whole stretch the partition jumped over.
+    boundaries: VecDeque<(EventTime, PartitionPosition)>,
+    /// The largest boundary already covered.
+    last_mark: EventTime,
 }
 
 /// Shared progress counters for the progress bar (worker-agnostic).
 #[derive(Default)]
 pub struct Progress {
     /// Units done (bytes or steps) summed over partitions.
-    pub done: std::sync::atomic::AtomicU64,
+    pub done: AtomicU64,
 }
 
-/// Runs the read loop until every partition of this worker is done, then closes the inputs.
+/// Each local worker's low watermark (`u64::MAX`: no partitions), so partition-less workers can
+/// follow the others instead of holding the frontier back.
+pub type SharedLows = Arc<Vec<AtomicU64>>;
+
+/// Checkpointing, for one worker.
+pub struct CheckpointCtx {
+    /// The process's coordinator.
+    pub coordinator: Arc<Coordinator>,
+    /// Interval in event time (ms).
+    pub interval_ms: u64,
+}
+
+/// Everything the loop needs besides the partitions.
+pub struct DriveCtx<'a> {
+    /// This worker's index among the process's workers.
+    pub worker: usize,
+    /// Probes.
+    pub probes: &'a Probes,
+    /// Operator states (progress and snapshots).
+    pub states: &'a States,
+    /// Progress-bar counters.
+    pub progress: &'a Progress,
+    /// Other workers' low watermarks.
+    pub lows: SharedLows,
+    /// Checkpointing, when on.
+    pub checkpoint: Option<CheckpointCtx>,
+    /// Partitions arriving while running (Kafka).
+    pub provider: Option<Box<dyn PartitionProvider>>,
+}
+
+/// What the loop ended with.
+pub enum Ending {
+    /// Every source ended: the caller closes the inputs and lets the dataflow drain.
+    Drained(Inputs),
+    /// A live source was stopped: the caller abandons the dataflow without draining it, so
+    /// windows are not closed early (the last checkpoint covers the restart).
+    Stopped(Inputs),
+}
+
+/// The worker's low watermark over its partitions.
+enum Low {
+    /// All non-idle partitions have clocks: the minimum watermark.
+    At(EventTime),
+    /// A non-idle partition has read nothing yet: hold.
+    Unknown,
+    /// No partition, or all idle.
+    Nothing,
+}
+
+fn low_watermark(slots: &[PartitionSlot]) -> Low {
+    let mut low: Option<EventTime> = None;
+    for s in slots.iter().filter(|s| !s.done && !s.partition.is_idle()) {
+        match s.partition.watermark() {
+            Some(w) => low = Some(low.map_or(w, |l| l.min(w))),
+            None => return Low::Unknown,
+        }
+    }
+    low.map_or(Low::Nothing, Low::At)
+}
+
+/// Runs the read loop until every partition of this worker is done (or a live source stops).
 pub fn drive(
     worker: &mut Worker,
     mut inputs: Inputs,
-    probes: &Probes,
     partitions: Vec<Box<dyn Partition>>,
-    progress: &Progress,
-) -> ReadStats {
-    let mut slots: Vec<PartitionSlot> = partitions
-        .into_iter()
-        .map(|partition| PartitionSlot {
-            partition,
-            done: false,
-            idle_until: None,
-        })
-        .collect();
+    mut ctx: DriveCtx<'_>,
+    start: EventTime,
+) -> (ReadStats, Ending) {
+    let interval = ctx.checkpoint.as_ref().map(|c| c.interval_ms);
+    let slot = |partition: Box<dyn Partition>, cap: EventTime| PartitionSlot {
+        partition,
+        done: false,
+        idle_until: None,
+        boundaries: VecDeque::new(),
+        last_mark: interval.map_or(EventTime::MAX, |i| boundary_at_or_below(cap, i)),
+    };
+    if start > *inputs.points.1.time() {
+        downgrade(&mut inputs, start);
+    }
+    let mut slots: Vec<PartitionSlot> = partitions.into_iter().map(|p| slot(p, start)).collect();
     let mut interner = Interner::default();
     let mut batch = Batch::default();
     let mut stats = ReadStats::default();
     let mut advances: VecDeque<EventTime> = VecDeque::new();
     let mut reported: Vec<u64> = vec![0; slots.len()];
+    let mut hold: Option<EventTime> = None;
+    let mut handed_in: Option<EventTime> = None;
 
-    loop {
+    let stopped = loop {
+        if let Some(provider) = ctx.provider.as_mut() {
+            if provider.finished() {
+                break true;
+            }
+            for p in provider.poll() {
+                let cap = *inputs.points.1.time();
+                slots.push(slot(p, cap));
+                reported.push(0);
+            }
+        }
         let now = Instant::now();
         let pick = slots
             .iter()
@@ -79,71 +174,180 @@ pub fn drive(
             .filter(|(_, s)| !s.done && s.idle_until.is_none_or(|t| t <= now))
             .min_by_key(|(i, s)| (s.partition.watermark(), *i))
             .map(|(i, _)| i);
-        let Some(i) = pick else {
-            if slots.iter().all(|s| s.done) {
-                break;
+        match pick {
+            Some(i) => {
+                let slot = &mut slots[i];
+                let watermark_before = slot.partition.watermark();
+                let position_before = interval.and_then(|_| slot.partition.position());
+                slot.partition.set_floor(*inputs.points.1.time());
+                let status = slot
+                    .partition
+                    .read(BATCH_RECORDS, &mut interner, &mut batch);
+                match status {
+                    ReadStatus::Done => slot.done = true,
+                    ReadStatus::Idle => slot.idle_until = Some(now + Duration::from_millis(2)),
+                    ReadStatus::Progress => slot.idle_until = None,
+                }
+                let (done_units, _) = slot.partition.progress();
+                ctx.progress
+                    .done
+                    .fetch_add(done_units.saturating_sub(reported[i]), Ordering::Relaxed);
+                reported[i] = done_units;
+                if !batch.is_empty() {
+                    let floor = *inputs.points.1.time();
+                    stats.late += batch.late;
+                    stats.points += batch.points.len() as u64;
+                    stats.dead_letters += batch.dead.len() as u64;
+                    let time = batch_time(&batch, watermark_before, floor);
+                    if let (Some(i), Some(pos)) = (interval, position_before) {
+                        let b = boundary_at_or_below(time, i);
+                        if b > slot.last_mark {
+                            slot.boundaries.push_back((b, pos));
+                            slot.last_mark = b;
+                        }
+                    }
+                    send(&mut inputs, &mut batch, watermark_before, floor);
+                }
+                batch.clear();
             }
-            // Everyone is paced or waiting: let the dataflow work, then look again shortly.
-            worker.step_or_park(Some(Duration::from_millis(1)));
-            continue;
-        };
-
-        let slot = &mut slots[i];
-        let watermark_before = slot.partition.watermark();
-        let status = slot
-            .partition
-            .read(BATCH_RECORDS, &mut interner, &mut batch);
-        match status {
-            ReadStatus::Done => slot.done = true,
-            ReadStatus::Idle => slot.idle_until = Some(now + Duration::from_millis(2)),
-            ReadStatus::Progress => slot.idle_until = None,
+            None => {
+                if ctx.provider.is_none() && slots.iter().all(|s| s.done) {
+                    break false;
+                }
+                // Everyone is paced, idle or waiting: let the dataflow work, then look again.
+                worker.step_or_park(Some(Duration::from_millis(1)));
+            }
         }
-        let (done_units, _) = slot.partition.progress();
-        progress.done.fetch_add(
-            done_units.saturating_sub(reported[i]),
-            std::sync::atomic::Ordering::Relaxed,
+
+        // Advance the capabilities: to the low watermark, stopping at checkpoint boundaries.
+        let low = low_watermark(&slots);
+        ctx.lows[ctx.worker].store(
+            match low {
+                Low::At(t) => t,
+                Low::Unknown => *inputs.points.1.time(),
+                Low::Nothing => EventTime::MAX,
+            },
+            Ordering::Relaxed,
         );
-        reported[i] = done_units;
-
-        if !batch.is_empty() {
-            stats.points += batch.points.len() as u64;
-            stats.dead_letters += batch.dead.len() as u64;
-            stats.late += batch.late;
-            let floor = *inputs.points.1.time();
-            send(&mut inputs, &mut batch, watermark_before, floor);
-        }
-        batch.clear();
-
-        // The worker's low watermark: a partition that has read nothing yet holds it back.
-        let mut low: Option<EventTime> = Some(EventTime::MAX);
-        for s in slots.iter().filter(|s| !s.done) {
-            low = match (low, s.partition.watermark()) {
-                (Some(l), Some(w)) => Some(l.min(w)),
-                _ => None,
-            };
-        }
-        if let Some(low) = low.filter(|l| *l != EventTime::MAX) {
-            if low > *inputs.points.1.time() {
-                inputs.points.1.downgrade(&low);
-                inputs.keys.1.downgrade(&low);
-                inputs.dead.1.downgrade(&low);
-                advances.push_back(low);
+        let complete = ctx.provider.as_ref().is_none_or(|p| p.complete());
+        let target = match low {
+            _ if !complete => None,
+            Low::At(t) => Some(t),
+            Low::Unknown => None,
+            // Follow the process's other workers: they hold the frontier where it must be.
+            Low::Nothing if slots.iter().all(|s| s.done || s.partition.is_idle()) => {
+                let others = ctx
+                    .lows
+                    .iter()
+                    .enumerate()
+                    .filter(|(w, _)| *w != ctx.worker)
+                    .map(|(_, l)| l.load(Ordering::Relaxed))
+                    .min()
+                    .unwrap_or(EventTime::MAX);
+                let settled = ctx.provider.as_ref().is_some_and(|p| p.settled());
+                (others != EventTime::MAX && settled).then_some(others)
+            }
+            Low::Nothing => None,
+        };
+        if let (Some(mut target), None) = (target, hold) {
+            let cap = *inputs.points.1.time();
+            if let Some(cp) = ctx.checkpoint.as_ref() {
+                if target >= next_boundary(cap, cp.interval_ms) {
+                    let boundary = cp
+                        .coordinator
+                        .propose(boundary_at_or_below(target, cp.interval_ms));
+                    if handed_in == Some(boundary) {
+                        // Handed in; the others have not yet: stay until the round completes.
+                        target = cap;
+                    } else if target >= boundary {
+                        target = boundary;
+                        hold = Some(boundary);
+                    }
+                }
+            }
+            if target > cap {
+                downgrade(&mut inputs, target);
+                advances.push_back(target);
             }
         }
         worker.step();
-        // Backpressure: keep at most MAX_LEAD_ADVANCES undelivered advances in flight.
-        while advances.len() > MAX_LEAD_ADVANCES {
-            if let Some(t) = advances.pop_front() {
-                while probes.exchanged.less_than(&t) {
-                    worker.step();
+
+        // Hand in the checkpoint once every local operator has applied all input before it.
+        if let (Some(t), Some(cp)) = (hold, ctx.checkpoint.as_ref()) {
+            if ctx.states.progress() >= t {
+                let mut positions = BTreeMap::new();
+                for s in &mut slots {
+                    let key = s.partition.key();
+                    while s.boundaries.front().is_some_and(|(b, _)| *b < t) {
+                        s.boundaries.pop_front();
+                    }
+                    // The entry covering t, else the partition has sent nothing past t yet.
+                    let pos = match s.boundaries.front() {
+                        Some((_, p)) => Some(p.clone()),
+                        None => s.partition.position(),
+                    };
+                    if s.boundaries.front().is_some_and(|(b, _)| *b == t) {
+                        s.boundaries.pop_front();
+                    }
+                    s.last_mark = s.last_mark.max(t);
+                    if let (false, Some(pos)) = (key.is_empty(), pos) {
+                        positions.insert(key, pos);
+                    }
                 }
+                let part = WorkerPart {
+                    worker: ctx.worker,
+                    state: ctx.states.snapshot(),
+                    partitions: positions,
+                };
+                if let Err(e) = cp.coordinator.hand_in(t, part) {
+                    tracing::error!(error = %e, "Writing the checkpoint failed; the previous one stays in use.");
+                }
+                stats.checkpoints += 1;
+                handed_in = Some(t);
+                hold = None;
             }
         }
-    }
+
+        // Backpressure: keep at most MAX_LEAD_ADVANCES undelivered advances in flight.
+        if advances.len() > MAX_LEAD_ADVANCES {
+            for s in slots.iter_mut() {
+                s.partition.throttle(true);
+            }
+            while advances.len() > MAX_LEAD_ADVANCES {
+                if let Some(t) = advances.pop_front() {
+                    while ctx.probes.exchanged.less_than(&t) {
+                        worker.step();
+                    }
+                }
+            }
+            for s in slots.iter_mut() {
+                s.partition.throttle(false);
+            }
+        }
+    };
     stats.series = interner.len() as u64;
-    // Dropping the capabilities closes the inputs; the caller steps the dataflow to completion.
-    drop(inputs);
-    stats
+    let ending = if stopped {
+        Ending::Stopped(inputs)
+    } else {
+        Ending::Drained(inputs)
+    };
+    (stats, ending)
+}
+
+fn downgrade(inputs: &mut Inputs, to: EventTime) {
+    inputs.points.1.downgrade(&to);
+    inputs.keys.1.downgrade(&to);
+    inputs.dead.1.downgrade(&to);
+}
+
+/// The timely time of a batch: its smallest point time, else (dead letters only) the partition's
+/// watermark before it; never below `floor`.
+fn batch_time(batch: &Batch, watermark_before: Option<EventTime>, floor: EventTime) -> EventTime {
+    batch
+        .min_time
+        .or(watermark_before)
+        .unwrap_or(floor)
+        .max(floor)
 }
 
 /// Sends a batch: points and keys at the batch's smallest event time; dead letters at the

@@ -313,6 +313,7 @@ mod tests {
             clock: PartitionClock::default(),
             lateness_ms: u64::MAX,
             limits: LabelLimits::default(),
+            floor: 0,
         };
         let mut interner = Interner::default();
         let mut batch = Batch::default();

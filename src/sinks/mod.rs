@@ -2,6 +2,7 @@
 //! fixed order (see `operators::sink`), so files are byte-identical for any worker count.
 
 pub mod jsonl;
+pub mod kafka;
 pub mod stdout;
 
 use std::sync::{Arc, Mutex};

@@ -2,10 +2,13 @@
 //! Influx lines or CSV rows), as fast as possible or paced at a multiple of real time.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
 use std::sync::Arc;
 
+use operators::series::EventTime;
+
+use crate::checkpoint::PartitionPosition;
 use crate::ingest::{Batch, Interner, PartitionClock, PartitionIngest};
 use crate::parse::{csv::CsvDecoder, influx::InfluxDecoder, json::JsonDecoder};
 use crate::parse::{DecodeCtx, Decoder, Format, Precision};
@@ -53,7 +56,9 @@ pub struct FilePartition {
 }
 
 impl FilePartition {
-    /// Opens `path` (`-` for standard input).
+    /// Opens `path` (`-` for standard input), resuming at `start` when given (a checkpoint's
+    /// position; standard input cannot resume and starts where it is).
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         path: &Path,
         format: Format,
@@ -61,19 +66,24 @@ impl FilePartition {
         mut ingest: PartitionIngest,
         entity_label: &str,
         speed: f64,
+        start: Option<&PartitionPosition>,
     ) -> std::io::Result<Self> {
         let display = path.display().to_string();
+        let (mut line, mut offset) = (0, 0);
         let (reader, size): (Box<dyn BufRead>, Option<u64>) = if display == "-" {
+            let stdin = std::io::stdin();
             (
-                Box::new(BufReader::with_capacity(
-                    READ_BUFFER_BYTES,
-                    std::io::stdin(),
-                )),
+                Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, stdin)),
                 None,
             )
         } else {
-            let file = File::open(path)?;
+            let mut file = File::open(path)?;
             let size = file.metadata().ok().map(|m| m.len());
+            if let Some(pos) = start {
+                file.seek(SeekFrom::Start(pos.offset))?;
+                (line, offset) = (pos.line, pos.offset);
+                ingest.clock = pos.clock.clone();
+            }
             (
                 Box::new(BufReader::with_capacity(READ_BUFFER_BYTES, file)),
                 size,
@@ -91,8 +101,8 @@ impl FilePartition {
             decoder: decoder_for(format, precision, &stem, entity_label),
             ingest,
             pace: Pace::new(speed),
-            line: 0,
-            offset: 0,
+            line,
+            offset,
             size,
             buf: Vec::with_capacity(256),
             done: false,
@@ -118,11 +128,6 @@ impl FilePartition {
             buf: Vec::new(),
             done: false,
         }
-    }
-
-    /// Path shown for a file partition.
-    pub fn path_of(name: &str) -> PathBuf {
-        PathBuf::from(name.trim_start_matches("file:"))
     }
 }
 
@@ -194,7 +199,27 @@ impl Partition for FilePartition {
         self.ingest.lateness_ms
     }
 
+    fn set_floor(&mut self, floor: EventTime) {
+        self.ingest.floor = floor;
+    }
+
     fn progress(&self) -> (u64, Option<u64>) {
         (self.offset, self.size)
+    }
+
+    fn key(&self) -> String {
+        if self.name == "file:-" {
+            String::new()
+        } else {
+            self.name.clone()
+        }
+    }
+
+    fn position(&self) -> Option<PartitionPosition> {
+        Some(PartitionPosition {
+            offset: self.offset,
+            line: self.line,
+            clock: self.ingest.clock.clone(),
+        })
     }
 }

@@ -3,11 +3,13 @@
 //! worker `i mod workers`), has its own event-time clock, and is read without blocking.
 
 pub mod file;
+pub mod kafka;
 pub mod pacing;
 pub mod simulator;
 
 use operators::series::EventTime;
 
+use crate::checkpoint::PartitionPosition;
 use crate::ingest::{Batch, Interner, PartitionClock};
 
 /// What a read produced.
@@ -49,4 +51,42 @@ pub trait Partition {
     fn progress(&self) -> (u64, Option<u64>) {
         (0, None)
     }
+
+    /// Whether the partition has had no data for a while and should not hold the watermark back
+    /// (live sources only; a file is never idle).
+    fn is_idle(&self) -> bool {
+        false
+    }
+
+    /// Stable identity in checkpoints (`file:<path>`, `kafka:<topic>/<partition>`); empty for
+    /// partitions that cannot be resumed (the simulator restarts from its seed).
+    fn key(&self) -> String {
+        String::new()
+    }
+
+    /// Where the next read starts, with the clock at that point; `None` if unknown yet.
+    fn position(&self) -> Option<PartitionPosition> {
+        None
+    }
+
+    /// Pauses (or resumes) delivery while the dataflow catches up; a no-op for pull sources.
+    fn throttle(&mut self, _pause: bool) {}
+
+    /// Tells the partition the worker's frontier: points before it are late (see
+    /// `PartitionIngest::floor`).
+    fn set_floor(&mut self, floor: EventTime);
+}
+
+/// Partitions that appear while the engine runs (Kafka assignments).
+pub trait PartitionProvider {
+    /// Partitions newly available to this worker.
+    fn poll(&mut self) -> Vec<Box<dyn Partition>>;
+    /// Whether no more partitions will come and the current ones should end (shutdown).
+    fn finished(&self) -> bool;
+    /// Whether the partitions are handed out: a worker without partitions then owns none and may
+    /// follow the other workers' frontier (before that, partitions may still be on their way).
+    fn settled(&self) -> bool;
+    /// Whether this process holds all the partitions it should; until then no worker may move its
+    /// frontier (the missing partitions' data would become late).
+    fn complete(&self) -> bool;
 }

@@ -33,6 +33,7 @@ impl Default for Harness {
                 clock: PartitionClock::default(),
                 lateness_ms: u64::MAX,
                 limits: LabelLimits::default(),
+                floor: 0,
             },
             interner: Interner::default(),
             keys: HashMap::new(),

@@ -4,6 +4,8 @@
 mod cli;
 mod common;
 mod determinism;
+#[cfg(feature = "kafka-tests")]
+mod kafka;
 mod malformed;
 mod parsers;
 mod simulation;

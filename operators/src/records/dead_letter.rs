@@ -57,6 +57,9 @@ pub enum DeadLetterReason {
 /// One refused record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {
+    /// Deterministic id (hash of source, position and element): a replay gives the same id, so
+    /// consumers can drop duplicates.
+    pub id: String,
     /// Which source read it (the source's name from the config).
     pub source: String,
     /// Where in that source.
@@ -89,7 +92,8 @@ impl DeadLetter {
             Ok(text) => (Some(text.to_owned()), None),
             Err(_) => (None, Some(base64(payload))),
         };
-        DeadLetter {
+        let mut d = DeadLetter {
+            id: String::new(),
             source: source.to_owned(),
             position,
             element: None,
@@ -97,13 +101,21 @@ impl DeadLetter {
             detail: detail.into(),
             payload,
             payload_base64,
-        }
+        };
+        d.id = d.identity();
+        d
     }
 
     /// The same dead letter, marked as element `index` of its payload.
     pub fn with_element(mut self, index: usize) -> Self {
         self.element = Some(u32::try_from(index).unwrap_or(u32::MAX));
+        self.id = self.identity();
         self
+    }
+
+    fn identity(&self) -> String {
+        let text = format!("{}|{:?}|{:?}", self.source, self.position, self.element);
+        format!("{:016x}", crate::series::stable_hash(text.as_bytes()))
     }
 
     /// Order key for deterministic output: source, position, element.
@@ -165,5 +177,7 @@ mod tests {
         );
         assert_eq!(d.payload, None);
         assert_eq!(d.payload_base64.as_deref(), Some("//4="));
+        let e = d.clone().with_element(1);
+        assert_ne!(d.id, e.id, "elements of one payload have their own ids");
     }
 }

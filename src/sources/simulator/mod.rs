@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod incidents;
 pub mod model;
 
+use operators::series::EventTime;
 use serde::Serialize;
 
 use crate::ingest::{Batch, Interner, PartitionClock, PartitionIngest, PositionKind, RawPoint};
@@ -242,6 +243,10 @@ impl Partition for SimulatorPartition {
 
     fn lateness_ms(&self) -> u64 {
         self.ingest.lateness_ms
+    }
+
+    fn set_floor(&mut self, floor: EventTime) {
+        self.ingest.floor = floor;
     }
 
     fn progress(&self) -> (u64, Option<u64>) {
