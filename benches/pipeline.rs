@@ -61,6 +61,7 @@ fn parse_json(c: &mut Criterion) {
                         clock: PartitionClock::default(),
                         lateness_ms: 30_000,
                         limits: LabelLimits::default(),
+                        floor: 0,
                     },
                     Interner::default(),
                     Batch::default(),

@@ -3,6 +3,7 @@
 //! fitted state is serde-serializable so checkpoints can save it.
 
 pub mod error;
+pub mod forecast;
 pub mod isolation_forest;
 pub mod one_class_svm;
 pub mod quantile_sketch;
