@@ -160,6 +160,7 @@ fn pipeline_replay(c: &mut Criterion) {
             let opts = RunOptions {
                 timely: cluster.timely_config(1).expect("config"),
                 progress_bar: false,
+                stop: Default::default(),
             };
             engine::run(plan.clone(), Outputs::default(), opts).expect("run")
         })

@@ -133,6 +133,9 @@ pub enum Command {
         /// Most points per message (points of one entity and timestamp share a message).
         #[arg(long, default_value_t = 100)]
         per_message: usize,
+        /// A librdkafka producer property, KEY=VALUE (repeatable; e.g. `linger.ms=5`).
+        #[arg(long = "property", value_name = "KEY=VALUE")]
+        properties: Vec<String>,
     },
     /// Score an alerts.jsonl against a simulator truth.json (detection, delay, false alerts).
     Evaluate {

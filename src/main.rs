@@ -59,7 +59,8 @@ fn main() -> ExitCode {
             topic,
             input,
             per_message,
-        } => produce::produce_command(brokers, topic, input, *per_message),
+            properties,
+        } => produce::produce_command(brokers, topic, input, *per_message, properties),
         Command::Evaluate {
             truth,
             alerts,

@@ -12,6 +12,8 @@ use std::fmt;
 pub const EXIT_CONFIG: u8 = 78;
 /// Exit code of runtime errors.
 pub const EXIT_RUNTIME: u8 = 1;
+/// Exit code of a malformed command line (as clap's own usage errors).
+pub const EXIT_USAGE: u8 = 2;
 
 /// Why a command failed, and with which exit code.
 #[derive(Debug)]
@@ -27,6 +29,14 @@ impl Failure {
     pub fn config(message: impl fmt::Display) -> Self {
         Failure {
             code: EXIT_CONFIG,
+            message: message.to_string(),
+        }
+    }
+
+    /// A malformed command line (exit 2).
+    pub fn usage(message: impl fmt::Display) -> Self {
+        Failure {
+            code: EXIT_USAGE,
             message: message.to_string(),
         }
     }

@@ -31,18 +31,25 @@ pub struct Produced {
 }
 
 /// Sends every line of `input` to `topic`, `per_message` points per message, grouped by series.
+/// `properties` are librdkafka producer properties; they override the defaults.
 pub fn produce(
     brokers: &str,
     topic: &str,
     input: &Path,
     per_message: usize,
+    properties: &[(String, String)],
 ) -> Result<Produced, String> {
     crate::sinks::kafka::ensure_topics(brokers, &Default::default(), &[topic], 3)?;
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", brokers)
         .set("message.timeout.ms", "0")
         .set("linger.ms", "20")
-        .set("batch.size", "1000000")
+        .set("batch.size", "1000000");
+    for (key, value) in properties {
+        config.set(key, value);
+    }
+    let producer: ThreadedProducer<DefaultProducerContext> = config
         .create()
         .map_err(|e| format!("cannot create a producer: {e}"))?;
     let reader =
@@ -111,10 +118,25 @@ pub fn produce(
     Ok(stats)
 }
 
-/// The `produce` subcommand.
-pub fn produce_command(brokers: &str, topic: &str, input: &Path, per_message: usize) -> Outcome {
+/// The `produce` subcommand; `properties` are `KEY=VALUE` librdkafka producer properties.
+pub fn produce_command(
+    brokers: &str,
+    topic: &str,
+    input: &Path,
+    per_message: usize,
+    properties: &[String],
+) -> Outcome {
+    let properties = properties
+        .iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(Failure::usage(format!(
+                "--property {kv:?}: expected KEY=VALUE"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let started = std::time::Instant::now();
-    let p = produce(brokers, topic, input, per_message).map_err(Failure::runtime)?;
+    let p = produce(brokers, topic, input, per_message, &properties).map_err(Failure::runtime)?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "Produced {} points in {} messages to {topic} in {secs:.1} s ({:.0} points/s).",

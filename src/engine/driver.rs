@@ -308,20 +308,15 @@ pub fn drive(
             }
         }
 
-        // Backpressure: keep at most MAX_LEAD_ADVANCES undelivered advances in flight.
+        // Backpressure: keep at most MAX_LEAD_ADVANCES undelivered advances in flight. Sources
+        // are simply not read meanwhile (a Kafka consumer's prefetch queue is bounded).
         if advances.len() > MAX_LEAD_ADVANCES {
-            for s in slots.iter_mut() {
-                s.partition.throttle(true);
-            }
             while advances.len() > MAX_LEAD_ADVANCES {
                 if let Some(t) = advances.pop_front() {
                     while ctx.probes.exchanged.less_than(&t) {
                         worker.step();
                     }
                 }
-            }
-            for s in slots.iter_mut() {
-                s.partition.throttle(false);
             }
         }
     };

@@ -21,8 +21,12 @@
 //!   holding the worker's watermark back (an empty partition would otherwise stall every window);
 //!   it rejoins when data arrives, and points it brings that are already behind the worker's
 //!   frontier are dead-lettered as late.
-//! * **Backpressure.** When the dataflow falls behind, the driver pauses the worker's partitions
-//!   (the broker stops sending them) and resumes them when it has caught up.
+//!   Silence only counts while the brokers answer, so an outage makes no partition idle.
+//! * **Backpressure.** When the dataflow falls behind, the driver stops polling; librdkafka's
+//!   prefetch queue is bounded (`queued.max.messages.kbytes`), so fetching stops by itself.
+//!   Partitions are not paused: pausing drops the prefetched messages and fetches them again
+//!   from the middle of a record batch, which costs bandwidth and which tansu 0.6 (the test
+//!   broker) answers with the *next* batch, losing messages.
 //! * **Outages.** librdkafka reconnects by itself; the source logs once when the brokers become
 //!   unreachable and once when they are back, not on every retry.
 //! * **Secrets.** Properties pass through to librdkafka unchanged; logs show them only through
@@ -33,6 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use crate::sources::broker_health::{start_probe, Health};
 use operators::series::EventTime;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
@@ -176,26 +181,6 @@ struct Assignments {
     assigned: HashSet<String>,
     /// Every partition this process has read, by key.
     handles: HashMap<String, SharedHandle>,
-}
-
-/// Connection health, to log state changes once.
-#[derive(Default)]
-struct Health {
-    unreachable: AtomicBool,
-}
-
-impl Health {
-    fn down(&self, reason: &str) {
-        if !self.unreachable.swap(true, Ordering::Relaxed) {
-            tracing::warn!(%reason, "Kafka brokers unreachable; retrying in the background.");
-        }
-    }
-
-    fn up(&self) {
-        if self.unreachable.swap(false, Ordering::Relaxed) {
-            tracing::info!("Kafka brokers reachable again.");
-        }
-    }
 }
 
 /// Callbacks of the consumer: logging, errors, rebalances.
@@ -388,6 +373,14 @@ impl KafkaSource {
         let consumer: Arc<BaseConsumer<KafkaContext>> =
             Arc::new(config.create_with_context(context)?);
         let _ = consumer.context().consumer.set(Arc::downgrade(&consumer));
+        if let Some(first) = spec.topics.first() {
+            start_probe(
+                Arc::downgrade(&consumer),
+                first.name.clone(),
+                stop.clone(),
+                |c: &BaseConsumer<KafkaContext>| &c.context().health,
+            );
+        }
         // This process's partitions, when it can know them: all of them for a single process,
         // its share when it assigns them itself.
         let expected = if manual || membership.processes == 1 {
@@ -569,9 +562,6 @@ impl KafkaProvider {
             last_message: Instant::now(),
             idle_after: Duration::from_millis(self.source.spec.idle_timeout_ms),
             source: self.source.clone(),
-            topic: a.topic,
-            partition: a.partition,
-            paused: false,
         })
     }
 }
@@ -580,8 +570,6 @@ impl KafkaProvider {
 pub struct KafkaPartition {
     key: String,
     name: String,
-    topic: String,
-    partition: i32,
     handle: SharedHandle,
     decoder: Box<dyn Decoder>,
     ingest: PartitionIngest,
@@ -589,7 +577,6 @@ pub struct KafkaPartition {
     last_message: Instant,
     idle_after: Duration,
     source: Arc<KafkaSource>,
-    paused: bool,
 }
 
 impl Partition for KafkaPartition {
@@ -623,6 +610,9 @@ impl Partition for KafkaPartition {
                     read += 1;
                     self.source.consumer.context().health.up();
                     let offset = m.offset().max(0) as u64;
+                    if let Some(expected) = self.next_offset.filter(|&e| e != offset) {
+                        tracing::warn!(key = %self.key, expected, offset, "Kafka skipped or repeated offsets.");
+                    }
                     self.next_offset = Some(offset + 1);
                     let mut ctx = DecodeCtx {
                         ingest: &mut self.ingest,
@@ -664,7 +654,11 @@ impl Partition for KafkaPartition {
     }
 
     fn is_idle(&self) -> bool {
-        self.last_message.elapsed() >= self.idle_after
+        // Silence only counts while the brokers answer (see `broker_health`).
+        match self.source.consumer.context().health.answering_since() {
+            Some(since) => self.last_message.max(since).elapsed() >= self.idle_after,
+            None => false,
+        }
     }
 
     fn key(&self) -> String {
@@ -677,25 +671,6 @@ impl Partition for KafkaPartition {
             line: 0,
             clock: self.ingest.clock.clone(),
         })
-    }
-
-    fn throttle(&mut self, pause: bool) {
-        if pause == self.paused {
-            return;
-        }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition(&self.topic, self.partition);
-        let result = if pause {
-            self.source.consumer.pause(&tpl)
-        } else {
-            self.source.consumer.resume(&tpl)
-        };
-        match result {
-            Ok(()) => self.paused = pause,
-            Err(e) => {
-                tracing::warn!(key = %self.key, error = %e, "Cannot pause or resume the partition.")
-            }
-        }
     }
 }
 

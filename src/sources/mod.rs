@@ -2,6 +2,7 @@
 //! the simulator, a Kafka partition); each partition is read by one worker (partition `i` by
 //! worker `i mod workers`), has its own event-time clock, and is read without blocking.
 
+pub mod broker_health;
 pub mod file;
 pub mod kafka;
 pub mod pacing;
@@ -68,9 +69,6 @@ pub trait Partition {
     fn position(&self) -> Option<PartitionPosition> {
         None
     }
-
-    /// Pauses (or resumes) delivery while the dataflow catches up; a no-op for pull sources.
-    fn throttle(&mut self, _pause: bool) {}
 
     /// Tells the partition the worker's frontier: points before it are late (see
     /// `PartitionIngest::floor`).
