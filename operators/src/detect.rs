@@ -15,7 +15,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
-use crate::models::detector_set::{DetectorPlan, DetectorSet};
+use crate::models::detector_set::{DetectorSet, Ensemble};
 use crate::records::{Detection, WindowFeatures};
 use crate::series::{EventTime, SeriesId};
 use crate::stash::Stash;
@@ -23,17 +23,17 @@ use crate::stash::Stash;
 /// Detector state of one worker: one [`DetectorSet`] per series.
 #[derive(Serialize, Deserialize)]
 pub struct DetectState {
-    plans: Arc<[DetectorPlan]>,
+    ensemble: Arc<Ensemble>,
     /// Fused score at or above which a window is reported (the lowest severity band).
     alert_threshold: f64,
     series: HashMap<SeriesId, DetectorSet>,
 }
 
 impl DetectState {
-    /// Empty state for `plans`, reporting windows scoring at least `alert_threshold`.
-    pub fn new(plans: Arc<[DetectorPlan]>, alert_threshold: f64) -> Self {
+    /// Empty state for `ensemble`, reporting windows scoring at least `alert_threshold`.
+    pub fn new(ensemble: Arc<Ensemble>, alert_threshold: f64) -> Self {
         DetectState {
-            plans,
+            ensemble,
             alert_threshold,
             series: HashMap::new(),
         }
@@ -50,13 +50,17 @@ impl DetectState {
     }
 
     fn observe(&mut self, f: &WindowFeatures) -> Option<Detection> {
-        let plans = &self.plans;
+        let ensemble = &self.ensemble;
         let set = self
             .series
             .entry(f.series)
-            .or_insert_with(|| DetectorSet::new(plans, &f.key.name));
-        let verdict = set.observe(plans, &f.window, &f.values)?;
-        if verdict.score < self.alert_threshold {
+            .or_insert_with(|| DetectorSet::new(ensemble, &f.key.name));
+        let verdict = set.observe(ensemble, &f.window, &f.values, f.end, true)?;
+        // A damped score still continues an ongoing episode (so its alert stays open), but
+        // cannot open a new one.
+        let reported = verdict.score >= self.alert_threshold
+            || (verdict.episode && verdict.fused >= self.alert_threshold);
+        if !reported {
             return None;
         }
         let affected = verdict
@@ -64,24 +68,34 @@ impl DetectState {
             .iter()
             .filter(|x| x.score >= self.alert_threshold)
             .map(|x| x.feature.clone())
-            .collect();
+            .fold(Vec::<String>::new(), |mut acc, x| {
+                if !acc.contains(&x) {
+                    acc.push(x);
+                }
+                acc
+            });
         Some(Detection {
             series: f.series,
             key: f.key.clone(),
             start: f.start,
             end: f.end,
-            score: verdict.score,
+            score: verdict.score.max(verdict.fused.min(self.alert_threshold)),
             confidence: verdict.lead.confidence,
             actual: verdict.lead.actual,
             expected: verdict.lead.expected,
             threshold: verdict.lead.threshold,
             direction: verdict.direction,
+            shape: verdict.shape,
             detectors: verdict
                 .findings
                 .iter()
                 .map(|x| (x.detector.clone(), x.score))
                 .collect(),
-            affected_features: affected,
+            affected_features: if affected.is_empty() {
+                vec![verdict.lead.feature.clone()]
+            } else {
+                affected
+            },
         })
     }
 }

@@ -2,6 +2,7 @@
 //! thin dispatcher.
 
 pub mod pipeline;
+pub mod score;
 pub mod simulate;
 pub mod validate;
 

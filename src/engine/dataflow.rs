@@ -79,7 +79,7 @@ pub fn build(
     let states = States {
         windows: Rc::new(RefCell::new(WindowState::new(plan.windows.clone()))),
         detect: Rc::new(RefCell::new(DetectState::new(
-            plan.detectors.clone(),
+            plan.ensemble.clone(),
             plan.alerts.bands.low,
         ))),
         alerts: Rc::new(RefCell::new(AlertState::default())),
