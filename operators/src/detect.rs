@@ -63,6 +63,7 @@ impl DetectState {
         if !reported {
             return None;
         }
+        let lead = verdict.lead.as_ref()?;
         let affected = verdict
             .findings
             .iter()
@@ -80,10 +81,10 @@ impl DetectState {
             start: f.start,
             end: f.end,
             score: verdict.score.max(verdict.fused.min(self.alert_threshold)),
-            confidence: verdict.lead.confidence,
-            actual: verdict.lead.actual,
-            expected: verdict.lead.expected,
-            threshold: verdict.lead.threshold,
+            confidence: lead.confidence,
+            actual: lead.actual,
+            expected: lead.expected,
+            threshold: lead.threshold,
             direction: verdict.direction,
             shape: verdict.shape,
             detectors: verdict
@@ -92,7 +93,7 @@ impl DetectState {
                 .map(|x| (x.detector.clone(), x.score))
                 .collect(),
             affected_features: if affected.is_empty() {
-                vec![verdict.lead.feature.clone()]
+                vec![lead.feature.clone()]
             } else {
                 affected
             },

@@ -6,13 +6,14 @@ use std::rc::Rc;
 
 use operators::alerting::{AlertState, AlertingExt};
 use operators::detect::{DetectExt, DetectState};
+use operators::entity::{EntityDetectExt, EntityState};
 use operators::records::{AlertRecord, DeadLetter, WindowFeatures};
 use operators::series::{EventTime, Point, SeriesId, SharedKey};
 use operators::sink::OrderedSinkExt;
 use operators::window::{WindowFeaturesExt, WindowState};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::core::UnorderedHandle;
-use timely::dataflow::operators::core::{Exchange, Probe, UnorderedInput};
+use timely::dataflow::operators::core::{Concat, Exchange, Probe, UnorderedInput};
 use timely::dataflow::operators::ActivateCapability;
 use timely::dataflow::{ProbeHandle, Scope};
 
@@ -39,6 +40,8 @@ pub struct States {
     pub detect: Rc<RefCell<DetectState>>,
     /// Alert state.
     pub alerts: Rc<RefCell<AlertState>>,
+    /// Entity detector state, when entity detectors are configured.
+    pub entity: Option<Rc<RefCell<EntityState>>>,
 }
 
 /// Probes the driver watches.
@@ -83,6 +86,14 @@ pub fn build(
             plan.alerts.bands.low,
         ))),
         alerts: Rc::new(RefCell::new(AlertState::default())),
+        entity: plan.entity.as_ref().map(|p| {
+            Rc::new(RefCell::new(EntityState::new(
+                p.clone(),
+                plan.ensemble.fusion.clone(),
+                plan.engine.entity_labels.clone(),
+                plan.alerts.bands.low,
+            )))
+        }),
     };
     let probes = Probes {
         exchanged: ProbeHandle::new(),
@@ -109,8 +120,16 @@ pub fn build(
         );
         features
     };
-    let alerts = features
-        .detect(states.detect.clone())
+    let detections = features.clone().detect(states.detect.clone());
+    // Entity detections join the series' (the graph's shape depends on the plan only).
+    let detections = match &states.entity {
+        Some(entity) => {
+            let by_entity = features.entity_detect(entity.clone());
+            detections.concat(by_entity)
+        }
+        None => detections,
+    };
+    let alerts = detections
         .alerts(plan.alerts.clone(), states.alerts.clone())
         .probe_with(&probes.output);
 

@@ -1,23 +1,30 @@
 //! Calibration: turns a detector's raw score into the probability that the recent behaviour is
 //! abnormal, measured against that detector's own recent scores.
 //!
-//! Raw scores of different detectors, and of one detector on different series, live on different
-//! scales: a |z| of 6 is rare on a quiet series and common on a bursty one. The strong detectors
-//! of the Numenta Anomaly Benchmark (HTM's "anomaly likelihood", CAD OSE, ARTime) therefore judge
-//! a raw score by how unusual it is *for that detector on that series*. We do the same:
+//! Raw magnitudes of different detectors, and of one detector on different series, live on
+//! different scales: a |z| of 6 is rare on a quiet series and common on a bursty one, and an IQR
+//! fence excess is zero most of the time. The strong detectors of the Numenta Anomaly Benchmark
+//! (HTM's "anomaly likelihood", CAD OSE, ARTime) therefore judge a raw score by how unusual it is
+//! *for that detector on that series*. We do the same, with the peaks-over-threshold model of
+//! extreme value theory (as SPOT, Siffer et al., KDD 2017, uses for streaming thresholds):
 //!
-//! * each raw score `r ≥ 0` is compressed as `t = ln(1 + r)`, which turns the heavy right tail of
-//!   deviation magnitudes into something a Gaussian describes well enough for a tail estimate;
-//! * the recent distribution of `t̄` (the mean of the last `short_len` values of `t`) is tracked
-//!   by exponentially weighted mean and variance with a memory of `memory` scores — O(1) time and
-//!   memory per detector, where a sliding window of thousands of scores per series would not fit
-//!   the engine's state budget;
-//! * the tail probability of the current `t̄` is `q = Q((t̄ − μ) / σ)` (Q the standard normal
-//!   survival function), and the calibrated score is its log scale, `min(1, −log10(q) / decades)`,
-//!   as HTM's `computeLogLikelihood` does (with 10 decades: q = 10⁻⁵ scores 0.5).
+//! * the last `memory` magnitudes are kept in a ring (f32);
+//! * every `refresh_every` values, the tail threshold `u` (the `1 − tail_fraction` quantile), the
+//!   share `φ` of magnitudes above it and a generalized Pareto distribution of the excesses over
+//!   it (scale σ, shape ξ by the method of moments) are re-estimated, with the median;
+//! * the tail probability of a magnitude `r` above `u` is `φ · (1 + ξ (r − u) / σ)^(−1/ξ)`
+//!   (`φ · exp(−(r − u) / σ)` when ξ = 0). Light-tailed deviations (a quiet gauge) keep an
+//!   exponential tail and stay sensitive; heavy-tailed ones (bursty traffic, latency tails,
+//!   error ratios) get a Pareto tail that does not call every burst impossible. Below `u` the
+//!   probability is interpolated between the median (½) and `u` (φ). A detector whose magnitude is usually zero (IQR fences)
+//!   thus judges its first non-zero value by the few it has seen, not by a Gaussian around 0;
+//! * the calibrated score is a log scale of `q`, as HTM's `computeLogLikelihood` maps its
+//!   likelihood: `L / (L + decades)` with `L = −log10 q`, so q = 10⁻⁵ scores 0.5 at the default
+//!   5 decades, and rarer events keep ranking higher instead of all tying at 1.
 //!
-//! The score is judged against the distribution *before* it is added, so a lone spike is not
-//! diluted by itself; once added it widens σ, which damps the repeats that follow a burst.
+//! A magnitude is judged against the distribution *before* it joins it, so a lone spike is not
+//! diluted by itself. The cost is a ring write per value and a linear-time selection every
+//! `refresh_every` values; the state is `memory` f32 values per detector.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,31 +34,37 @@ use crate::models::ModelError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CalibrationConfig {
-    /// Effective number of recent scores the distribution remembers (exponential weighting with
-    /// α = 1 / memory). Default 1000: about three days of 5-minute rows, 17 hours of 1-minute
-    /// windows, long enough to see a daily cycle's worth of ordinary scores.
+    /// Recent magnitudes the distribution is estimated from. Default 512: about two days of
+    /// 5-minute rows, eight hours of 1-minute windows; 2 KB per detector and series.
     pub memory: usize,
-    /// Raw scores averaged before judging (1 = judge each score alone). Default 1: a spike is
-    /// one window long, and averaging it with quiet neighbours would hide it.
-    pub short_len: usize,
-    /// Scores seen before the calibrator answers at all. Default 30: fewer make σ a guess.
+    /// Magnitudes seen before the calibrator answers at all. Default 30: fewer make the tail a
+    /// guess.
     pub min_history: usize,
-    /// Decades of tail probability mapped onto [0, 1]. Default 10 (HTM's choice): q = 10⁻⁵
-    /// scores 0.5, q = 10⁻¹⁰ or less scores 1.
+    /// Values between re-estimates of the tail (and at every power of two before). Default 64:
+    /// a re-estimate costs a linear selection over `memory` values, and the tail of a detector's
+    /// magnitudes moves slowly.
+    pub refresh_every: usize,
+    /// Share of magnitudes above the tail threshold. Default 0.1: the top decile, enough values
+    /// (50 of 512) for a stable mean excess.
+    pub tail_fraction: f64,
+    /// Smallest scale σ of the excess distribution, in magnitude units, so a detector that has
+    /// only ever reported zero does not call its first non-zero magnitude infinitely unlikely.
+    /// Default 0.1 (a tenth of a σ for the scalar detectors).
+    pub min_excess: f64,
+    /// Decades of tail probability that score 0.5 (see [`tail_to_score`]). Default 5: a tail
+    /// of 10⁻⁵ scores 0.5, where HTM's log-likelihood map (10 decades over [0, 1]) also puts it.
     pub decades: f64,
-    /// Smallest σ of the compressed scores, so a detector that has only ever scored 0 does not
-    /// call its first non-zero score infinitely unlikely. Default 0.05 (5% in ln(1 + r) units).
-    pub min_sigma: f64,
 }
 
 impl Default for CalibrationConfig {
     fn default() -> Self {
         CalibrationConfig {
-            memory: 1000,
-            short_len: 1,
+            memory: 512,
             min_history: 30,
-            decades: 10.0,
-            min_sigma: 0.05,
+            refresh_every: 64,
+            tail_fraction: 0.1,
+            min_excess: 0.1,
+            decades: 5.0,
         }
     }
 }
@@ -60,29 +73,38 @@ impl CalibrationConfig {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |name, reason: String| Err(ModelError::InvalidParameter { name, reason });
-        if self.memory < 2 {
-            return bad("memory", format!("must be at least 2, got {}", self.memory));
-        }
-        if self.short_len == 0 || self.short_len > 64 {
+        if !(16..=65_536).contains(&self.memory) {
             return bad(
-                "short_len",
-                format!("must be between 1 and 64, got {}", self.short_len),
+                "memory",
+                format!("must be between 16 and 65536, got {}", self.memory),
             );
         }
-        if self.min_history < 2 {
+        if self.min_history < 4 || self.min_history > self.memory {
             return bad(
                 "min_history",
-                format!("must be at least 2, got {}", self.min_history),
+                format!(
+                    "must be between 4 and memory ({}), got {}",
+                    self.memory, self.min_history
+                ),
+            );
+        }
+        if self.refresh_every == 0 {
+            return bad("refresh_every", "must be at least 1".into());
+        }
+        if !(self.tail_fraction > 0.0 && self.tail_fraction < 0.5) {
+            return bad(
+                "tail_fraction",
+                format!("must be in (0, 0.5), got {}", self.tail_fraction),
+            );
+        }
+        if !(self.min_excess.is_finite() && self.min_excess > 0.0) {
+            return bad(
+                "min_excess",
+                format!("must be positive, got {}", self.min_excess),
             );
         }
         if !(self.decades.is_finite() && self.decades > 0.0) {
             return bad("decades", format!("must be positive, got {}", self.decades));
-        }
-        if !(self.min_sigma.is_finite() && self.min_sigma > 0.0) {
-            return bad(
-                "min_sigma",
-                format!("must be positive, got {}", self.min_sigma),
-            );
         }
         Ok(())
     }
@@ -91,119 +113,224 @@ impl CalibrationConfig {
 /// A calibrated score.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Calibrated {
-    /// Tail probability of the recent raw scores under their own recent distribution.
-    pub tail: f64,
-    /// Log-scaled score in [0, 1]: `min(1, −log10(tail) / decades)`.
+    /// `−log10` of the tail probability of the recent magnitude under the detector's recent
+    /// distribution (decades of rarity).
+    pub rarity: f64,
+    /// Log-scaled score in [0, 1] (see [`tail_to_score`]).
     pub score: f64,
 }
 
+/// The fitted tail model of the recent magnitudes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct TailModel {
+    median: f64,
+    /// Tail threshold u.
+    threshold: f64,
+    /// Share φ of magnitudes above u.
+    share: f64,
+    /// Scale σ of the generalized Pareto excess distribution.
+    excess: f64,
+    /// Shape ξ ≥ 0 of the excess distribution (0: exponential; > 0: heavy, Pareto-like).
+    shape: f64,
+}
+
+impl TailModel {
+    /// `−log10` of the tail probability of `r > u`.
+    fn decades_above(&self, r: f64) -> f64 {
+        let y = (r - self.threshold) / self.excess;
+        let excess_decades = if self.shape > 1e-6 {
+            (self.shape * y).ln_1p() / (self.shape * std::f64::consts::LN_10)
+        } else {
+            y / std::f64::consts::LN_10
+        };
+        -self.share.log10() + excess_decades
+    }
+
+    fn tail(&self, r: f64) -> f64 {
+        if r > self.threshold {
+            10f64.powf(-self.decades_above(r))
+        } else if r > self.median && self.threshold > self.median {
+            let f = (r - self.median) / (self.threshold - self.median);
+            0.5 + f * (self.share - 0.5)
+        } else {
+            // At or below the median: as ordinary as it gets.
+            0.5_f64.max(self.share)
+        }
+    }
+
+    /// The magnitude whose tail is `q` (for `q` below the share), else the threshold.
+    fn inverse(&self, q: f64) -> f64 {
+        if q < self.share {
+            let e = (self.share / q).ln();
+            let y = if self.shape > 1e-6 {
+                (self.shape * e).exp_m1() / self.shape
+            } else {
+                e
+            };
+            self.threshold + self.excess * y
+        } else {
+            self.threshold
+        }
+    }
+}
+
 /// The calibrator of one detector on one series.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TailCalibrator {
-    mean: f64,
-    var: f64,
+    /// Ring of recent magnitudes.
+    ring: Vec<f32>,
+    next: usize,
     seen: u64,
-    /// The last `short_len` compressed scores, oldest first.
-    short: Vec<f64>,
-    short_at: usize,
+    model: Option<TailModel>,
 }
 
 impl TailCalibrator {
     /// An empty calibrator.
     pub fn new() -> Self {
-        TailCalibrator {
-            mean: 0.0,
-            var: 0.0,
-            seen: 0,
-            short: Vec::new(),
-            short_at: 0,
-        }
+        Self::default()
     }
 
-    /// Number of raw scores learned so far.
+    /// Number of magnitudes learned so far.
     pub fn seen(&self) -> u64 {
         self.seen
     }
 
-    /// Judges `raw` against the distribution so far (`None` during warm-up or for a non-finite
-    /// or negative raw score), then learns it.
-    pub fn observe(&mut self, cfg: &CalibrationConfig, raw: f64) -> Option<Calibrated> {
+    /// Judges `raw` against the distribution learned so far (`None` during warm-up or for a
+    /// non-finite or negative magnitude).
+    pub fn judge(&self, cfg: &CalibrationConfig, raw: f64) -> Option<Calibrated> {
         if !(raw.is_finite() && raw >= 0.0) {
             return None;
         }
-        let t = raw.ln_1p();
-        // The short mean including the new score.
-        if self.short.len() < cfg.short_len {
-            self.short.push(t);
-        } else if !self.short.is_empty() {
-            let at = self.short_at % self.short.len();
-            self.short[at] = t;
-            self.short_at = (at + 1) % self.short.len();
-        }
-        let short_mean = self.short.iter().sum::<f64>() / self.short.len().max(1) as f64;
-        let out = (self.seen >= cfg.min_history as u64).then(|| {
-            let sigma = self.var.sqrt().max(cfg.min_sigma);
-            let tail = normal_tail((short_mean - self.mean) / sigma);
-            Calibrated {
-                tail,
-                score: tail_to_score(tail, cfg.decades),
-            }
-        });
-        // Learn the short mean: the statistic that is judged is the one whose spread is tracked.
-        self.seen += 1;
-        if self.seen == 1 {
-            self.mean = short_mean;
-            self.var = 0.0;
+        let m = self.model?;
+        // In the modelled tail, −log10 q has a closed form: no exp on the hot path, and no
+        // underflow for extreme magnitudes.
+        let rarity = if raw > m.threshold {
+            m.decades_above(raw)
         } else {
-            // Until `memory` scores are seen, weight them equally (α = 1/n), then exponentially.
-            let alpha = 1.0 / (self.seen.min(cfg.memory as u64) as f64);
-            let delta = short_mean - self.mean;
-            self.mean += alpha * delta;
-            self.var = (1.0 - alpha) * (self.var + alpha * delta * delta);
+            -m.tail(raw).log10()
         }
+        .max(0.0);
+        Some(Calibrated {
+            rarity,
+            score: rarity / (rarity + cfg.decades),
+        })
+    }
+
+    /// Learns a magnitude. The tail must describe *normal* behaviour, or frequent incidents
+    /// teach it that incidents are ordinary: a magnitude of a window the ensemble found
+    /// anomalous is learned only up to the tail threshold (it counts as "at least unusual",
+    /// without stretching the tail).
+    pub fn learn(&mut self, cfg: &CalibrationConfig, raw: f64, anomalous: bool) {
+        if !(raw.is_finite() && raw >= 0.0) {
+            return;
+        }
+        let r = match (anomalous, self.model) {
+            (true, Some(m)) => raw.min(m.threshold),
+            _ => raw,
+        };
+        let r32 = (r as f32).min(f32::MAX);
+        if self.ring.len() < cfg.memory {
+            self.ring.push(r32);
+        } else {
+            let at = self.next % self.ring.len();
+            self.ring[at] = r32;
+        }
+        self.next = (self.next + 1) % cfg.memory;
+        self.seen += 1;
+        // Refit when the history doubles (early estimates firm up fast), then on schedule.
+        let due = self.seen.is_power_of_two() || self.seen.is_multiple_of(cfg.refresh_every as u64);
+        if self.ring.len() >= cfg.min_history && (self.model.is_none() || due) {
+            self.model = Some(fit_tail(&self.ring, cfg));
+        }
+    }
+
+    /// Judges, then learns (as normal) `raw`: for callers without an ensemble verdict.
+    pub fn observe(&mut self, cfg: &CalibrationConfig, raw: f64) -> Option<Calibrated> {
+        let out = self.judge(cfg, raw);
+        self.learn(cfg, raw, false);
         out
     }
 
-    /// How much history the calibration rests on, in (0, 1]: reaches 1 at `memory` scores.
+    /// How much history the calibration rests on, in (0, 1]: reaches 1 at `memory` magnitudes.
     pub fn fill(&self, cfg: &CalibrationConfig) -> f64 {
-        (self.seen as f64 / cfg.memory as f64).clamp(1e-3, 1.0)
+        (self.ring.len() as f64 / cfg.memory as f64).clamp(1e-3, 1.0)
     }
 
-    /// The raw score at which a lone score (short mean of one) would calibrate to `score`:
-    /// inverts `t = ln(1 + r)`, the Gaussian tail and the log scale. `None` before any history.
+    /// The magnitude at which a lone value would calibrate to `score` (`None` before the tail is
+    /// fitted): inverts the score map and the tail model.
     pub fn boundary(&self, cfg: &CalibrationConfig, score: f64) -> Option<f64> {
-        if self.seen == 0 {
-            return None;
-        }
-        let tail = score_to_tail(score, cfg.decades);
-        let sigma = self.var.sqrt().max(cfg.min_sigma);
-        let t = self.mean + sigma * super::detector_set::normal_tail_inverse(tail);
-        Some(t.exp_m1().max(0.0))
+        let m = self.model?;
+        Some(m.inverse(score_to_tail(score, cfg.decades)).max(0.0))
     }
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.short.capacity() * std::mem::size_of::<f64>()
+        self.ring.capacity() * std::mem::size_of::<f32>()
     }
 }
 
-impl Default for TailCalibrator {
-    fn default() -> Self {
-        Self::new()
+
+/// Fits the tail model to the ring: quantiles by selection (linear time), then the mean excess.
+fn fit_tail(ring: &[f32], cfg: &CalibrationConfig) -> TailModel {
+    let mut v: Vec<f32> = ring.to_vec();
+    let n = v.len();
+    let k = ((n as f64) * (1.0 - cfg.tail_fraction)).floor() as usize;
+    let k = k.min(n - 1);
+    let (_, u, upper) = v.select_nth_unstable_by(k, f32::total_cmp);
+    let u = f64::from(*u);
+    let above: Vec<f64> = upper
+        .iter()
+        .map(|x| f64::from(*x))
+        .filter(|x| *x > u)
+        .collect();
+    // φ counts the values strictly above u (ties at a point mass stay below), at least one
+    // pseudo-count so an empty tail still has a finite probability.
+    let share = (above.len().max(1) as f64) / (n as f64 + 1.0);
+    // Generalized Pareto fit of the excesses by the method of moments (Hosking & Wallis, 1987):
+    // ξ = ½(1 − m²/s²), σ = ½ m (1 + m²/s²). ξ is kept in [0, ½]: a fitted ξ < 0 claims a finite
+    // upper end, which a monitor must not believe, and ξ > ½ has no finite variance for the
+    // moments to rest on.
+    let (excess, shape) = if above.len() < 2 {
+        (cfg.min_excess, 0.0)
+    } else {
+        let m = above.iter().map(|x| x - u).sum::<f64>() / above.len() as f64;
+        let var = above.iter().map(|x| (x - u - m) * (x - u - m)).sum::<f64>()
+            / (above.len() - 1) as f64;
+        if m > 0.0 && var > 0.0 {
+            let ratio = m * m / var;
+            let shape = (0.5 * (1.0 - ratio)).clamp(0.0, 0.5);
+            // With ξ clamped, keep the mean excess: σ = m (1 − ξ).
+            ((m * (1.0 - shape)).max(cfg.min_excess), shape)
+        } else {
+            (m.max(cfg.min_excess), 0.0)
+        }
+    };
+    let (_, median, _) = v[..=k].select_nth_unstable_by(k / 2, f32::total_cmp);
+    TailModel {
+        median: f64::from(*median).min(u),
+        threshold: u,
+        share: share.min(0.5),
+        excess,
+        shape,
     }
 }
 
-/// `min(1, −log10(tail) / decades)`, 0 for tails of 1 or more.
+/// The score of a tail probability: `L / (L + decades)` with `L = −log10(tail)`, so a tail of
+/// `10^−decades` scores 0.5. The map is strictly increasing with no ceiling short of 1: ever rarer
+/// events keep ranking above rarer ones (a clamp would tie every extreme at 1, and benchmarks
+/// that pick one threshold over many series need that ranking).
 pub fn tail_to_score(tail: f64, decades: f64) -> f64 {
     if !(tail > 0.0) {
         return 1.0;
     }
-    (-tail.log10() / decades).clamp(0.0, 1.0)
+    let l = (-tail.log10()).max(0.0);
+    (l / (l + decades)).clamp(0.0, 1.0)
 }
 
 /// The inverse of [`tail_to_score`]: the tail probability a score stands for.
 pub fn score_to_tail(score: f64, decades: f64) -> f64 {
-    10f64.powf(-score.clamp(0.0, 1.0) * decades)
+    let s = score.clamp(0.0, 1.0 - 1e-12);
+    10f64.powf(-decades * s / (1.0 - s))
 }
 
 /// Standard normal survival function Q(x) = P(Z > x), accurate to ~1e-7 relative over the whole
@@ -258,11 +385,11 @@ mod tests {
 
     #[test]
     fn score_scale_round_trips() {
-        assert!((tail_to_score(1e-5, 10.0) - 0.5).abs() < 1e-12);
-        assert_eq!(tail_to_score(1e-30, 10.0), 1.0);
-        assert_eq!(tail_to_score(0.0, 10.0), 1.0);
-        assert_eq!(tail_to_score(1.0, 10.0), 0.0);
-        assert!((score_to_tail(0.5, 10.0) - 1e-5).abs() < 1e-15);
+        assert!((tail_to_score(1e-5, 5.0) - 0.5).abs() < 1e-12);
+        assert!(tail_to_score(1e-30, 5.0) > tail_to_score(1e-20, 5.0), "no ceiling");
+        assert_eq!(tail_to_score(0.0, 5.0), 1.0);
+        assert_eq!(tail_to_score(1.0, 5.0), 0.0);
+        assert!((score_to_tail(0.5, 5.0) - 1e-5).abs() < 1e-15);
     }
 
     /// A deterministic stream of |N(0,1)|-like magnitudes.
@@ -294,7 +421,7 @@ mod tests {
         for r in magnitudes(20_000, 3) {
             if let Some(x) = c.observe(&cfg, r) {
                 judged += 1;
-                below += usize::from(x.tail < 0.01);
+                below += usize::from(x.rarity > 2.0);
             }
         }
         let rate = below as f64 / judged as f64;
@@ -329,9 +456,42 @@ mod tests {
     }
 
     #[test]
+    fn anomalous_windows_do_not_stretch_the_tail() {
+        // Frequent incidents (every tenth value huge) must not teach the tail that incidents
+        // are ordinary when the caller flags them.
+        let cfg = CalibrationConfig::default();
+        let mut flagged = TailCalibrator::new();
+        let mut naive = TailCalibrator::new();
+        for (i, r) in magnitudes(2_000, 5).into_iter().enumerate() {
+            let (r, incident) = if i % 10 == 0 { (30.0, true) } else { (r, false) };
+            flagged.learn(&cfg, r, incident);
+            naive.learn(&cfg, r, false);
+        }
+        let f = flagged.judge(&cfg, 8.0).unwrap();
+        let n = naive.judge(&cfg, 8.0).unwrap();
+        assert!(f.score > 0.5, "{f:?}");
+        assert!(n.score < f.score, "{n:?} vs {f:?}");
+    }
+
+    #[test]
+    fn heavy_tails_are_judged_less_extreme_than_light_ones() {
+        let cfg = CalibrationConfig::default();
+        let mut light = TailCalibrator::new();
+        let mut heavy = TailCalibrator::new();
+        for r in magnitudes(2_000, 7) {
+            light.learn(&cfg, r, false);
+            // A Pareto-like transform of the same draws: occasional large values.
+            heavy.learn(&cfg, (r * r * r) / 3.0, false);
+        }
+        let l = light.judge(&cfg, 20.0).unwrap();
+        let h = heavy.judge(&cfg, 20.0).unwrap();
+        assert!(l.score > h.score, "light {l:?} heavy {h:?}");
+    }
+
+    #[test]
     fn invalid_config_is_rejected() {
         let cfg = CalibrationConfig {
-            short_len: 0,
+            tail_fraction: 0.0,
             ..CalibrationConfig::default()
         };
         assert!(cfg.validate().is_err());

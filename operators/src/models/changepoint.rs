@@ -118,8 +118,8 @@ pub fn recent_change(cfg: &ChangepointConfig, values: &[f64]) -> Option<ChangePo
         NormalGamma::new_unchecked(0.0, 1.0, 1.0, 1.0),
     );
     let points = detector.detect_changepoints(&standardised);
-    // augurs reports the index of the first value of each new run (0 for the start).
-    let first_new = *points.iter().rfind(|c| **c > 0 && **c < n)?;
+    // augurs reports the index of the last value before each change (and 0 for the start).
+    let first_new = points.iter().rfind(|c| **c > 0 && **c + 1 < n)? + 1;
     let age = n - first_new;
     if age > cfg.recent {
         return None;

@@ -4,8 +4,8 @@
 //! Detectors keep scoring high for as long as an anomaly lasts (a level shift stays shifted until
 //! the baselines adapt). Downstream, every extra high score is either noise in an alert stream or,
 //! in benchmarks such as NAB, a false positive once the labelled window has passed. The damper
-//! keeps a *memory* `M` of recent output scores that halves every `half_life` observations; a
-//! score that does not rise above `M` is multiplied by `repeat_factor`. A rising score is passed
+//! keeps a *memory* `M` of recent scores that halves every `half_life` observations once they
+//! fall; a score that does not rise above `M` is multiplied by `repeat_factor`. A rising score is passed
 //! through, so the first, earliest crossing of any threshold is never delayed, and a much stronger
 //! second anomaly is still reported. No threshold is needed, so a scorer that picks its own
 //! threshold (NAB) ranks the damped scores consistently.
@@ -59,13 +59,14 @@ impl Damper {
         if cfg.half_life == 0 || !score.is_finite() {
             return score;
         }
-        self.memory *= 0.5f64.powf(1.0 / cfg.half_life as f64);
         let out = if score > self.memory {
             score
         } else {
             score * cfg.repeat_factor
         };
-        self.memory = self.memory.max(out);
+        // The memory follows the undamped scores: while an anomaly persists it stays at its
+        // level (so the plateau stays damped); once it ends the memory decays.
+        self.memory = (self.memory * 0.5f64.powf(1.0 / cfg.half_life as f64)).max(score);
         out
     }
 

@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::calibration::{normal_tail, CalibrationConfig, TailCalibrator};
+use super::calibration::{CalibrationConfig, TailCalibrator};
 use super::changepoint::{recent_change, ChangePoint, ChangepointConfig};
 use super::cusum::{Cusum, CusumConfig};
 use super::damping::{Damper, DampingConfig};
@@ -156,8 +156,9 @@ pub struct FusionPolicy {
     pub damping: DampingConfig,
     /// The fused score is at least this share of the strongest detector's (default 0.9).
     pub lead_share: f64,
-    /// Fused score at which change points and the anomaly's shape are examined (default 0.3:
-    /// below the lowest alert band, so every alert carries them, and rare enough to be cheap).
+    /// Fused score at which change points and the anomaly's shape are examined (default 0.5,
+    /// the lowest alert band: every alert carries them, and BOCPD's quadratic cost is paid on
+    /// a tail probability of about 10⁻⁵ of windows per detector).
     pub trigger: f64,
     /// Windows fused below this are normal and may train the vector models (default 0.5).
     pub normal_below: f64,
@@ -174,7 +175,7 @@ impl Default for FusionPolicy {
             calibration: CalibrationConfig::default(),
             damping: DampingConfig::default(),
             lead_share: 0.9,
-            trigger: 0.3,
+            trigger: 0.5,
             normal_below: 0.5,
             vector: VectorSpec::default(),
             alert_level: 0.5,
@@ -300,9 +301,9 @@ pub struct Verdict {
     /// Fused score before damping.
     pub fused: f64,
     /// The finding that explains the score best (the highest-scoring scalar one, else the
-    /// highest-scoring one).
-    pub lead: Finding,
-    /// Every detector's finding, in plan order.
+    /// highest-scoring one); assembled when the fused score reaches `min(trigger, alert_level)`.
+    pub lead: Option<Finding>,
+    /// Every detector's finding, in plan order (assembled as `lead` is; empty otherwise).
     pub findings: Vec<Finding>,
     /// Which way the lead value moved.
     pub direction: Direction,
@@ -331,6 +332,40 @@ struct TrackSlot {
     track: Track,
 }
 
+/// One detector's calibrated score on the current window (before findings are assembled).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Scored {
+    plan: usize,
+    score: f64,
+    value: f64,
+    dev: Deviation,
+}
+
+/// Per-window working memory, kept between windows so the hot path does not allocate.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Scratch {
+    seen: Vec<Option<f64>>,
+    built: Vec<bool>,
+    vectors: Vec<Vec<f32>>,
+    magnitudes: Vec<(usize, f64)>,
+    scored: Vec<Scored>,
+}
+
+impl Scratch {
+    fn reset(&mut self, tracks: usize) {
+        self.seen.clear();
+        self.seen.resize(tracks, None);
+        self.built.clear();
+        self.built.resize(tracks, false);
+        self.vectors.resize_with(tracks, Vec::new);
+        for v in &mut self.vectors {
+            v.clear();
+        }
+        self.magnitudes.clear();
+        self.scored.clear();
+    }
+}
+
 /// Values of history kept for the anomaly-shape tests (see `shape`).
 const SHAPE_HISTORY: usize = 32;
 
@@ -342,6 +377,8 @@ pub struct DetectorSet {
     slots: Vec<Slot>,
     /// One damper per window name.
     dampers: Vec<(String, Damper)>,
+    #[serde(skip)]
+    scratch: Scratch,
 }
 
 impl DetectorSet {
@@ -389,12 +426,16 @@ impl DetectorSet {
             tracks,
             slots,
             dampers,
+            scratch: Scratch::default(),
         }
     }
 
     /// Scores (then learns from) one closed window of spec `window` ending at `time`; `None`
     /// while every detector of that window is warming up. `real_time`: whether `time` is a real
     /// timestamp (time-of-day features apply) rather than a row number.
+    ///
+    /// Findings (names, values, boundaries) are only assembled for windows whose fused score
+    /// reaches `min(trigger, alert_level)`: every other window costs no allocation.
     pub fn observe(
         &mut self,
         ensemble: &Ensemble,
@@ -404,23 +445,35 @@ impl DetectorSet {
         real_time: bool,
     ) -> Option<Verdict> {
         let policy = &ensemble.fusion;
-        // The value each track sees in this window, and its feature vector when a vector
-        // detector needs one (built once per track).
-        let mut seen: Vec<Option<f64>> = vec![None; self.tracks.len()];
-        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; self.tracks.len()];
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.reset(self.tracks.len());
         for (i, t) in self.tracks.iter().enumerate() {
             if t.window == window {
-                seen[i] = t.feature.of(values).filter(|v| v.is_finite());
+                scratch.seen[i] = t.feature.of(values).filter(|v| v.is_finite());
             }
         }
-        let mut findings: Vec<(usize, Finding)> = Vec::new();
-        let mut magnitudes: Vec<Option<f64>> = vec![None; self.slots.len()];
+        // 1–2. Each detector's deviation, calibrated.
         for (i, plan) in ensemble.of_window(window) {
             let slot = &mut self.slots[i];
-            let Some(value) = seen[slot.track] else {
+            let Some(value) = scratch.seen[slot.track] else {
                 continue;
             };
-            let track = &self.tracks[slot.track];
+            let track = &self.tracks[slot.track].track;
+            let vector = matches!(
+                plan.kind,
+                DetectorKind::IsolationForest(_) | DetectorKind::OneClassSvm(_)
+            );
+            if vector && !scratch.built[slot.track] {
+                scratch.built[slot.track] = true;
+                track.vector(
+                    &policy.vector,
+                    value,
+                    time,
+                    real_time,
+                    &mut scratch.vectors[slot.track],
+                );
+            }
+            let row = &scratch.vectors[slot.track];
             let deviation = match (&mut slot.state, &plan.kind) {
                 (DetectorState::RobustZ(d), DetectorKind::RobustZ(_)) => d
                     .observe(value)
@@ -432,24 +485,18 @@ impl DetectorSet {
                     d.observe(cfg, value)
                 }
                 (DetectorState::IsolationForest(d), DetectorKind::IsolationForest(_)) => {
-                    let row = vectors[slot.track].get_or_insert_with(|| {
-                        let mut v = Vec::new();
-                        track
-                            .track
-                            .vector(&policy.vector, value, time, real_time, &mut v);
-                        v
-                    });
-                    d.score(row).map(|m| vector_deviation(m, track, value))
+                    d.score(row).map(|m| Deviation {
+                        magnitude: m,
+                        expected: f64::NAN,
+                        scale: f64::NAN,
+                    })
                 }
                 (DetectorState::OneClassSvm(d), DetectorKind::OneClassSvm(_)) => {
-                    let row = vectors[slot.track].get_or_insert_with(|| {
-                        let mut v = Vec::new();
-                        track
-                            .track
-                            .vector(&policy.vector, value, time, real_time, &mut v);
-                        v
-                    });
-                    d.score(row).map(|m| vector_deviation(m, track, value))
+                    d.score(row).map(|m| Deviation {
+                        magnitude: m,
+                        expected: f64::NAN,
+                        scale: f64::NAN,
+                    })
                 }
                 // Change points are examined after fusion, on suspicious windows only.
                 _ => None,
@@ -457,45 +504,30 @@ impl DetectorSet {
             let Some(dev) = deviation else {
                 continue;
             };
-            magnitudes[i] = Some(dev.magnitude);
-            let Some(cal) = slot.calibrator.observe(&policy.calibration, dev.magnitude) else {
+            scratch.magnitudes.push((i, dev.magnitude));
+            let Some(cal) = slot.calibrator.judge(&policy.calibration, dev.magnitude) else {
                 continue;
             };
-            let vector = matches!(
-                plan.kind,
-                DetectorKind::IsolationForest(_) | DetectorKind::OneClassSvm(_)
-            );
-            let threshold = if vector {
-                f64::NAN
-            } else {
-                let boundary = slot
-                    .calibrator
-                    .boundary(&policy.calibration, policy.alert_level)
-                    .unwrap_or(f64::NAN);
-                dev.expected + (value - dev.expected).signum() * boundary * dev.scale.abs()
-            };
-            findings.push((
-                i,
-                Finding {
-                    detector: plan.name.clone(),
-                    feature: format!("{}:{}", plan.window, track.feature.name()),
-                    score: cal.score,
-                    magnitude: dev.magnitude,
-                    actual: value,
-                    expected: dev.expected,
-                    threshold,
-                    confidence: slot.calibrator.fill(&policy.calibration),
-                },
-            ));
+            scratch.scored.push(Scored {
+                plan: i,
+                score: cal.score,
+                value,
+                dev,
+            });
         }
 
-        let mut fused = fuse(ensemble, &findings, policy.lead_share);
+        // 3. Fusion.
+        let mut fused = fuse(ensemble, scratch.scored.iter().map(|x| (x.plan, x.score)));
+        let explain_from = policy.trigger.min(policy.alert_level);
+        let mut findings: Vec<(usize, Finding)> = Vec::new();
         let mut shape = None;
         let mut change = None;
-        let lead_index = lead_of(ensemble, &findings);
-        if let (Some(f), Some(li)) = (fused, lead_index) {
-            if f >= policy.trigger {
-                let (lead_actual, lead_expected) = (findings[li].1.actual, findings[li].1.expected);
+        if fused.is_some_and(|f| f >= explain_from) {
+            findings = self.findings(ensemble, &scratch);
+            // 4. Costly evidence: change points (which vote) and the shape.
+            if let Some(li) = lead_of(ensemble, &findings) {
+                let (lead_actual, lead_expected) =
+                    (findings[li].1.actual, findings[li].1.expected);
                 let lead_track = &self.tracks[self.slots[findings[li].0].track].track;
                 let history: Vec<f64> = lead_track.recent(usize::MAX).collect();
                 for (i, plan) in ensemble.of_window(window) {
@@ -503,7 +535,7 @@ impl DetectorSet {
                         continue;
                     };
                     let slot = &self.slots[i];
-                    let Some(value) = seen[slot.track] else {
+                    let Some(value) = scratch.seen[slot.track] else {
                         continue;
                     };
                     let t = &self.tracks[slot.track];
@@ -529,7 +561,7 @@ impl DetectorSet {
                     }
                 }
                 findings.sort_by_key(|(i, _)| *i);
-                fused = fuse(ensemble, &findings, policy.lead_share);
+                fused = fuse(ensemble, findings.iter().map(|(i, f)| (*i, f.score)));
                 shape = Some(classify(
                     &history,
                     lead_actual,
@@ -540,34 +572,44 @@ impl DetectorSet {
             }
         }
 
-        // Learn: vector models from normal windows only, then every track.
+        // 6. Learn: calibrators (anomalous windows only up to their tail threshold), vector
+        // models from normal windows only, then every track.
         let normal = fused.is_none_or(|f| f < policy.normal_below);
+        for &(i, m) in &scratch.magnitudes {
+            self.slots[i]
+                .calibrator
+                .learn(&policy.calibration, m, !normal);
+        }
         for (i, plan) in ensemble.of_window(window) {
             let slot = &mut self.slots[i];
-            let Some(row) = vectors[slot.track].as_deref() else {
-                continue;
-            };
+            let row = &scratch.vectors[slot.track];
             if row.is_empty() {
                 continue;
             }
+            let magnitude = scratch
+                .magnitudes
+                .iter()
+                .find(|(p, _)| *p == i)
+                .map(|(_, m)| *m);
             match (&mut slot.state, &plan.kind) {
                 (DetectorState::IsolationForest(d), DetectorKind::IsolationForest(cfg)) => {
-                    d.learn(cfg, row, normal, magnitudes[i])
+                    d.learn(cfg, row, normal, magnitude)
                 }
                 (DetectorState::OneClassSvm(d), DetectorKind::OneClassSvm(cfg)) => {
-                    d.learn(cfg, row, normal, magnitudes[i])
+                    d.learn(cfg, row, normal, magnitude)
                 }
                 _ => {}
             }
         }
         for (i, t) in self.tracks.iter_mut().enumerate() {
-            if let Some(v) = seen[i] {
+            if let Some(v) = scratch.seen[i] {
                 t.track.push(v, time);
             }
         }
+        self.scratch = scratch;
 
+        // 5. Damping.
         let fused = fused?;
-        let (_, lead) = findings.get(lead_of(ensemble, &findings)?)?.clone();
         let damper = self
             .dampers
             .iter_mut()
@@ -580,10 +622,10 @@ impl DetectorSet {
             }
             None => (fused, false),
         };
-        let direction = if lead.actual >= lead.expected {
-            Direction::Up
-        } else {
-            Direction::Down
+        let lead = lead_of(ensemble, &findings).map(|i| findings[i].1.clone());
+        let direction = match &lead {
+            Some(l) if l.actual < l.expected => Direction::Down,
+            _ => Direction::Up,
         };
         Some(Verdict {
             score,
@@ -595,6 +637,55 @@ impl DetectorSet {
             change,
             episode,
         })
+    }
+
+    /// Assembles the findings of the scored detectors (names, values, boundaries).
+    fn findings(&self, ensemble: &Ensemble, scratch: &Scratch) -> Vec<(usize, Finding)> {
+        let policy = &ensemble.fusion;
+        scratch
+            .scored
+            .iter()
+            .map(|x| {
+                let plan = &ensemble.detectors[x.plan];
+                let slot = &self.slots[x.plan];
+                let track = &self.tracks[slot.track];
+                let (expected, scale) = if x.dev.expected.is_finite() {
+                    (x.dev.expected, x.dev.scale.abs())
+                } else {
+                    // A vector model has no single expectation: explain it with the track's
+                    // recent median and noise scale, as a reader would compare.
+                    let recent: Vec<f64> = track.track.recent(32).collect();
+                    (median(&recent).unwrap_or(x.value), noise_scale(&recent))
+                };
+                let boundary = slot
+                    .calibrator
+                    .boundary(&policy.calibration, policy.alert_level)
+                    .unwrap_or(f64::NAN);
+                let mut threshold =
+                    expected + (x.value - expected).signum() * boundary * scale;
+                if !threshold.is_finite() || x.dev.expected.is_nan() {
+                    // Vector models: the robust detector's default boundary (4.5 noise σ).
+                    threshold = expected + (x.value - expected).signum() * 4.5 * scale;
+                }
+                (
+                    x.plan,
+                    Finding {
+                        detector: plan.name.clone(),
+                        feature: format!("{}:{}", plan.window, track.feature.name()),
+                        score: x.score,
+                        magnitude: x.dev.magnitude,
+                        actual: x.value,
+                        expected,
+                        threshold: if threshold.is_finite() {
+                            threshold
+                        } else {
+                            expected
+                        },
+                        confidence: slot.calibrator.fill(&policy.calibration),
+                    },
+                )
+            })
+            .collect()
     }
 
     /// Approximate heap bytes held.
@@ -623,19 +714,6 @@ fn noise_scale(history: &[f64]) -> f64 {
     diffs.mad().unwrap_or(0.0) * super::robust_z::MAD_TO_SIGMA / std::f64::consts::SQRT_2
 }
 
-/// A vector detector's magnitude as a deviation, with the track's recent median as the expected
-/// value (the vector has no single expected value; the median is what a reader compares with).
-fn vector_deviation(magnitude: f64, track: &TrackSlot, value: f64) -> Deviation {
-    let mut recent: Vec<f64> = track.track.recent(16).collect();
-    recent.sort_by(f64::total_cmp);
-    let expected = recent.get(recent.len() / 2).copied().unwrap_or(value);
-    Deviation {
-        magnitude,
-        expected,
-        scale: 1.0,
-    }
-}
-
 /// Index (into `findings`) of the finding that explains the verdict: the highest-scoring scalar
 /// finding (a value, an expectation and a boundary a person can read), else the highest overall.
 fn lead_of(ensemble: &Ensemble, findings: &[(usize, Finding)]) -> Option<usize> {
@@ -661,28 +739,42 @@ fn lead_of(ensemble: &Ensemble, findings: &[(usize, Finding)]) -> Option<usize> 
     }
 }
 
-/// The weighted mean of the calibrated scores, but at least `lead_share` of the strongest one.
-fn fuse(ensemble: &Ensemble, findings: &[(usize, Finding)], lead_share: f64) -> Option<f64> {
-    if findings.is_empty() {
-        return None;
-    }
+/// The weighted mean of the calibrated scores `(plan, score)`, but at least `lead_share` of the
+/// strongest one.
+fn fuse(ensemble: &Ensemble, scores: impl Iterator<Item = (usize, f64)>) -> Option<f64> {
     let mut weighted = 0.0;
     let mut weights = 0.0;
     let mut lead: f64 = 0.0;
-    for (i, f) in findings {
-        let w = ensemble.detectors[*i].weight;
-        weighted += w * f.score;
+    let mut any = false;
+    for (i, score) in scores {
+        any = true;
+        let w = ensemble.detectors[i].weight;
+        weighted += w * score;
         weights += w;
         if w > 0.0 {
-            lead = lead.max(f.score);
+            lead = lead.max(score);
         }
+    }
+    if !any {
+        return None;
     }
     let mean = if weights > 0.0 {
         weighted / weights
     } else {
         0.0
     };
-    Some(mean.max(lead_share * lead).clamp(0.0, 1.0))
+    Some(
+        mean.max(ensemble.fusion.lead_share * lead)
+            .clamp(0.0, 1.0),
+    )
+}
+
+/// Median of a small slice.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    (n > 0).then(|| if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) })
 }
 
 /// Maps a z-like magnitude to [0, 1): `1 − 2^−(|z|/limit)²`, so |z| at the limit scores 0.5,
@@ -693,21 +785,6 @@ pub fn z_to_score(z: f64, limit: f64) -> f64 {
         return 1.0;
     }
     1.0 - (-(r * r) * std::f64::consts::LN_2).exp()
-}
-
-/// Inverse of the standard normal survival function by bisection (used for explanations only,
-/// once per reported finding).
-pub fn normal_tail_inverse(q: f64) -> f64 {
-    let (mut lo, mut hi) = (-40.0, 40.0);
-    for _ in 0..100 {
-        let mid = 0.5 * (lo + hi);
-        if normal_tail(mid) > q {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    0.5 * (lo + hi)
 }
 
 #[cfg(test)]

@@ -180,7 +180,7 @@ impl EntityDetector {
         }
         for (i, name) in ["isolation_forest", "one_class_svm"].iter().enumerate() {
             let Some(m) = magnitudes[i] else { continue };
-            if let Some(c) = self.calibrators[i].observe(&policy.calibration, m) {
+            if let Some(c) = self.calibrators[i].judge(&policy.calibration, m) {
                 detectors.push((name.to_string(), c.score));
                 weighted += plan.weights[i] * c.score;
                 weights += plan.weights[i];
@@ -194,6 +194,11 @@ impl EntityDetector {
         let members = self.explain(plan, &row);
         // Learn.
         let normal = fused.is_none_or(|f| f < policy.normal_below);
+        for (i, m) in magnitudes.iter().enumerate() {
+            if let Some(m) = m {
+                self.calibrators[i].learn(&policy.calibration, *m, !normal);
+            }
+        }
         if let Some(cfg) = &plan.isolation_forest {
             self.forest.learn(cfg, &row, normal, magnitudes[0]);
         }
@@ -267,21 +272,23 @@ mod tests {
         let plan = EntityPlan::default();
         let policy = FusionPolicy::default();
         let mut e = EntityDetector::default();
-        let mut last = None;
+        let mut worst: f64 = 0.0;
         for i in 0..600 {
             // cpu follows load: a correlated pair; each alone varies widely.
             let load = 100.0 + 50.0 * ((i as f64) * 0.05).sin();
             let cpu = 0.4 * load + ((i * 7) % 3) as f64 * 0.3;
-            last = e.observe(&plan, &policy, &[("load", &fv(load)), ("cpu", &fv(cpu))]);
+            let v = e.observe(&plan, &policy, &[("load", &fv(load)), ("cpu", &fv(cpu))]);
+            if i >= 400 {
+                worst = worst.max(v.expect("warm").fused);
+            }
         }
-        let quiet = last.expect("warm");
-        // Load at its middle, cpu at its maximum: each value is ordinary alone.
+        // Load at its maximum, cpu at its minimum: each value is ordinary alone.
         let v = e
-            .observe(&plan, &policy, &[("cpu", &fv(60.0)), ("load", &fv(100.0))])
+            .observe(&plan, &policy, &[("cpu", &fv(20.0)), ("load", &fv(150.0))])
             .expect("warm");
-        assert!(quiet.fused < 0.5, "{quiet:?}");
-        assert!(v.fused > quiet.fused + 0.2, "{v:?} vs {quiet:?}");
-        assert_eq!(v.members[0].feature, "cpu:mean", "{v:?}");
+        // It ranks above every ordinary window of the last 200.
+        assert!(v.fused > worst, "{v:?} vs worst ordinary {worst}");
+        assert_eq!(v.members.len(), 2, "{v:?}");
     }
 
     #[test]

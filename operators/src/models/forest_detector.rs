@@ -4,10 +4,18 @@
 //! The magnitude reported is `c(ψ) / E[h(x)]`, the expected path length of a random row over this
 //! row's: 1 for an ordinary row (score 0.5), 2 when the row isolates twice as fast. It is the same
 //! ordering as scikit-learn's score, on a scale that calibration's log compression handles well.
+//!
+//! A forest only cuts within the range of its training rows, so a row beyond that range lands in
+//! the same leaf as the most extreme training rows and looks no more anomalous than they do — a
+//! blind spot for a monitor, where "higher than ever seen" is the commonest anomaly. As in a
+//! Random Cut Forest, where a cut is drawn over the bounding box *including* the new point, the
+//! row is isolated at the root with probability `p`, the share of the extended box's range that
+//! lies outside the training box (averaged over features, as an axis cut picks a feature
+//! uniformly), and `E[h] ← (1 − p) · E[h] + p · 1`.
 
 use serde::{Deserialize, Serialize};
 
-use super::isolation_forest::{IsolationForest, IsolationForestConfig};
+use super::isolation_forest::{average_path_length, IsolationForest, IsolationForestConfig};
 use super::reservoir::{RefitPolicy, Reservoir};
 use crate::models::ModelError;
 
@@ -48,6 +56,8 @@ impl ForestDetectorConfig {
 pub struct StreamingForest {
     reservoir: Reservoir,
     model: Option<IsolationForest>,
+    /// Per feature, the (min, max) of the rows the model was fitted on.
+    bounds: Vec<(f32, f32)>,
 }
 
 impl StreamingForest {
@@ -59,13 +69,36 @@ impl StreamingForest {
             return None;
         }
         let s = model.score(row);
-        // s = 2^(−E[h]/c) ⇒ c/E[h] = −1 / log2(s); s = 1 (isolated at the root) is the maximum.
-        let depth_ratio = -s.log2();
+        // s = 2^(−E[h]/c) ⇒ E[h]/c = −log2(s); s = 1 (isolated at the root) is the maximum.
+        let c = average_path_length(model.sample_size()).max(1.0);
+        let p = self.outside_share(row);
+        let depth_ratio = (1.0 - p) * -s.log2() + p / c;
         Some(if depth_ratio > 1e-9 {
             (1.0 / depth_ratio).min(1e9)
         } else {
             1e9
         })
+    }
+
+    /// The chance that a random axis cut over the box extended to `row` separates `row` from
+    /// every training row: the mean over features of the extension's share of the range.
+    fn outside_share(&self, row: &[f32]) -> f64 {
+        if self.bounds.len() != row.len() || row.is_empty() {
+            return 0.0;
+        }
+        let mut sum = 0.0;
+        for (x, (lo, hi)) in row.iter().zip(&self.bounds) {
+            let (x, lo, hi) = (f64::from(*x), f64::from(*lo), f64::from(*hi));
+            let ext = (lo - x).max(x - hi).max(0.0);
+            if ext > 0.0 {
+                sum += ext / (hi - lo + ext);
+            }
+        }
+        if sum.is_finite() {
+            sum / row.len() as f64
+        } else {
+            1.0
+        }
     }
 
     /// Learns from an observation: `row` joins the reservoir when `normal`, and the model is
@@ -90,8 +123,15 @@ impl StreamingForest {
             };
             // A fit can only fail on rows the reservoir refuses (non-finite) or a bad config,
             // which validation rejects; keep the old model if it does.
-            if let Ok(model) = forest.fit(self.reservoir.rows(), self.reservoir.width()) {
+            let width = self.reservoir.width();
+            if let Ok(model) = forest.fit(self.reservoir.rows(), width) {
                 self.model = Some(model);
+                self.bounds = vec![(f32::INFINITY, f32::NEG_INFINITY); width];
+                for r in self.reservoir.rows().chunks_exact(width) {
+                    for (b, x) in self.bounds.iter_mut().zip(r) {
+                        *b = (b.0.min(*x), b.1.max(*x));
+                    }
+                }
             }
             self.reservoir.fitted();
         }
@@ -116,14 +156,19 @@ mod tests {
         let cfg = ForestDetectorConfig::default();
         let mut d = StreamingForest::default();
         for i in 0..200 {
-            let x = (i % 10) as f32;
+            let x = (i as f32 * 0.37) % 10.0;
             let row = [x, 2.0 * x + 1.0];
             let m = d.score(&row);
             d.learn(&cfg, &row, true, m);
         }
+        // Off the line but inside each feature's range: a forest only isolates within the
+        // range its cuts were drawn from (values beyond it land with the extremes).
         let normal = d.score(&[5.0, 11.0]).expect("fitted");
-        let outlier = d.score(&[5.0, -30.0]).expect("fitted");
-        assert!(outlier > normal * 1.3, "outlier {outlier} vs normal {normal}");
+        let outlier = d.score(&[5.0, 3.0]).expect("fitted");
+        assert!(outlier > normal * 1.1, "outlier {outlier} vs normal {normal}");
         assert!(d.score(&[1.0]).is_none(), "wrong width");
+        // Far beyond the training range: isolated at the root almost surely.
+        let beyond = d.score(&[5.0, 500.0]).expect("fitted");
+        assert!(beyond > 2.0 * normal, "beyond {beyond} vs normal {normal}");
     }
 }

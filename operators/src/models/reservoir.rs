@@ -4,7 +4,8 @@
 //! Isolation forests and one-class SVMs are batch models. To follow a series whose normal slowly
 //! changes, they are refitted on a ring of recent vectors that the ensemble did not find
 //! anomalous (so an incident does not teach the model that the incident is normal):
-//! * on a schedule, every `refit_every` observations;
+//! * while the ring fills, each time it has doubled since the last fit;
+//! * then on a schedule, every `refit_every` observations;
 //! * earlier when drift is seen: the short-term mean of the model's own novelty magnitudes has
 //!   stayed above `drift_ratio` times its long-term mean — the model is persistently surprised,
 //!   which happens when the normal moved (a deploy, a new traffic level), not for a lone spike.
@@ -21,9 +22,10 @@ pub struct RefitPolicy {
     pub capacity: usize,
     /// Vectors needed before the first fit (default 64).
     pub min_rows: usize,
-    /// Observations between scheduled refits (default 256).
+    /// Observations between scheduled refits (default 1024: a refit costs milliseconds, and the
+    /// engine runs one model per watched series).
     pub refit_every: usize,
-    /// Short/long novelty ratio that counts as drift (default 1.5; 0 disables drift refits).
+    /// Short/long novelty ratio that counts as drift (default 2; 0 disables drift refits).
     pub drift_ratio: f64,
 }
 
@@ -32,8 +34,8 @@ impl Default for RefitPolicy {
         RefitPolicy {
             capacity: 256,
             min_rows: 64,
-            refit_every: 256,
-            drift_ratio: 1.5,
+            refit_every: 1024,
+            drift_ratio: 2.0,
         }
     }
 }
@@ -87,6 +89,10 @@ pub struct Reservoir {
     fits: u64,
     fast: f64,
     slow: f64,
+    /// Magnitudes seen since the last fit.
+    scored: u64,
+    /// Rows held at the last fit.
+    fitted_len: usize,
 }
 
 impl Reservoir {
@@ -137,18 +143,24 @@ impl Reservoir {
     pub fn tick(&mut self, policy: &RefitPolicy, fitted: bool, magnitude: Option<f64>) -> bool {
         self.since_fit += 1;
         if let Some(m) = magnitude.filter(|m| m.is_finite()) {
-            self.fast += DRIFT_FAST * (m - self.fast);
-            self.slow += DRIFT_SLOW * (m - self.slow);
+            // Plain means until each has its memory's worth of values, so both start level.
+            self.scored += 1;
+            let n = self.scored as f64;
+            self.fast += DRIFT_FAST.max(1.0 / n) * (m - self.fast);
+            self.slow += DRIFT_SLOW.max(1.0 / n) * (m - self.slow);
         }
         if self.len < policy.min_rows {
             return false;
         }
-        if !fitted || self.since_fit >= policy.refit_every {
+        // While the ring fills, refit each time it has doubled since the last fit: the first
+        // model rests on `min_rows` rows and would otherwise stand for `refit_every` windows.
+        if !fitted || self.since_fit >= policy.refit_every || self.len >= 2 * self.fitted_len {
             return true;
         }
-        // Drift: only once the slow mean has had time to settle after the last fit.
+        // Drift: only once the slow mean has had time to settle after the last fit, and at most
+        // four times per scheduled period.
         policy.drift_ratio > 0.0
-            && self.since_fit >= 32
+            && self.since_fit >= (policy.refit_every / 4).max(32)
             && self.slow > 0.0
             && self.fast > policy.drift_ratio * self.slow
     }
@@ -162,9 +174,11 @@ impl Reservoir {
     pub fn fitted(&mut self) {
         self.since_fit = 0;
         self.fits += 1;
+        self.fitted_len = self.len;
         // A new model starts a new novelty history.
         self.fast = 0.0;
         self.slow = 0.0;
+        self.scored = 0;
     }
 
     /// Approximate heap bytes held.
@@ -207,8 +221,8 @@ mod tests {
         let policy = RefitPolicy {
             capacity: 8,
             min_rows: 8,
-            refit_every: 10_000,
-            drift_ratio: 1.5,
+            refit_every: 1_000,
+            drift_ratio: 2.0,
         };
         let mut r = Reservoir::default();
         for _ in 0..8 {
@@ -218,7 +232,7 @@ mod tests {
         for _ in 0..300 {
             assert!(!r.tick(&policy, true, Some(1.0)));
         }
-        let refit = (0..64).any(|_| r.tick(&policy, true, Some(3.0)));
+        let refit = (0..64).any(|_| r.tick(&policy, true, Some(4.0)));
         assert!(refit);
     }
 }

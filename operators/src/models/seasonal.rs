@@ -35,7 +35,8 @@ pub struct SeasonalConfig {
     pub max_period: usize,
     /// Past seasons the expected value is taken from (default 3).
     pub seasons: usize,
-    /// Values between two season detections (default 1440).
+    /// Most values between two season detections (default 1440); earlier, detections run each
+    /// time the history has doubled.
     pub detect_every: usize,
     /// Smallest seasonal strength accepted (default 0.3).
     pub min_strength: f64,
@@ -159,7 +160,9 @@ impl Seasonal {
         self.seen += 1;
         if self.seen >= self.next_detection {
             self.detect(cfg);
-            self.next_detection = self.seen + cfg.detect_every as u64;
+            // Geometric schedule while history is short (a season shows up as soon as two or
+            // three cycles are held), then every `detect_every` values: O(1) amortised.
+            self.next_detection = self.seen + self.seen.min(cfg.detect_every as u64).max(8);
         }
         // Scores are only meaningful once enough residuals give a scale.
         out.filter(|_| self.residuals.len() >= 8)
@@ -238,18 +241,15 @@ pub fn detect_period(data: &[f64], cfg: &SeasonalConfig) -> Option<(usize, f64)>
     let peaks: Vec<_> = pg.peaks(0.5).collect();
     for peak in peaks.iter().rev().take(5) {
         let period = peak.period as usize;
-        // The bin spans its neighbours' periods (`prev` is the longer one, 0 at the edge); stay
-        // within a factor of 1.5 of the peak, which is as far as a bin's true period can be.
-        let lo = (peak.next_period as usize)
-            .max(period * 2 / 3)
-            .max(cfg.min_period)
-            .max(2);
+        // A Hann-windowed bin leaks into its neighbours, so the true period lies anywhere
+        // between the neighbouring bins' periods (`prev` is the longer one, 0 at the edge).
+        let lo = (peak.next_period as usize).max(cfg.min_period).max(2);
         let longer = if peak.prev_period == 0 {
             period
         } else {
             peak.prev_period as usize
         };
-        let hi = longer.min(period * 3 / 2).min(max_period);
+        let hi = longer.min(max_period);
         if lo > hi {
             continue;
         }

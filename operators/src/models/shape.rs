@@ -5,12 +5,12 @@
 //!
 //! The tests are deliberately simple and ordered from the most specific evidence to the least:
 //! 1. a change point found by BOCPD that is at least two values old → level shift;
-//! 2. the recent deviation (standard deviation of the last values against the older ones) grew or
-//!    shrank by `VARIANCE_RATIO` while the level stayed → variance change;
-//! 3. at least three quarters of the last `TREND_LEN` steps go the same way and the climb exceeds
+//! 2. at least three quarters of the last `TREND_LEN` steps go the same way and the climb exceeds
 //!    three noise σ → trend;
-//! 4. the last few values all sit on the same side of the expectation, beyond three σ → level
-//!    shift (BOCPD may not have run or may be unsure);
+//! 3. the last three values before this one all sit on its side of the expectation, beyond three
+//!    noise σ → level shift (BOCPD may not have run or may be unsure);
+//! 4. the spread of the last values before this one (standard deviation against the older
+//!    ones) grew or shrank by `VARIANCE_RATIO` while the level stayed → variance change;
 //! 5. otherwise a spike (above) or dip (below).
 
 use serde::{Deserialize, Serialize};
@@ -69,24 +69,6 @@ pub fn classify(
         return Shape::LevelShift;
     }
     let n = history.len();
-    if n >= 4 * RECENT_LEN {
-        let recent: Vec<f64> = history[n - (RECENT_LEN - 1)..]
-            .iter()
-            .copied()
-            .chain(std::iter::once(value))
-            .collect();
-        let older = &history[..n - (RECENT_LEN - 1)];
-        let older = &older[older.len().saturating_sub(4 * RECENT_LEN)..];
-        let (m_new, s_new) = mean_std(&recent);
-        let (m_old, s_old) = mean_std(older);
-        let s_old = s_old.max(1e-12);
-        let ratio = s_new / s_old;
-        if (ratio >= VARIANCE_RATIO || ratio <= 1.0 / VARIANCE_RATIO)
-            && (m_new - m_old).abs() < 1.5 * s_old.max(s_new)
-        {
-            return Shape::VarianceChange;
-        }
-    }
     if n >= TREND_LEN {
         let tail: Vec<f64> = history[n - (TREND_LEN - 1)..]
             .iter()
@@ -104,11 +86,29 @@ pub fn classify(
         }
     }
     if n >= 3 {
-        let sustained = history[n - 3..]
-            .iter()
-            .all(|v| if up { *v - expected > 3.0 * scale } else { expected - *v > 3.0 * scale });
+        let sustained = history[n - 3..].iter().all(|v| {
+            if up {
+                *v - expected > 3.0 * scale
+            } else {
+                expected - *v > 3.0 * scale
+            }
+        });
         if sustained {
             return Shape::LevelShift;
+        }
+    }
+    // Variance is judged on the values before this one: a lone spike is not a noisier series.
+    if n >= 5 * RECENT_LEN {
+        let recent = &history[n - RECENT_LEN..];
+        let older = &history[n - 5 * RECENT_LEN..n - RECENT_LEN];
+        let (m_new, s_new) = mean_std(recent);
+        let (m_old, s_old) = mean_std(older);
+        let s_old = s_old.max(1e-12);
+        let ratio = s_new / s_old;
+        if (ratio >= VARIANCE_RATIO || ratio <= 1.0 / VARIANCE_RATIO)
+            && (m_new - m_old).abs() < 1.5 * s_old.max(s_new)
+        {
+            return Shape::VarianceChange;
         }
     }
     if up {
