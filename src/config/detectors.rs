@@ -9,6 +9,7 @@ use operators::models::detector_set::{DetectorKind, DetectorPlan, FeatureChoice}
 use operators::models::ewma::EwmaConfig;
 use operators::models::forest_detector::ForestDetectorConfig;
 use operators::models::iqr::IqrConfig;
+use operators::models::knn_detector::KnnDetectorConfig;
 use operators::models::robust_z::RobustZConfig;
 use operators::models::seasonal::SeasonalConfig;
 use operators::models::svm_detector::SvmDetectorConfig;
@@ -156,6 +157,7 @@ pub fn compile_detectors(
             DetectorType::OneClassSvm => {
                 DetectorKind::OneClassSvm(params(c, d, SvmDetectorConfig::default()))
             }
+            DetectorType::Knn => DetectorKind::Knn(params(c, d, KnnDetectorConfig::default())),
         };
         if let Err(e) = kind.validate() {
             let span = d.params.as_ref().map_or(d.kind.span(), |p| p.span());

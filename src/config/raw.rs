@@ -130,6 +130,8 @@ pub enum DetectorType {
     IsolationForest,
     /// Streaming one-class SVM on the feature vector.
     OneClassSvm,
+    /// Distance to the nearest recent normal feature vectors.
+    Knn,
 }
 
 impl DetectorType {
@@ -144,6 +146,7 @@ impl DetectorType {
             DetectorType::Changepoint => "changepoint",
             DetectorType::IsolationForest => "isolation_forest",
             DetectorType::OneClassSvm => "one_class_svm",
+            DetectorType::Knn => "knn",
         }
     }
 }

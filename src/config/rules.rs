@@ -55,6 +55,7 @@ const KNOWN_KINDS: &[&str] = &[
     "changepoint",
     "isolation_forest",
     "one_class_svm",
+    "knn",
 ];
 
 /// The compiled rules.

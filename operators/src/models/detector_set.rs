@@ -28,6 +28,7 @@ use super::deviation::Deviation;
 use super::ewma::{Ewma, EwmaConfig};
 use super::forest_detector::{ForestDetectorConfig, StreamingForest};
 use super::iqr::{IqrConfig, IqrFences};
+use super::knn_detector::{KnnDetectorConfig, StreamingKnn};
 use super::robust_z::{RobustZ, RobustZConfig};
 use super::seasonal::{Seasonal, SeasonalConfig};
 use super::shape::{classify, Shape};
@@ -59,6 +60,8 @@ pub enum DetectorKind {
     IsolationForest(ForestDetectorConfig),
     /// Streaming one-class SVM on the feature vector.
     OneClassSvm(SvmDetectorConfig),
+    /// Distance to the nearest recent normal feature vectors.
+    Knn(KnnDetectorConfig),
 }
 
 impl DetectorKind {
@@ -73,6 +76,7 @@ impl DetectorKind {
             DetectorKind::Changepoint(_) => "changepoint",
             DetectorKind::IsolationForest(_) => "isolation_forest",
             DetectorKind::OneClassSvm(_) => "one_class_svm",
+            DetectorKind::Knn(_) => "knn",
         }
     }
 
@@ -87,16 +91,25 @@ impl DetectorKind {
             DetectorKind::Changepoint(c) => c.validate(),
             DetectorKind::IsolationForest(c) => c.validate(),
             DetectorKind::OneClassSvm(c) => c.validate(),
+            DetectorKind::Knn(c) => c.validate(),
         }
+    }
+
+    /// Whether the detector reads the feature vector rather than the value.
+    pub fn is_vector(&self) -> bool {
+        matches!(
+            self,
+            DetectorKind::IsolationForest(_) | DetectorKind::OneClassSvm(_) | DetectorKind::Knn(_)
+        )
     }
 
     /// Values of history the shared track must hold for this detector.
     fn history_needed(&self, vector: &VectorSpec) -> usize {
         match self {
             DetectorKind::Changepoint(c) => c.span,
-            DetectorKind::IsolationForest(_) | DetectorKind::OneClassSvm(_) => {
-                vector.history_needed()
-            }
+            DetectorKind::IsolationForest(_)
+            | DetectorKind::OneClassSvm(_)
+            | DetectorKind::Knn(_) => vector.history_needed(),
             _ => 0,
         }
     }
@@ -240,6 +253,7 @@ enum DetectorState {
     Changepoint,
     IsolationForest(StreamingForest),
     OneClassSvm(StreamingSvm),
+    Knn(StreamingKnn),
 }
 
 impl DetectorState {
@@ -256,6 +270,7 @@ impl DetectorState {
                 DetectorState::IsolationForest(StreamingForest::default())
             }
             DetectorKind::OneClassSvm(_) => DetectorState::OneClassSvm(StreamingSvm::default()),
+            DetectorKind::Knn(_) => DetectorState::Knn(StreamingKnn::default()),
         }
     }
 
@@ -266,6 +281,7 @@ impl DetectorState {
             DetectorState::Seasonal(d) => d.heap_bytes(),
             DetectorState::IsolationForest(d) => d.heap_bytes(),
             DetectorState::OneClassSvm(d) => d.heap_bytes(),
+            DetectorState::Knn(d) => d.heap_bytes(),
             DetectorState::Ewma(_) | DetectorState::Cusum(_) | DetectorState::Changepoint => 0,
         }
     }
@@ -459,11 +475,7 @@ impl DetectorSet {
                 continue;
             };
             let track = &self.tracks[slot.track].track;
-            let vector = matches!(
-                plan.kind,
-                DetectorKind::IsolationForest(_) | DetectorKind::OneClassSvm(_)
-            );
-            if vector && !scratch.built[slot.track] {
+            if plan.kind.is_vector() && !scratch.built[slot.track] {
                 scratch.built[slot.track] = true;
                 track.vector(
                     &policy.vector,
@@ -493,6 +505,13 @@ impl DetectorSet {
                 }
                 (DetectorState::OneClassSvm(d), DetectorKind::OneClassSvm(_)) => {
                     d.score(row).map(|m| Deviation {
+                        magnitude: m,
+                        expected: f64::NAN,
+                        scale: f64::NAN,
+                    })
+                }
+                (DetectorState::Knn(d), DetectorKind::Knn(cfg)) => {
+                    d.score(cfg, row).map(|m| Deviation {
                         magnitude: m,
                         expected: f64::NAN,
                         scale: f64::NAN,
@@ -596,6 +615,9 @@ impl DetectorSet {
                     d.learn(cfg, row, normal, magnitude)
                 }
                 (DetectorState::OneClassSvm(d), DetectorKind::OneClassSvm(cfg)) => {
+                    d.learn(cfg, row, normal, magnitude)
+                }
+                (DetectorState::Knn(d), DetectorKind::Knn(cfg)) => {
                     d.learn(cfg, row, normal, magnitude)
                 }
                 _ => {}
@@ -722,11 +744,7 @@ fn lead_of(ensemble: &Ensemble, findings: &[(usize, Finding)]) -> Option<usize> 
             .iter()
             .enumerate()
             .filter(|(_, (i, _))| {
-                !scalar_only
-                    || !matches!(
-                        ensemble.detectors[*i].kind,
-                        DetectorKind::IsolationForest(_) | DetectorKind::OneClassSvm(_)
-                    )
+                !scalar_only || !ensemble.detectors[*i].kind.is_vector()
             })
             .max_by(|a, b| a.1 .1.score.total_cmp(&b.1 .1.score))
             .map(|(k, _)| k)

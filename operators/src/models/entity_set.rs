@@ -15,6 +15,7 @@ use super::calibration::TailCalibrator;
 use super::damping::Damper;
 use super::detector_set::FusionPolicy;
 use super::forest_detector::{ForestDetectorConfig, StreamingForest};
+use super::knn_detector::{KnnDetectorConfig, StreamingKnn};
 use super::svm_detector::{StreamingSvm, SvmDetectorConfig};
 use super::window_stats::{Feature, FeatureValues};
 use crate::models::ModelError;
@@ -33,8 +34,19 @@ pub struct EntityPlan {
     pub isolation_forest: Option<ForestDetectorConfig>,
     /// The one-class SVM, if enabled (default on).
     pub one_class_svm: Option<SvmDetectorConfig>,
-    /// Weights of the two in the fused entity score (default 1 each).
-    pub weights: [f64; 2],
+    /// The nearest-neighbour detector, if enabled (default on).
+    pub knn: Option<KnnDetectorConfig>,
+    /// Weights of the three (forest, SVM, nearest neighbour) in the fused entity score
+    /// (default 1 each).
+    pub weights: [f64; 3],
+    /// Windows over which each model's novelty is averaged before calibration (default 3).
+    /// An entity-level incident is an episode across several windows; averaging (as HTM's
+    /// anomaly likelihood averages its raw scores) lets one-window glitches of a joint vector
+    /// pass and ranks sustained departures first.
+    pub smooth_windows: usize,
+    /// For `harbinger score` on a wide table: share of the strongest per-column score a row's
+    /// score keeps beside the entity score (`max(entity, share × columns)`; default 1).
+    pub series_share: f64,
 }
 
 impl Default for EntityPlan {
@@ -45,7 +57,10 @@ impl Default for EntityPlan {
             max_members: 64,
             isolation_forest: Some(ForestDetectorConfig::default()),
             one_class_svm: Some(SvmDetectorConfig::default()),
-            weights: [1.0, 1.0],
+            knn: Some(KnnDetectorConfig::default()),
+            weights: [1.0, 1.0, 1.0],
+            smooth_windows: 3,
+            series_share: 1.0,
         }
     }
 }
@@ -71,6 +86,27 @@ impl EntityPlan {
         if let Some(c) = &self.one_class_svm {
             c.validate()?;
         }
+        if let Some(c) = &self.knn {
+            c.validate()?;
+        }
+        if self.smooth_windows == 0 || self.smooth_windows > 64 {
+            return Err(ModelError::InvalidParameter {
+                name: "smooth_windows",
+                reason: format!("must be between 1 and 64, got {}", self.smooth_windows),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.series_share) {
+            return Err(ModelError::InvalidParameter {
+                name: "series_share",
+                reason: format!("must be in [0, 1], got {}", self.series_share),
+            });
+        }
+        if self.weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+            return Err(ModelError::InvalidParameter {
+                name: "weights",
+                reason: "every weight must be a number ≥ 0".into(),
+            });
+        }
         Ok(())
     }
 }
@@ -95,7 +131,7 @@ pub struct EntityVerdict {
     pub score: f64,
     /// Fused score before damping.
     pub fused: f64,
-    /// Calibrated score per model (`isolation_forest`, `one_class_svm`).
+    /// Calibrated score per model (`isolation_forest`, `one_class_svm`, `knn`).
     pub detectors: Vec<(String, f64)>,
     /// Members that deviate most, strongest first (at most three).
     pub members: Vec<MemberDeviation>,
@@ -117,7 +153,10 @@ pub struct EntityDetector {
     stats: Vec<(f64, f64)>,
     forest: StreamingForest,
     svm: StreamingSvm,
-    calibrators: [TailCalibrator; 2],
+    knn: StreamingKnn,
+    calibrators: [TailCalibrator; 3],
+    /// Recent raw novelty of each model, for the average over `smooth_windows`.
+    recent: [Vec<f64>; 3],
     damper: Damper,
     seen: u64,
 }
@@ -168,7 +207,7 @@ impl EntityDetector {
         }
         let row = self.last.clone();
         let mut detectors = Vec::new();
-        let mut magnitudes = [None, None];
+        let mut magnitudes = [None, None, None];
         let mut weighted = 0.0;
         let mut weights = 0.0;
         let mut lead: f64 = 0.0;
@@ -178,7 +217,21 @@ impl EntityDetector {
         if plan.one_class_svm.is_some() {
             magnitudes[1] = self.svm.score(&row);
         }
-        for (i, name) in ["isolation_forest", "one_class_svm"].iter().enumerate() {
+        if let Some(cfg) = &plan.knn {
+            magnitudes[2] = self.knn.score(cfg, &row);
+        }
+        let raw = magnitudes;
+        for (i, m) in magnitudes.iter_mut().enumerate() {
+            if let Some(v) = m {
+                let recent = &mut self.recent[i];
+                if recent.len() == plan.smooth_windows {
+                    recent.remove(0);
+                }
+                recent.push(*v);
+                *v = recent.iter().sum::<f64>() / recent.len() as f64;
+            }
+        }
+        for (i, name) in ["isolation_forest", "one_class_svm", "knn"].iter().enumerate() {
             let Some(m) = magnitudes[i] else { continue };
             if let Some(c) = self.calibrators[i].judge(&policy.calibration, m) {
                 detectors.push((name.to_string(), c.score));
@@ -200,10 +253,13 @@ impl EntityDetector {
             }
         }
         if let Some(cfg) = &plan.isolation_forest {
-            self.forest.learn(cfg, &row, normal, magnitudes[0]);
+            self.forest.learn(cfg, &row, normal, raw[0]);
         }
         if let Some(cfg) = &plan.one_class_svm {
-            self.svm.learn(cfg, &row, normal, magnitudes[1]);
+            self.svm.learn(cfg, &row, normal, raw[1]);
+        }
+        if let Some(cfg) = &plan.knn {
+            self.knn.learn(cfg, &row, normal, raw[2]);
         }
         self.seen += 1;
         let alpha = SLOT_ALPHA.max(1.0 / self.seen as f64);
@@ -256,6 +312,7 @@ impl EntityDetector {
             + self.stats.capacity() * 16
             + self.forest.heap_bytes()
             + self.svm.heap_bytes()
+            + self.knn.heap_bytes()
     }
 }
 

@@ -3,7 +3,7 @@
 //! fitted state is serde-serializable so checkpoints can save it.
 //!
 //! Detection is layered: scalar detectors ([`robust_z`], [`iqr`], [`ewma`], [`cusum`],
-//! [`seasonal`], [`changepoint`]) and vector detectors ([`forest_detector`], [`svm_detector`] over
+//! [`seasonal`], [`changepoint`]) and vector detectors ([`forest_detector`], [`svm_detector`], [`knn_detector`] over
 //! [`isolation_forest`] and [`one_class_svm`]) report deviations; [`calibration`] turns each into a
 //! tail probability; [`detector_set`] fuses them per series and [`entity_set`] per entity;
 //! [`damping`] quiets repeats; [`shape`] names the anomaly; [`peers`] compares an entity with its
@@ -21,6 +21,7 @@ pub mod error;
 pub mod ewma;
 pub mod forest_detector;
 pub mod iqr;
+pub mod knn_detector;
 pub mod isolation_forest;
 pub mod one_class_svm;
 pub mod peers;

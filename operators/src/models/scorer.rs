@@ -3,8 +3,9 @@
 //!
 //! Each column is a series with its own [`DetectorSet`], fed one row at a time as a window of one
 //! point; a wide table (several columns, one entity) also feeds the joint row to an
-//! [`EntityDetector`]. A row's score is the highest of its columns' and the entity's scores:
-//! any one of them being abnormal makes the row abnormal. Nothing here looks at a later row, so
+//! [`EntityDetector`]. A row's score is the highest of its columns' (times the entity plan's
+//! `series_share`) and the entity's scores: any one of them being abnormal makes the row
+//! abnormal. Nothing here looks at a later row, so
 //! the score of row `i` depends on rows `0..=i` only (a test checks it).
 
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,7 @@ impl RowScorer {
             joint.push((name.as_str(), values));
         }
         if let Some((plan, detector)) = &mut self.entity {
+            score *= plan.series_share;
             let refs: Vec<(&str, &FeatureValues)> = joint.iter().map(|(n, v)| (*n, v)).collect();
             if let Some(v) = detector.observe(plan, &ensemble.fusion, &refs) {
                 score = score.max(v.score);

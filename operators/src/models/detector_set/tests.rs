@@ -46,6 +46,7 @@ fn all_kinds() -> Vec<DetectorPlan> {
             "one_class_svm",
             DetectorKind::OneClassSvm(SvmDetectorConfig::default()),
         ),
+        plan("knn", DetectorKind::Knn(KnnDetectorConfig::default())),
     ]
 }
 
@@ -104,7 +105,7 @@ fn planted_spike_per_detector() {
             .unwrap_or_else(|| panic!("{name} gave no verdict"));
         // Scalar detectors see the spike's value directly; the vector models see it diluted
         // among the vector's other features, so they only have to rank it first.
-        let vector = name == "isolation_forest" || name == "one_class_svm";
+        let vector = name == "isolation_forest" || name == "one_class_svm" || name == "knn";
         let (floor, margin) = if vector { (0.25, 0.05) } else { (0.5, 0.2) };
         assert!(
             spike.fused > floor && spike.fused > worst + margin,
