@@ -218,14 +218,16 @@ impl TailCalibrator {
 
     /// Learns a magnitude. The tail must describe *normal* behaviour, or frequent incidents
     /// teach it that incidents are ordinary: a magnitude of a window the ensemble found
-    /// anomalous is learned only up to the tail threshold (it counts as "at least unusual",
-    /// without stretching the tail).
+    /// anomalous is learned only up to the magnitude two decades rarer than the tail threshold
+    /// (it counts as "rare", without stretching the tail by its full extremity). A change that
+    /// persists still fills the top of the ring with that value, so after about `tail_fraction`
+    /// of `memory` windows it has become the new ordinary and the detector stops repeating it.
     pub fn learn(&mut self, cfg: &CalibrationConfig, raw: f64, anomalous: bool) {
         if !(raw.is_finite() && raw >= 0.0) {
             return;
         }
         let r = match (anomalous, self.model) {
-            (true, Some(m)) => raw.min(m.threshold),
+            (true, Some(m)) => raw.min(m.inverse(m.share / 100.0)),
             _ => raw,
         };
         let r32 = (r as f32).min(f32::MAX);
@@ -269,7 +271,6 @@ impl TailCalibrator {
     }
 }
 
-
 /// Fits the tail model to the ring: quantiles by selection (linear time), then the mean excess.
 fn fit_tail(ring: &[f32], cfg: &CalibrationConfig) -> TailModel {
     let mut v: Vec<f32> = ring.to_vec();
@@ -294,8 +295,8 @@ fn fit_tail(ring: &[f32], cfg: &CalibrationConfig) -> TailModel {
         (cfg.min_excess, 0.0)
     } else {
         let m = above.iter().map(|x| x - u).sum::<f64>() / above.len() as f64;
-        let var = above.iter().map(|x| (x - u - m) * (x - u - m)).sum::<f64>()
-            / (above.len() - 1) as f64;
+        let var =
+            above.iter().map(|x| (x - u - m) * (x - u - m)).sum::<f64>() / (above.len() - 1) as f64;
         if m > 0.0 && var > 0.0 {
             let ratio = m * m / var;
             let shape = (0.5 * (1.0 - ratio)).clamp(0.0, 0.5);
@@ -320,7 +321,7 @@ fn fit_tail(ring: &[f32], cfg: &CalibrationConfig) -> TailModel {
 /// events keep ranking above rarer ones (a clamp would tie every extreme at 1, and benchmarks
 /// that pick one threshold over many series need that ranking).
 pub fn tail_to_score(tail: f64, decades: f64) -> f64 {
-    if !(tail > 0.0) {
+    if tail.is_nan() || tail <= 0.0 {
         return 1.0;
     }
     let l = (-tail.log10()).max(0.0);
@@ -386,7 +387,10 @@ mod tests {
     #[test]
     fn score_scale_round_trips() {
         assert!((tail_to_score(1e-5, 5.0) - 0.5).abs() < 1e-12);
-        assert!(tail_to_score(1e-30, 5.0) > tail_to_score(1e-20, 5.0), "no ceiling");
+        assert!(
+            tail_to_score(1e-30, 5.0) > tail_to_score(1e-20, 5.0),
+            "no ceiling"
+        );
         assert_eq!(tail_to_score(0.0, 5.0), 1.0);
         assert_eq!(tail_to_score(1.0, 5.0), 0.0);
         assert!((score_to_tail(0.5, 5.0) - 1e-5).abs() < 1e-15);
@@ -457,20 +461,26 @@ mod tests {
 
     #[test]
     fn anomalous_windows_do_not_stretch_the_tail() {
-        // Frequent incidents (every tenth value huge) must not teach the tail that incidents
-        // are ordinary when the caller flags them.
+        // Rare incidents (every 100th value huge) must not teach the tail that incidents are
+        // ordinary when the caller flags them: flagged, they are learned only up to two decades
+        // past the tail threshold. (Incidents in a large share of windows are a persistent
+        // change, and do become ordinary.)
         let cfg = CalibrationConfig::default();
         let mut flagged = TailCalibrator::new();
         let mut naive = TailCalibrator::new();
         for (i, r) in magnitudes(2_000, 5).into_iter().enumerate() {
-            let (r, incident) = if i % 10 == 0 { (30.0, true) } else { (r, false) };
+            let (r, incident) = if i % 100 == 0 {
+                (30.0, true)
+            } else {
+                (r, false)
+            };
             flagged.learn(&cfg, r, incident);
             naive.learn(&cfg, r, false);
         }
         let f = flagged.judge(&cfg, 8.0).unwrap();
         let n = naive.judge(&cfg, 8.0).unwrap();
-        assert!(f.score > 0.5, "{f:?}");
-        assert!(n.score < f.score, "{n:?} vs {f:?}");
+        assert!(f.rarity > 2.0, "{f:?}");
+        assert!(f.rarity > n.rarity, "{n:?} vs {f:?}");
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl StreamingSvm {
         let f = m.svm.decision_function(&self.scratch);
         let rho = m.svm.rho();
         let mass = f + rho;
-        if !(rho > 0.0) {
+        if rho.is_nan() || rho <= 0.0 {
             // A degenerate fit (all rows identical): fall back to "outside" iff f < 0.
             return Some(if f < 0.0 { 2.0 } else { 0.5 });
         }
@@ -107,7 +107,12 @@ impl StreamingSvm {
             .reservoir
             .tick(&cfg.refit, self.model.is_some(), magnitude)
         {
-            if let Some(fitted) = fit(cfg, self.reservoir.rows(), self.reservoir.width(), self.reservoir.fits()) {
+            if let Some(fitted) = fit(
+                cfg,
+                self.reservoir.rows(),
+                self.reservoir.width(),
+                self.reservoir.fits(),
+            ) {
                 self.model = Some(fitted);
             }
             self.reservoir.fitted();
