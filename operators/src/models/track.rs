@@ -28,7 +28,10 @@ pub struct VectorSpec {
     /// medium and long context, each four times the previous).
     pub windows: Vec<usize>,
     /// Include hour-of-day and day-of-week as points on a circle (sin, cos), so 23:59 and 00:00
-    /// are close (default true). Ignored when the timestamps are synthetic (row numbers).
+    /// are close. Ignored when the timestamps are synthetic (row numbers). Default false: the
+    /// vector models learn from a reservoir of a few hundred recent windows, which rarely spans
+    /// a week (or, at 1-minute windows, a day), and a phase the reservoir has never held makes
+    /// every vector look novel. Turn it on with reservoirs longer than the cycles.
     pub time_encoding: bool,
 }
 
@@ -37,7 +40,7 @@ impl Default for VectorSpec {
         VectorSpec {
             shingle: 4,
             windows: vec![4, 16, 64],
-            time_encoding: true,
+            time_encoding: false,
         }
     }
 }
@@ -245,6 +248,10 @@ mod tests {
     #[test]
     fn weekday_of_known_dates() {
         assert_eq!(hour_and_weekday(0), (0.0, 3.0), "1970-01-01 was a Thursday");
-        assert_eq!(hour_and_weekday(1_704_067_200_000).1, 0.0, "2024-01-01 Monday");
+        assert_eq!(
+            hour_and_weekday(1_704_067_200_000).1,
+            0.0,
+            "2024-01-01 Monday"
+        );
     }
 }
