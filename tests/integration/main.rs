@@ -6,4 +6,5 @@ mod common;
 mod determinism;
 mod malformed;
 mod parsers;
+mod score;
 mod simulation;
