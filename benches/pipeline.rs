@@ -130,14 +130,9 @@ fn detect(c: &mut Criterion) {
         }],
         fusion: FusionPolicy::default(),
     };
-    let all = config::compile_text(
-        std::path::Path::new("all.toml"),
-        ALL_DETECTORS,
-        None,
-        None,
-    )
-    .expect("all-detectors config")
-    .ensemble;
+    let all = config::compile_text(std::path::Path::new("all.toml"), ALL_DETECTORS, None, None)
+        .expect("all-detectors config")
+        .ensemble;
     let mut group = c.benchmark_group("detect");
     group.throughput(Throughput::Elements(windows.len() as u64));
     for (name, ensemble) in [("robust_z", &robust), ("all", &*all)] {

@@ -86,8 +86,8 @@ impl EntityState {
             .collect();
         let detector = self.entities.entry(entity.to_string()).or_default();
         let v = detector.observe(&self.plan, &self.fusion, &joint)?;
-        let reported = v.score >= self.alert_threshold
-            || (v.episode && v.fused >= self.alert_threshold);
+        let reported =
+            v.score >= self.alert_threshold || (v.episode && v.fused >= self.alert_threshold);
         if !reported {
             return None;
         }
@@ -110,10 +110,11 @@ impl EntityState {
             expected: top.expected,
             // The joint vector has no one-dimensional boundary; report the member's value at
             // the robust detector's default distance (4.5 of its recent σ).
-            threshold: top.expected + 4.5 * (top.actual - top.expected).signum() * {
-                let z = top.z.abs().max(1e-9);
-                (top.actual - top.expected).abs() / z
-            },
+            threshold: top.expected
+                + 4.5 * (top.actual - top.expected).signum() * {
+                    let z = top.z.abs().max(1e-9);
+                    (top.actual - top.expected).abs() / z
+                },
             direction: if top.actual >= top.expected {
                 Direction::Up
             } else {

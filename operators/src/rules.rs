@@ -98,7 +98,12 @@ pub struct AnomalyTypeRules {
 
 impl AnomalyTypeRules {
     /// The type of a deviation of `metric` in `direction` with shape `shape`.
-    pub fn classify(&self, metric: &str, direction: Direction, shape: Option<Shape>) -> AnomalyType {
+    pub fn classify(
+        &self,
+        metric: &str,
+        direction: Direction,
+        shape: Option<Shape>,
+    ) -> AnomalyType {
         self.rules
             .iter()
             .find(|r| {

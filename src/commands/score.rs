@@ -35,7 +35,8 @@ pub fn score(
         .map_err(|e| Failure::runtime(format!("{}: {e}", input.display())))?;
     let train = train
         .map(|p| {
-            Table::read(p, row_step_ms).map_err(|e| Failure::runtime(format!("{}: {e}", p.display())))
+            Table::read(p, row_step_ms)
+                .map_err(|e| Failure::runtime(format!("{}: {e}", p.display())))
         })
         .transpose()?;
     if let Some(t) = &train {

@@ -94,9 +94,15 @@ pub fn compile_detectors(
         }
         if kind_type != DetectorType::RobustZ {
             for (field, present) in [
-                ("baseline_windows", d.baseline_windows.as_ref().map(|x| x.span())),
+                (
+                    "baseline_windows",
+                    d.baseline_windows.as_ref().map(|x| x.span()),
+                ),
                 ("level_windows", d.level_windows.as_ref().map(|x| x.span())),
-                ("warmup_windows", d.warmup_windows.as_ref().map(|x| x.span())),
+                (
+                    "warmup_windows",
+                    d.warmup_windows.as_ref().map(|x| x.span()),
+                ),
                 ("threshold", d.threshold.as_ref().map(|x| x.span())),
                 (
                     "min_relative_scale",
@@ -124,7 +130,12 @@ pub fn compile_detectors(
                         3..100_001,
                         "baseline_windows",
                     ),
-                    level_len: c.int(&d.level_windows, base.level_len, 1..100_001, "level_windows"),
+                    level_len: c.int(
+                        &d.level_windows,
+                        base.level_len,
+                        1..100_001,
+                        "level_windows",
+                    ),
                     warmup_len: c.int(
                         &d.warmup_windows,
                         base.warmup_len,

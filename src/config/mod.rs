@@ -203,8 +203,7 @@ fn compile(
         }
     }
     let rules = rules::load_rules(rules_dir.as_deref(), c.errors);
-    let detectors =
-        detectors::compile_detectors(&mut c, &raw.detectors, &windows, &rules.weights);
+    let detectors = detectors::compile_detectors(&mut c, &raw.detectors, &windows, &rules.weights);
     let mut fusion = rules.fusion.clone();
     fusion.alert_level = rules.severity.low;
     let entity = raw.entity.as_ref().and_then(|e| {

@@ -172,36 +172,38 @@ pub fn load_rules(dir: Option<&Path>, errors: &mut Vec<ConfigError>) -> Rules {
                 }
                 Err(e) => errors.push(src.toml_error(&e)),
             },
-            "fusion.toml" => match toml::from_str::<RawFusionFile>(&text) {
-                Ok(raw) => {
-                    if let Some(f) = raw.fusion {
-                        match f.get_ref().validate() {
-                            Ok(()) => rules.fusion = f.into_inner(),
-                            Err(e) => errors.push(src.error(f.span(), e.to_string())),
+            "fusion.toml" => {
+                match toml::from_str::<RawFusionFile>(&text) {
+                    Ok(raw) => {
+                        if let Some(f) = raw.fusion {
+                            match f.get_ref().validate() {
+                                Ok(()) => rules.fusion = f.into_inner(),
+                                Err(e) => errors.push(src.error(f.span(), e.to_string())),
+                            }
+                        }
+                        for (kind, w) in raw.weights {
+                            let v = *w.get_ref();
+                            if !KNOWN_KINDS.contains(&kind.as_str()) {
+                                errors.push(src.error(
+                                    w.span(),
+                                    format!(
+                                        "unknown detector kind {kind:?} (known: {})",
+                                        KNOWN_KINDS.join(", ")
+                                    ),
+                                ));
+                            } else if !(v.is_finite() && v >= 0.0) {
+                                errors.push(src.error(
+                                    w.span(),
+                                    format!("weight must be a number ≥ 0, got {v}"),
+                                ));
+                            } else {
+                                rules.weights.insert(kind, v);
+                            }
                         }
                     }
-                    for (kind, w) in raw.weights {
-                        let v = *w.get_ref();
-                        if !KNOWN_KINDS.contains(&kind.as_str()) {
-                            errors.push(src.error(
-                                w.span(),
-                                format!(
-                                    "unknown detector kind {kind:?} (known: {})",
-                                    KNOWN_KINDS.join(", ")
-                                ),
-                            ));
-                        } else if !(v.is_finite() && v >= 0.0) {
-                            errors.push(src.error(
-                                w.span(),
-                                format!("weight must be a number ≥ 0, got {v}"),
-                            ));
-                        } else {
-                            rules.weights.insert(kind, v);
-                        }
-                    }
+                    Err(e) => errors.push(src.toml_error(&e)),
                 }
-                Err(e) => errors.push(src.toml_error(&e)),
-            },
+            }
             other => unreachable!("rule file {other} has no loader"),
         }
     }

@@ -68,10 +68,15 @@ impl Table {
             .peekable();
         let first = *lines.peek().ok_or("the file has no rows")?;
         let fields: Vec<&str> = first.split(',').map(unquote).collect();
-        let header = fields.iter().any(|f| !is_number(f) && parse_datetime(f).is_err());
+        let header = fields
+            .iter()
+            .any(|f| !is_number(f) && parse_datetime(f).is_err());
         let (header_line, names) = if header {
             lines.next();
-            (Some(first.to_string()), fields.iter().map(|s| s.to_string()).collect())
+            (
+                Some(first.to_string()),
+                fields.iter().map(|s| s.to_string()).collect(),
+            )
         } else {
             (None, Vec::new())
         };

@@ -47,7 +47,10 @@ impl ChangepointConfig {
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |name, reason: String| Err(ModelError::InvalidParameter { name, reason });
         if !(8..=1024).contains(&self.span) {
-            return bad("span", format!("must be between 8 and 1024, got {}", self.span));
+            return bad(
+                "span",
+                format!("must be between 8 and 1024, got {}", self.span),
+            );
         }
         if !(self.hazard_lambda.is_finite() && self.hazard_lambda > 1.0) {
             return bad(
@@ -109,8 +112,8 @@ pub fn recent_change(cfg: &ChangepointConfig, values: &[f64]) -> Option<ChangePo
     }
     let median = level.median()?;
     // Noise σ from successive differences (see robust_z), so a shift does not inflate it.
-    let sigma = (diffs.mad()? * MAD_TO_SIGMA / std::f64::consts::SQRT_2)
-        .max(scale_floor(median, 1e-3));
+    let sigma =
+        (diffs.mad()? * MAD_TO_SIGMA / std::f64::consts::SQRT_2).max(scale_floor(median, 1e-3));
     let standardised: Vec<f64> = values.iter().map(|v| (v - median) / sigma).collect();
     let mut detector = NormalGammaDetector::normal_gamma(
         cfg.hazard_lambda,

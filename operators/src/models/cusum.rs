@@ -125,7 +125,9 @@ mod tests {
     use super::*;
 
     fn noise(i: u64) -> f64 {
-        let s = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let s = i
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
     }
 
@@ -153,7 +155,12 @@ mod tests {
 
     #[test]
     fn invalid_config() {
-        assert!(CusumConfig { h: 0.0, ..Default::default() }.validate().is_err());
+        assert!(CusumConfig {
+            h: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
         assert!(CusumConfig::default().validate().is_ok());
     }
 }

@@ -493,9 +493,7 @@ impl DetectorSet {
                 (DetectorState::Iqr(d), DetectorKind::Iqr(cfg)) => d.observe(cfg, value),
                 (DetectorState::Ewma(d), DetectorKind::Ewma(cfg)) => d.observe(cfg, value),
                 (DetectorState::Cusum(d), DetectorKind::Cusum(cfg)) => d.observe(cfg, value),
-                (DetectorState::Seasonal(d), DetectorKind::Seasonal(cfg)) => {
-                    d.observe(cfg, value)
-                }
+                (DetectorState::Seasonal(d), DetectorKind::Seasonal(cfg)) => d.observe(cfg, value),
                 (DetectorState::IsolationForest(d), DetectorKind::IsolationForest(_)) => {
                     d.score(row).map(|m| Deviation {
                         magnitude: m,
@@ -545,8 +543,7 @@ impl DetectorSet {
             findings = self.findings(ensemble, &scratch);
             // 4. Costly evidence: change points (which vote) and the shape.
             if let Some(li) = lead_of(ensemble, &findings) {
-                let (lead_actual, lead_expected) =
-                    (findings[li].1.actual, findings[li].1.expected);
+                let (lead_actual, lead_expected) = (findings[li].1.actual, findings[li].1.expected);
                 let lead_track = &self.tracks[self.slots[findings[li].0].track].track;
                 let history: Vec<f64> = lead_track.recent(usize::MAX).collect();
                 for (i, plan) in ensemble.of_window(window) {
@@ -683,8 +680,7 @@ impl DetectorSet {
                     .calibrator
                     .boundary(&policy.calibration, policy.alert_level)
                     .unwrap_or(f64::NAN);
-                let mut threshold =
-                    expected + (x.value - expected).signum() * boundary * scale;
+                let mut threshold = expected + (x.value - expected).signum() * boundary * scale;
                 if !threshold.is_finite() || x.dev.expected.is_nan() {
                     // Vector models: the robust detector's default boundary (4.5 noise σ).
                     threshold = expected + (x.value - expected).signum() * 4.5 * scale;
@@ -743,9 +739,7 @@ fn lead_of(ensemble: &Ensemble, findings: &[(usize, Finding)]) -> Option<usize> 
         findings
             .iter()
             .enumerate()
-            .filter(|(_, (i, _))| {
-                !scalar_only || !ensemble.detectors[*i].kind.is_vector()
-            })
+            .filter(|(_, (i, _))| !scalar_only || !ensemble.detectors[*i].kind.is_vector())
             .max_by(|a, b| a.1 .1.score.total_cmp(&b.1 .1.score))
             .map(|(k, _)| k)
     };
@@ -781,10 +775,7 @@ fn fuse(ensemble: &Ensemble, scores: impl Iterator<Item = (usize, f64)>) -> Opti
     } else {
         0.0
     };
-    Some(
-        mean.max(ensemble.fusion.lead_share * lead)
-            .clamp(0.0, 1.0),
-    )
+    Some(mean.max(ensemble.fusion.lead_share * lead).clamp(0.0, 1.0))
 }
 
 /// Median of a small slice.
@@ -792,7 +783,13 @@ fn median(values: &[f64]) -> Option<f64> {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    (n > 0).then(|| if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) })
+    (n > 0).then(|| {
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        }
+    })
 }
 
 /// Maps a z-like magnitude to [0, 1): `1 − 2^−(|z|/limit)²`, so |z| at the limit scores 0.5,

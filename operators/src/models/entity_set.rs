@@ -182,7 +182,8 @@ impl EntityDetector {
             if let Err(at) = self.members.binary_search_by(|m| m.as_str().cmp(name)) {
                 if self.members.len() < plan.max_members {
                     self.members.insert(at, (*name).to_string());
-                    self.last.splice(at * k..at * k, std::iter::repeat_n(f32::NAN, k));
+                    self.last
+                        .splice(at * k..at * k, std::iter::repeat_n(f32::NAN, k));
                     self.stats
                         .splice(at * k..at * k, std::iter::repeat_n((0.0, 0.0), k));
                     widened = true;
@@ -231,7 +232,10 @@ impl EntityDetector {
                 *v = recent.iter().sum::<f64>() / recent.len() as f64;
             }
         }
-        for (i, name) in ["isolation_forest", "one_class_svm", "knn"].iter().enumerate() {
+        for (i, name) in ["isolation_forest", "one_class_svm", "knn"]
+            .iter()
+            .enumerate()
+        {
             let Some(m) = magnitudes[i] else { continue };
             if let Some(c) = self.calibrators[i].judge(&policy.calibration, m) {
                 detectors.push((name.to_string(), c.score));
@@ -242,8 +246,11 @@ impl EntityDetector {
                 }
             }
         }
-        let fused = (weights > 0.0)
-            .then(|| (weighted / weights).max(policy.lead_share * lead).clamp(0.0, 1.0));
+        let fused = (weights > 0.0).then(|| {
+            (weighted / weights)
+                .max(policy.lead_share * lead)
+                .clamp(0.0, 1.0)
+        });
         let members = self.explain(plan, &row);
         // Learn.
         let normal = fused.is_none_or(|f| f < policy.normal_below);
@@ -307,7 +314,10 @@ impl EntityDetector {
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.members.iter().map(|m| m.capacity() + 24).sum::<usize>()
+        self.members
+            .iter()
+            .map(|m| m.capacity() + 24)
+            .sum::<usize>()
             + self.last.capacity() * 4
             + self.stats.capacity() * 16
             + self.forest.heap_bytes()

@@ -80,7 +80,8 @@ impl Ewma {
             .var
             .sqrt()
             .max(scale_floor(self.mean, cfg.min_relative_scale));
-        let out = (self.seen >= cfg.warmup_len as u64).then(|| Deviation::of(value, self.mean, sigma));
+        let out =
+            (self.seen >= cfg.warmup_len as u64).then(|| Deviation::of(value, self.mean, sigma));
         self.seen += 1;
         if self.seen == 1 {
             self.mean = value;

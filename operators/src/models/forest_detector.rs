@@ -165,7 +165,10 @@ mod tests {
         // range its cuts were drawn from (values beyond it land with the extremes).
         let normal = d.score(&[5.0, 11.0]).expect("fitted");
         let outlier = d.score(&[5.0, 3.0]).expect("fitted");
-        assert!(outlier > normal * 1.1, "outlier {outlier} vs normal {normal}");
+        assert!(
+            outlier > normal * 1.1,
+            "outlier {outlier} vs normal {normal}"
+        );
         assert!(d.score(&[1.0]).is_none(), "wrong width");
         // Far beyond the training range: isolated at the root almost surely.
         let beyond = d.score(&[5.0, 500.0]).expect("fitted");

@@ -94,7 +94,9 @@ impl IqrFences {
         let q3 = self.values.quantile(0.75)?;
         let median = self.values.median()?;
         let iqr = (q3 - q1).max(scale_floor(median, cfg.min_relative_scale));
-        let excess = (value - (q3 + cfg.k * iqr)).max((q1 - cfg.k * iqr) - value).max(0.0);
+        let excess = (value - (q3 + cfg.k * iqr))
+            .max((q1 - cfg.k * iqr) - value)
+            .max(0.0);
         Some(Deviation {
             magnitude: excess / iqr,
             expected: median,

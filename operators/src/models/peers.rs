@@ -149,9 +149,18 @@ mod tests {
         let cfg = PeerConfig::default();
         let mut g = PeerGroup::default();
         for t in 0..5 {
-            for (h, base) in [("h1", 10.0), ("h2", 10.5), ("h3", 9.8), ("h4", 10.2), ("h5", 10.1)]
-            {
-                let v = if h == "h3" && t >= 2 { 40.0 } else { base + 0.1 * t as f64 };
+            for (h, base) in [
+                ("h1", 10.0),
+                ("h2", 10.5),
+                ("h3", 9.8),
+                ("h4", 10.2),
+                ("h5", 10.1),
+            ] {
+                let v = if h == "h3" && t >= 2 {
+                    40.0
+                } else {
+                    base + 0.1 * t as f64
+                };
                 g.push(&cfg, h, v);
             }
         }

@@ -211,7 +211,11 @@ mod tests {
         let due: Vec<bool> = (0..5).map(|_| r.tick(&policy, true, Some(1.0))).collect();
         assert_eq!(due, [false, false, false, false, true]);
         r.add(&policy, &[1.0]);
-        assert_eq!((r.len(), r.width()), (1, 1), "a new width restarts the ring");
+        assert_eq!(
+            (r.len(), r.width()),
+            (1, 1),
+            "a new width restarts the ring"
+        );
         r.add(&policy, &[f32::NAN]);
         assert_eq!(r.len(), 1, "non-finite rows are refused");
     }

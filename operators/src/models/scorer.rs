@@ -58,7 +58,8 @@ impl RowScorer {
                 continue;
             };
             let values = FeatureValues::single(v);
-            if let Some(verdict) = set.observe(ensemble, &self.window, &values, time, self.real_time)
+            if let Some(verdict) =
+                set.observe(ensemble, &self.window, &values, time, self.real_time)
             {
                 score = score.max(verdict.score);
             }

@@ -79,8 +79,8 @@ pub fn classify(
         let rising = tail.windows(2).filter(|w| w[1] > w[0]).count();
         let falling = tail.windows(2).filter(|w| w[1] < w[0]).count();
         let climb = tail[tail.len() - 1] - tail[0];
-        let monotone = 4 * rising >= 3 * steps && climb > 0.0
-            || 4 * falling >= 3 * steps && climb < 0.0;
+        let monotone =
+            4 * rising >= 3 * steps && climb > 0.0 || 4 * falling >= 3 * steps && climb < 0.0;
         if monotone && climb.abs() >= 3.0 * scale && (climb > 0.0) == up {
             return Shape::Trend;
         }
@@ -149,7 +149,9 @@ mod tests {
 
     #[test]
     fn trend() {
-        let h: Vec<f64> = (0..40).map(|i| 10.0 + 0.5 * i as f64 + 0.2 * noise(i)).collect();
+        let h: Vec<f64> = (0..40)
+            .map(|i| 10.0 + 0.5 * i as f64 + 0.2 * noise(i))
+            .collect();
         assert_eq!(classify(&h, 30.5, 25.0, 0.3, None), Shape::Trend);
     }
 

@@ -121,7 +121,13 @@ fn ensemble_verdict_explains_itself() {
     let ens = ensemble(all_kinds());
     let mut set = DetectorSet::new(&ens, "latency_ms");
     for i in 0..600 {
-        set.observe(&ens, "1m", &values(10.0 + noise(i)), i as u64 * 60_000, true);
+        set.observe(
+            &ens,
+            "1m",
+            &values(10.0 + noise(i)),
+            i as u64 * 60_000,
+            true,
+        );
     }
     // Other windows are ignored.
     assert!(set.observe(&ens, "5m", &values(1e6), 0, true).is_none());
@@ -142,13 +148,25 @@ fn level_shift_is_named_and_its_repeats_damped() {
     let ens = ensemble(all_kinds());
     let mut set = DetectorSet::new(&ens, "latency_ms");
     for i in 0..600 {
-        set.observe(&ens, "1m", &values(10.0 + noise(i)), i as u64 * 60_000, true);
+        set.observe(
+            &ens,
+            "1m",
+            &values(10.0 + noise(i)),
+            i as u64 * 60_000,
+            true,
+        );
     }
     let mut verdicts = Vec::new();
     for i in 600..612 {
         verdicts.push(
-            set.observe(&ens, "1m", &values(20.0 + noise(i)), i as u64 * 60_000, true)
-                .unwrap(),
+            set.observe(
+                &ens,
+                "1m",
+                &values(20.0 + noise(i)),
+                i as u64 * 60_000,
+                true,
+            )
+            .unwrap(),
         );
     }
     assert!(verdicts[0].score > 0.6, "{:?}", verdicts[0]);
@@ -170,7 +188,13 @@ fn state_round_trips_through_serde() {
     let ens = ensemble(all_kinds());
     let mut set = DetectorSet::new(&ens, "latency_ms");
     for i in 0..400 {
-        set.observe(&ens, "1m", &values(10.0 + noise(i)), i as u64 * 60_000, true);
+        set.observe(
+            &ens,
+            "1m",
+            &values(10.0 + noise(i)),
+            i as u64 * 60_000,
+            true,
+        );
     }
     let text = serde_json::to_string(&set).unwrap();
     let mut restored: DetectorSet = serde_json::from_str(&text).unwrap();
