@@ -1,8 +1,10 @@
 //! Throughput of the engine's foundation stages, in points per second:
 //! * `parse/json` — decoding contract JSON lines into points (interning, limits, lateness);
-//! * `detect/robust_z` — one detector on closed windows (windows per second);
+//! * `detect/robust_z`, `detect/all` — one series' detector set on closed windows (windows per
+//!   second), with the robust detector alone and with every detector kind;
 //! * `pipeline/replay` — the whole engine on one worker over a simulator file: read, parse,
-//!   exchange, windows, robust detector, alerts, sinks.
+//!   exchange, windows, the default detectors, alerts, sinks; `pipeline/replay_all_detectors`
+//!   the same with every detector kind and the entity detectors on.
 //!
 //! Run: `cargo bench --bench pipeline`. The data is the built-in simulator's (seeded), written to
 //! a temporary directory once.
@@ -21,9 +23,15 @@ use harbinger::parse::json::JsonDecoder;
 use harbinger::parse::{DecodeCtx, Decoder, Format, Precision};
 use harbinger::sinks::Outputs;
 use harbinger::sources::simulator::SimulatorConfig;
-use operators::models::detector_set::{DetectorKind, DetectorPlan, DetectorSet, FeatureChoice};
+use operators::models::detector_set::{
+    DetectorKind, DetectorPlan, DetectorSet, Ensemble, FeatureChoice, FusionPolicy,
+};
 use operators::models::robust_z::RobustZConfig;
 use operators::models::window_stats::FeatureValues;
+
+/// Every detector kind on the 1-minute window, plus the entity detectors: the "every detector
+/// on" configuration the throughput target is measured with (`examples/all-detectors.toml`).
+const ALL_DETECTORS: &str = include_str!("../examples/all-detectors.toml");
 
 /// A simulator file of `hours` hours of the default fleet (12 services, 96 series: 34,560 points
 /// per simulated hour).
@@ -88,15 +96,9 @@ fn parse_json(c: &mut Criterion) {
     group.finish();
 }
 
-fn detect_robust_z(c: &mut Criterion) {
-    let plans = vec![DetectorPlan {
-        name: "robust_z".into(),
-        window: "1m".into(),
-        feature: FeatureChoice::Auto,
-        weight: 1.0,
-        kind: DetectorKind::RobustZ(RobustZConfig::default()),
-    }];
-    let windows: Vec<FeatureValues> = (0..10_000)
+/// Synthetic closed windows: a slow wave with noise.
+fn bench_windows() -> Vec<FeatureValues> {
+    (0..10_000)
         .map(|i| {
             let v = 100.0 + (i as f64 * 0.1).sin() * 5.0 + ((i * 7919) % 13) as f64 * 0.1;
             FeatureValues {
@@ -113,39 +115,68 @@ fn detect_robust_z(c: &mut Criterion) {
                 counter_rate: 0.0,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// One detector set over the windows: `detect/<name>` in windows per second.
+fn detect(c: &mut Criterion) {
+    let windows = bench_windows();
+    let robust = Ensemble {
+        detectors: vec![DetectorPlan {
+            name: "robust_z".into(),
+            window: "1m".into(),
+            feature: FeatureChoice::Auto,
+            weight: 1.0,
+            kind: DetectorKind::RobustZ(RobustZConfig::default()),
+        }],
+        fusion: FusionPolicy::default(),
+    };
+    let all = config::compile_text(std::path::Path::new("all.toml"), ALL_DETECTORS, None, None)
+        .expect("all-detectors config")
+        .ensemble;
     let mut group = c.benchmark_group("detect");
     group.throughput(Throughput::Elements(windows.len() as u64));
-    group.bench_function("robust_z", |b| {
-        b.iter_batched(
-            || DetectorSet::new(&plans, "latency_ms"),
-            |mut set| {
-                let mut alerts = 0;
-                for w in &windows {
-                    if set.observe(&plans, "1m", w).is_some_and(|v| v.score >= 0.5) {
-                        alerts += 1;
+    for (name, ensemble) in [("robust_z", &robust), ("all", &*all)] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || DetectorSet::new(ensemble, "latency_ms"),
+                |mut set| {
+                    let mut alerts = 0;
+                    for (i, w) in windows.iter().enumerate() {
+                        if set
+                            .observe(ensemble, "1m", w, i as u64 * 60_000, true)
+                            .is_some_and(|v| v.score >= 0.5)
+                        {
+                            alerts += 1;
+                        }
                     }
-                }
-                alerts
-            },
-            BatchSize::SmallInput,
-        )
-    });
+                    alerts
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     group.finish();
 }
 
 fn pipeline_replay(c: &mut Criterion) {
     let (_dir, path, lines) = simulator_file(12);
-    let mut plan = config::load(None, None).expect("default config");
-    plan.sources = vec![SourcePlan::File {
-        name: "bench".into(),
-        path,
-        format: Format::Json,
-        precision: Precision::Ns,
-        speed: 0.0,
-    }];
-    plan.sinks = SinkPlan::default();
-    let plan = Arc::new(plan);
+    let plan_for = |text: Option<&str>| {
+        let mut plan = match text {
+            None => config::load(None, None).expect("default config"),
+            Some(t) => config::compile_text(std::path::Path::new("all.toml"), t, None, None)
+                .expect("all-detectors config"),
+        };
+        plan.sources = vec![SourcePlan::File {
+            name: "bench".into(),
+            path: path.clone(),
+            format: Format::Json,
+            precision: Precision::Ns,
+            speed: 0.0,
+        }];
+        plan.sinks = SinkPlan::default();
+        Arc::new(plan)
+    };
     let cluster = ClusterArgs {
         workers: Some(1),
         processes: 1,
@@ -155,18 +186,23 @@ fn pipeline_replay(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline");
     group.sample_size(10);
     group.throughput(Throughput::Elements(lines));
-    group.bench_function("replay", |b| {
-        b.iter(|| {
-            let opts = RunOptions {
-                timely: cluster.timely_config(1).expect("config"),
-                progress_bar: false,
-                stop: Default::default(),
-            };
-            engine::run(plan.clone(), Outputs::default(), opts).expect("run")
-        })
-    });
+    for (name, plan) in [
+        ("replay", plan_for(None)),
+        ("replay_all_detectors", plan_for(Some(ALL_DETECTORS))),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let opts = RunOptions {
+                    timely: cluster.timely_config(1).expect("config"),
+                    progress_bar: false,
+                    stop: Default::default(),
+                };
+                engine::run(plan.clone(), Outputs::default(), opts).expect("run")
+            })
+        });
+    }
     group.finish();
 }
 
-criterion_group!(benches, parse_json, detect_robust_z, pipeline_replay);
+criterion_group!(benches, parse_json, detect, pipeline_replay);
 criterion_main!(benches);

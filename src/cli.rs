@@ -137,6 +137,28 @@ pub enum Command {
         #[arg(long = "property", value_name = "KEY=VALUE")]
         properties: Vec<String>,
     },
+    /// Per-row anomaly scores in [0, 1] for a CSV, by the streaming detection path (no
+    /// look-ahead): the input's columns plus `anomaly_score`.
+    Score {
+        /// Known-normal history of the same shape, streamed through the detectors first.
+        #[arg(long)]
+        train: Option<PathBuf>,
+        /// Input CSV (NAB `timestamp,value`, wide with a timestamp, or headerless wide).
+        #[arg(long)]
+        input: PathBuf,
+        /// Output CSV.
+        #[arg(long)]
+        output: PathBuf,
+        /// Config file for the detectors (default: the embedded default).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Rules directory.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Time between rows of a file without timestamps (e.g. 5m).
+        #[arg(long, default_value = "1m")]
+        row_step: String,
+    },
     /// Score an alerts.jsonl against a simulator truth.json (detection, delay, false alerts).
     Evaluate {
         /// The simulator's ground truth.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use harbinger::cli::{parse_duration_ms, Cli, Command};
-use harbinger::commands::{pipeline, produce, simulate, validate, Failure};
+use harbinger::commands::{pipeline, produce, score, simulate, validate, Failure};
 use harbinger::sources::simulator::SimulatorConfig;
 
 fn main() -> ExitCode {
@@ -51,6 +51,25 @@ fn main() -> ExitCode {
             step,
             out,
         } => simulate_command(*seed, duration, *services, *incidents, *overlap, step, out),
+        Command::Score {
+            train,
+            input,
+            output,
+            config,
+            rules,
+            row_step,
+        } => parse_duration_ms(row_step)
+            .map_err(Failure::config)
+            .and_then(|step| {
+                score::score(
+                    train.as_deref(),
+                    input,
+                    output,
+                    config.as_deref(),
+                    rules.as_deref(),
+                    step,
+                )
+            }),
         Command::Validate { config, rules } => {
             validate::validate(config.as_deref(), rules.as_deref())
         }

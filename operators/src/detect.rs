@@ -15,7 +15,7 @@ use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
-use crate::models::detector_set::{DetectorPlan, DetectorSet};
+use crate::models::detector_set::{DetectorSet, Ensemble};
 use crate::records::{Detection, WindowFeatures};
 use crate::series::{EventTime, SeriesId};
 use crate::stash::{frontier_limit, Stash};
@@ -23,7 +23,7 @@ use crate::stash::{frontier_limit, Stash};
 /// Detector state of one worker: one [`DetectorSet`] per series.
 #[derive(Serialize, Deserialize)]
 pub struct DetectState {
-    plans: Arc<[DetectorPlan]>,
+    ensemble: Arc<Ensemble>,
     /// Fused score at or above which a window is reported (the lowest severity band).
     alert_threshold: f64,
     series: HashMap<SeriesId, DetectorSet>,
@@ -33,10 +33,10 @@ pub struct DetectState {
 }
 
 impl DetectState {
-    /// Empty state for `plans`, reporting windows scoring at least `alert_threshold`.
-    pub fn new(plans: Arc<[DetectorPlan]>, alert_threshold: f64) -> Self {
+    /// Empty state for `ensemble`, reporting windows scoring at least `alert_threshold`.
+    pub fn new(ensemble: Arc<Ensemble>, alert_threshold: f64) -> Self {
         DetectState {
-            plans,
+            ensemble,
             alert_threshold,
             series: HashMap::new(),
             progress: 0,
@@ -48,9 +48,9 @@ impl DetectState {
         self.progress
     }
 
-    /// The detector plans this state was built for (checked when a checkpoint is restored).
-    pub fn plans(&self) -> &[DetectorPlan] {
-        &self.plans
+    /// The ensemble this state was built for (checked when a checkpoint is restored).
+    pub fn ensemble(&self) -> &Ensemble {
+        &self.ensemble
     }
 
     /// Approximate bytes of detector state per series.
@@ -64,38 +64,53 @@ impl DetectState {
     }
 
     fn observe(&mut self, f: &WindowFeatures) -> Option<Detection> {
-        let plans = &self.plans;
+        let ensemble = &self.ensemble;
         let set = self
             .series
             .entry(f.series)
-            .or_insert_with(|| DetectorSet::new(plans, &f.key.name));
-        let verdict = set.observe(plans, &f.window, &f.values)?;
-        if verdict.score < self.alert_threshold {
+            .or_insert_with(|| DetectorSet::new(ensemble, &f.key.name));
+        let verdict = set.observe(ensemble, &f.window, &f.values, f.end, true)?;
+        // A damped score still continues an ongoing episode (so its alert stays open), but
+        // cannot open a new one.
+        let reported = verdict.score >= self.alert_threshold
+            || (verdict.episode && verdict.fused >= self.alert_threshold);
+        if !reported {
             return None;
         }
+        let lead = verdict.lead.as_ref()?;
         let affected = verdict
             .findings
             .iter()
             .filter(|x| x.score >= self.alert_threshold)
             .map(|x| x.feature.clone())
-            .collect();
+            .fold(Vec::<String>::new(), |mut acc, x| {
+                if !acc.contains(&x) {
+                    acc.push(x);
+                }
+                acc
+            });
         Some(Detection {
             series: f.series,
             key: f.key.clone(),
             start: f.start,
             end: f.end,
-            score: verdict.score,
-            confidence: verdict.lead.confidence,
-            actual: verdict.lead.actual,
-            expected: verdict.lead.expected,
-            threshold: verdict.lead.threshold,
+            score: verdict.score.max(verdict.fused.min(self.alert_threshold)),
+            confidence: lead.confidence,
+            actual: lead.actual,
+            expected: lead.expected,
+            threshold: lead.threshold,
             direction: verdict.direction,
+            shape: verdict.shape,
             detectors: verdict
                 .findings
                 .iter()
                 .map(|x| (x.detector.clone(), x.score))
                 .collect(),
-            affected_features: affected,
+            affected_features: if affected.is_empty() {
+                vec![lead.feature.clone()]
+            } else {
+                affected
+            },
         })
     }
 }

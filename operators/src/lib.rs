@@ -8,6 +8,7 @@
 
 pub mod alerting;
 pub mod detect;
+pub mod entity;
 pub mod models;
 pub mod records;
 pub mod rules;

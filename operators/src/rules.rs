@@ -5,6 +5,7 @@
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::models::shape::Shape;
 use crate::records::{AnomalyType, Severity};
 
 /// Score thresholds of each severity band; a score below `low` raises no alert.
@@ -73,13 +74,17 @@ pub enum Direction {
     Any,
 }
 
-/// One rule: a metric whose name matches `metric` and that moved in `direction` is `anomaly_type`.
+/// One rule: a metric whose name matches `metric`, that moved in `direction` and (if the rule
+/// names one) with anomaly shape `shape`, is `anomaly_type`.
 #[derive(Debug, Clone)]
 pub struct AnomalyTypeRule {
     /// Fully anchored regular expression over the metric name (Prometheus matcher semantics).
     pub metric: Regex,
     /// Which deviations the rule covers.
     pub direction: Direction,
+    /// The shape the rule covers; `None` covers every shape (and anomalies whose shape is
+    /// unknown).
+    pub shape: Option<Shape>,
     /// The resulting type.
     pub anomaly_type: AnomalyType,
 }
@@ -92,12 +97,18 @@ pub struct AnomalyTypeRules {
 }
 
 impl AnomalyTypeRules {
-    /// The type of a deviation of `metric` in `direction`.
-    pub fn classify(&self, metric: &str, direction: Direction) -> AnomalyType {
+    /// The type of a deviation of `metric` in `direction` with shape `shape`.
+    pub fn classify(
+        &self,
+        metric: &str,
+        direction: Direction,
+        shape: Option<Shape>,
+    ) -> AnomalyType {
         self.rules
             .iter()
             .find(|r| {
                 (r.direction == Direction::Any || r.direction == direction)
+                    && (r.shape.is_none() || r.shape == shape)
                     && r.metric.is_match(metric)
             })
             .map_or(AnomalyType::UnusualPattern, |r| r.anomaly_type)
@@ -132,30 +143,32 @@ mod tests {
                 AnomalyTypeRule {
                     metric: anchored_regex(".*latency.*").unwrap(),
                     direction: Direction::Up,
+                    shape: None,
                     anomaly_type: AnomalyType::LatencySpike,
                 },
                 AnomalyTypeRule {
                     metric: anchored_regex("cpu").unwrap(),
                     direction: Direction::Any,
+                    shape: None,
                     anomaly_type: AnomalyType::CpuOverload,
                 },
             ],
         };
         assert_eq!(
-            rules.classify("http_latency_p99_ms", Direction::Up),
+            rules.classify("http_latency_p99_ms", Direction::Up, None),
             AnomalyType::LatencySpike
         );
         assert_eq!(
-            rules.classify("http_latency_p99_ms", Direction::Down),
+            rules.classify("http_latency_p99_ms", Direction::Down, None),
             AnomalyType::UnusualPattern
         );
         assert_eq!(
-            rules.classify("cpu", Direction::Down),
+            rules.classify("cpu", Direction::Down, None),
             AnomalyType::CpuOverload
         );
         // Anchored: "cpu" does not match "cpu_seconds".
         assert_eq!(
-            rules.classify("cpu_seconds", Direction::Up),
+            rules.classify("cpu_seconds", Direction::Up, None),
             AnomalyType::UnusualPattern
         );
     }

@@ -3,6 +3,7 @@
 
 pub mod pipeline;
 pub mod produce;
+pub mod score;
 pub mod simulate;
 pub mod validate;
 

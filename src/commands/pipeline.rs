@@ -110,7 +110,7 @@ fn execute(plan: Plan, cluster: &ClusterArgs, progress_bar: bool) -> Outcome {
     tracing::info!(
         sources = plan.sources.len(),
         windows = plan.windows.len(),
-        detectors = plan.detectors.len(),
+        detectors = plan.ensemble.detectors.len(),
         "Starting the engine."
     );
     // SIGINT/SIGTERM stop live sources cleanly; finite ones end by themselves.

@@ -13,7 +13,7 @@ pub fn validate(config: Option<&Path>, rules: Option<&Path>) -> Outcome {
         "OK: {} source(s), {} window(s), {} detector(s), rules from {}.",
         plan.sources.len(),
         plan.windows.len(),
-        plan.detectors.len(),
+        plan.ensemble.detectors.len(),
         plan.rules_dir.as_ref().map_or_else(
             || "the shipped defaults".to_string(),
             |d| d.display().to_string()

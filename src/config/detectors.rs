@@ -1,8 +1,18 @@
 //! `[[windows]]` and `[[detectors]]`: window specs, and the detectors that watch them (each must
 //! name a configured window). Without any, a 1-minute tumbling window with the robust detector.
 
+use std::collections::BTreeMap;
+
+use operators::models::changepoint::ChangepointConfig;
+use operators::models::cusum::CusumConfig;
 use operators::models::detector_set::{DetectorKind, DetectorPlan, FeatureChoice};
+use operators::models::ewma::EwmaConfig;
+use operators::models::forest_detector::ForestDetectorConfig;
+use operators::models::iqr::IqrConfig;
+use operators::models::knn_detector::KnnDetectorConfig;
 use operators::models::robust_z::RobustZConfig;
+use operators::models::seasonal::SeasonalConfig;
+use operators::models::svm_detector::SvmDetectorConfig;
 use operators::models::window_stats::Feature;
 use operators::window::WindowSpec;
 use toml::Spanned;
@@ -47,11 +57,13 @@ pub fn compile_windows(c: &mut Checker<'_, '_>, raw: &[Spanned<RawWindow>]) -> V
     windows
 }
 
-/// Compiles the detectors against the compiled `windows`.
+/// Compiles the detectors against the compiled `windows`; a detector without a `weight` takes
+/// its kind's weight from the fusion rules (`weights`, by kind name; 1 when absent).
 pub fn compile_detectors(
     c: &mut Checker<'_, '_>,
     raw: &[Spanned<RawDetector>],
     windows: &[WindowSpec],
+    weights: &BTreeMap<String, f64>,
 ) -> Vec<DetectorPlan> {
     let mut detectors: Vec<DetectorPlan> = Vec::new();
     for d in raw {
@@ -67,13 +79,12 @@ pub fn compile_detectors(
                 ),
             );
         }
+        let kind_type = *d.kind.get_ref();
         let name = d
             .name
             .as_ref()
             .map(|n| n.get_ref().clone())
-            .unwrap_or_else(|| match d.kind.get_ref() {
-                DetectorType::RobustZ => "robust_z".to_string(),
-            });
+            .unwrap_or_else(|| kind_type.name().to_string());
         if detectors.iter().any(|x| x.name == name) {
             let span = d.name.as_ref().map_or(d.kind.span(), |n| n.span());
             c.err(
@@ -81,48 +92,94 @@ pub fn compile_detectors(
                 format!("detector name {name:?} is used twice; give each a `name`"),
             );
         }
-        let kind = match d.kind.get_ref() {
+        if kind_type != DetectorType::RobustZ {
+            for (field, present) in [
+                (
+                    "baseline_windows",
+                    d.baseline_windows.as_ref().map(|x| x.span()),
+                ),
+                ("level_windows", d.level_windows.as_ref().map(|x| x.span())),
+                (
+                    "warmup_windows",
+                    d.warmup_windows.as_ref().map(|x| x.span()),
+                ),
+                ("threshold", d.threshold.as_ref().map(|x| x.span())),
+                (
+                    "min_relative_scale",
+                    d.min_relative_scale.as_ref().map(|x| x.span()),
+                ),
+            ] {
+                if let Some(span) = present {
+                    c.err(
+                        span,
+                        format!(
+                            "`{field}` applies to robust_z only; give `{}` parameters in `params`",
+                            kind_type.name()
+                        ),
+                    );
+                }
+            }
+        }
+        let kind = match kind_type {
             DetectorType::RobustZ => {
-                let defaults = RobustZConfig::default();
+                let base: RobustZConfig = params(c, d, RobustZConfig::default());
                 let cfg = RobustZConfig {
                     baseline_len: c.int(
                         &d.baseline_windows,
-                        defaults.baseline_len,
+                        base.baseline_len,
                         3..100_001,
                         "baseline_windows",
                     ),
                     level_len: c.int(
                         &d.level_windows,
-                        defaults.level_len,
+                        base.level_len,
                         1..100_001,
                         "level_windows",
                     ),
                     warmup_len: c.int(
                         &d.warmup_windows,
-                        defaults.warmup_len,
+                        base.warmup_len,
                         3..100_001,
                         "warmup_windows",
                     ),
-                    threshold: c.float(&d.threshold, defaults.threshold, 0.1, 1e6, "threshold"),
+                    threshold: c.float(&d.threshold, base.threshold, 0.1, 1e6, "threshold"),
                     min_relative_scale: c.float(
                         &d.min_relative_scale,
-                        defaults.min_relative_scale,
+                        base.min_relative_scale,
                         0.0,
                         1.0,
                         "min_relative_scale",
                     ),
                 };
-                if let Err(e) = cfg.validate() {
-                    c.err(d.kind.span(), e.to_string());
-                }
                 DetectorKind::RobustZ(cfg)
             }
+            DetectorType::Iqr => DetectorKind::Iqr(params(c, d, IqrConfig::default())),
+            DetectorType::Ewma => DetectorKind::Ewma(params(c, d, EwmaConfig::default())),
+            DetectorType::Cusum => DetectorKind::Cusum(params(c, d, CusumConfig::default())),
+            DetectorType::Seasonal => {
+                DetectorKind::Seasonal(params(c, d, SeasonalConfig::default()))
+            }
+            DetectorType::Changepoint => {
+                DetectorKind::Changepoint(params(c, d, ChangepointConfig::default()))
+            }
+            DetectorType::IsolationForest => {
+                DetectorKind::IsolationForest(params(c, d, ForestDetectorConfig::default()))
+            }
+            DetectorType::OneClassSvm => {
+                DetectorKind::OneClassSvm(params(c, d, SvmDetectorConfig::default()))
+            }
+            DetectorType::Knn => DetectorKind::Knn(params(c, d, KnnDetectorConfig::default())),
         };
+        if let Err(e) = kind.validate() {
+            let span = d.params.as_ref().map_or(d.kind.span(), |p| p.span());
+            c.err(span, e.to_string());
+        }
+        let default_weight = weights.get(kind.name()).copied().unwrap_or(1.0);
         detectors.push(DetectorPlan {
             name,
             window: d.window.get_ref().clone(),
             feature: feature_choice(d.feature.as_ref().map(|f| *f.get_ref())),
-            weight: c.float(&d.weight, 1.0, 0.0, 1e6, "weight"),
+            weight: c.float(&d.weight, default_weight, 0.0, 1e6, "weight"),
             kind,
         });
     }
@@ -137,6 +194,52 @@ pub fn compile_detectors(
     }
 
     detectors
+}
+
+/// The detector's `params` table read as the kind's config `T` over `defaults` (fields left out
+/// keep their defaults); an error is reported at the table.
+fn params<T>(c: &mut Checker<'_, '_>, d: &RawDetector, defaults: T) -> T
+where
+    T: serde::de::DeserializeOwned + serde::Serialize,
+{
+    let Some(table) = &d.params else {
+        return defaults;
+    };
+    // Overlay the given fields on the defaults, so nested tables may also be partial.
+    let mut base = match toml::Table::try_from(&defaults) {
+        Ok(t) => t,
+        Err(e) => {
+            c.err(table.span(), format!("invalid params: {e}"));
+            return defaults;
+        }
+    };
+    overlay(&mut base, table.get_ref());
+    match toml::Value::Table(base).try_into::<T>() {
+        Ok(v) => v,
+        Err(e) => {
+            c.err(
+                table.span(),
+                format!(
+                    "invalid params for {}: {}",
+                    d.kind.get_ref().name(),
+                    e.message().trim()
+                ),
+            );
+            defaults
+        }
+    }
+}
+
+/// Writes `over` onto `base`, recursing into tables present in both.
+fn overlay(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => overlay(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
 }
 
 fn feature_choice(name: Option<FeatureName>) -> FeatureChoice {

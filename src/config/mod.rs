@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use operators::models::alert_lifecycle::AlertPolicy;
-use operators::models::detector_set::DetectorPlan;
+use operators::models::detector_set::Ensemble;
+use operators::models::entity_set::EntityPlan;
 use operators::window::WindowSpec;
 
 use crate::ingest::LabelLimits;
@@ -118,8 +119,10 @@ pub struct Plan {
     pub sources: Vec<SourcePlan>,
     /// Window specs.
     pub windows: Arc<[WindowSpec]>,
-    /// Detectors.
-    pub detectors: Arc<[DetectorPlan]>,
+    /// Detectors and how their scores combine.
+    pub ensemble: Arc<Ensemble>,
+    /// Entity-level detectors, when configured.
+    pub entity: Option<Arc<EntityPlan>>,
     /// Alert policy (naming, lifecycle, severity, types).
     pub alerts: Arc<AlertPolicy>,
     /// Sinks.
@@ -221,7 +224,6 @@ fn compile(
 
     let sources = sources::compile_sources(&mut c, &raw.sources, &resolve);
     let windows = detectors::compile_windows(&mut c, &raw.windows);
-    let detectors = detectors::compile_detectors(&mut c, &raw.detectors, &windows);
     // rules
     let rules_dir = rules_dir
         .map(Path::to_path_buf)
@@ -235,6 +237,24 @@ fn compile(
         }
     }
     let rules = rules::load_rules(rules_dir.as_deref(), c.errors);
+    let detectors = detectors::compile_detectors(&mut c, &raw.detectors, &windows, &rules.weights);
+    let mut fusion = rules.fusion.clone();
+    fusion.alert_level = rules.severity.low;
+    let entity = raw.entity.as_ref().and_then(|e| {
+        let plan = e.get_ref();
+        if let Err(err) = plan.validate() {
+            c.err(e.span(), err.to_string());
+            return None;
+        }
+        if !windows.iter().any(|w| w.name == plan.window) {
+            c.err(
+                e.span(),
+                format!("entity window {:?} is not a configured window", plan.window),
+            );
+            return None;
+        }
+        Some(Arc::new(plan.clone()))
+    });
 
     // [alerts]
     let a = &raw.alerts;
@@ -255,7 +275,8 @@ fn compile(
         engine,
         sources,
         windows: windows.into(),
-        detectors: detectors.into(),
+        ensemble: Arc::new(Ensemble { detectors, fusion }),
+        entity,
         alerts: Arc::new(alerts),
         sinks,
         rules_dir,

@@ -26,6 +26,8 @@ pub struct RawConfig {
     /// Alert naming and lifecycle.
     #[serde(default)]
     pub alerts: RawAlerts,
+    /// Entity-level detectors over the joint vector of an entity's series (absent: off).
+    pub entity: Option<Spanned<operators::models::entity_set::EntityPlan>>,
     /// Where results go.
     #[serde(default)]
     pub sinks: Vec<Spanned<RawSink>>,
@@ -141,12 +143,45 @@ pub struct RawWindow {
     pub slide_secs: Option<Spanned<f64>>,
 }
 
-/// The kinds of detector.
+/// The kinds of detector (see `operators::models::detector_set::DetectorKind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DetectorType {
     /// Robust z-score on a rolling median/MAD baseline.
     RobustZ,
+    /// Tukey's IQR fences on a rolling window.
+    Iqr,
+    /// EWMA control chart.
+    Ewma,
+    /// Two-sided CUSUM.
+    Cusum,
+    /// Same-phase seasonal baseline (periodogram-detected season).
+    Seasonal,
+    /// BOCPD change points on suspicious windows.
+    Changepoint,
+    /// Streaming isolation forest on the feature vector.
+    IsolationForest,
+    /// Streaming one-class SVM on the feature vector.
+    OneClassSvm,
+    /// Distance to the nearest recent normal feature vectors.
+    Knn,
+}
+
+impl DetectorType {
+    /// The type's name as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            DetectorType::RobustZ => "robust_z",
+            DetectorType::Iqr => "iqr",
+            DetectorType::Ewma => "ewma",
+            DetectorType::Cusum => "cusum",
+            DetectorType::Seasonal => "seasonal",
+            DetectorType::Changepoint => "changepoint",
+            DetectorType::IsolationForest => "isolation_forest",
+            DetectorType::OneClassSvm => "one_class_svm",
+            DetectorType::Knn => "knn",
+        }
+    }
 }
 
 /// Feature names as written in the config, plus `auto`.
@@ -192,8 +227,11 @@ pub struct RawDetector {
     pub window: Spanned<String>,
     /// Feature it watches (default `auto`).
     pub feature: Option<Spanned<FeatureName>>,
-    /// Weight in the fused score (default 1).
+    /// Weight in the fused score (default: the detector kind's weight in `rules/fusion.toml`).
     pub weight: Option<Spanned<f64>>,
+    /// Parameters of the detector kind, as a table (every kind; each field documented on the
+    /// kind's config struct, unknown fields are errors).
+    pub params: Option<Spanned<toml::Table>>,
     /// robust_z: windows in the baseline (default 60).
     pub baseline_windows: Option<Spanned<i64>>,
     /// robust_z: recent windows whose median is the expected level (default 10).

@@ -3,10 +3,15 @@
 //! directory only needs the files a user changed.
 //!
 //! * `severity.toml` — score bands of each severity.
-//! * `anomaly_types.toml` — metric-name rules naming an anomaly's type.
+//! * `anomaly_types.toml` — metric-name (and shape) rules naming an anomaly's type.
+//! * `fusion.toml` — how detector scores are calibrated, fused and damped, and each detector
+//!   kind's weight.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use operators::models::detector_set::FusionPolicy;
+use operators::models::shape::Shape;
 use operators::records::AnomalyType;
 use operators::rules::{
     anchored_regex, AnomalyTypeRule, AnomalyTypeRules, Direction, SeverityBands,
@@ -34,6 +39,23 @@ pub const RULE_FILES: &[RuleFile] = &[
         name: "anomaly_types.toml",
         default: include_str!("../../rules/anomaly_types.toml"),
     },
+    RuleFile {
+        name: "fusion.toml",
+        default: include_str!("../../rules/fusion.toml"),
+    },
+];
+
+/// Detector kinds a weight may name.
+const KNOWN_KINDS: &[&str] = &[
+    "robust_z",
+    "iqr",
+    "ewma",
+    "cusum",
+    "seasonal",
+    "changepoint",
+    "isolation_forest",
+    "one_class_svm",
+    "knn",
 ];
 
 /// The compiled rules.
@@ -43,6 +65,10 @@ pub struct Rules {
     pub severity: SeverityBands,
     /// Anomaly type rules.
     pub anomaly_types: AnomalyTypeRules,
+    /// Calibration, fusion and damping.
+    pub fusion: FusionPolicy,
+    /// Weight of each detector kind in the fused score, by kind name.
+    pub weights: BTreeMap<String, f64>,
 }
 
 /// Reads `name` from `dir` if it exists there, else the embedded default; returns (path shown in
@@ -79,8 +105,19 @@ struct RawTypeRule {
     metric: Spanned<String>,
     #[serde(default)]
     direction: Option<Direction>,
+    #[serde(default)]
+    shape: Option<Shape>,
     #[serde(rename = "type")]
     anomaly_type: AnomalyType,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFusionFile {
+    #[serde(default)]
+    fusion: Option<Spanned<FusionPolicy>>,
+    #[serde(default)]
+    weights: BTreeMap<String, Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +160,7 @@ pub fn load_rules(dir: Option<&Path>, errors: &mut Vec<ConfigError>) -> Rules {
                             Ok(metric) => rules.anomaly_types.rules.push(AnomalyTypeRule {
                                 metric,
                                 direction: r.direction.unwrap_or(Direction::Any),
+                                shape: r.shape,
                                 anomaly_type: r.anomaly_type,
                             }),
                             Err(e) => errors.push(src.error(
@@ -134,6 +172,38 @@ pub fn load_rules(dir: Option<&Path>, errors: &mut Vec<ConfigError>) -> Rules {
                 }
                 Err(e) => errors.push(src.toml_error(&e)),
             },
+            "fusion.toml" => {
+                match toml::from_str::<RawFusionFile>(&text) {
+                    Ok(raw) => {
+                        if let Some(f) = raw.fusion {
+                            match f.get_ref().validate() {
+                                Ok(()) => rules.fusion = f.into_inner(),
+                                Err(e) => errors.push(src.error(f.span(), e.to_string())),
+                            }
+                        }
+                        for (kind, w) in raw.weights {
+                            let v = *w.get_ref();
+                            if !KNOWN_KINDS.contains(&kind.as_str()) {
+                                errors.push(src.error(
+                                    w.span(),
+                                    format!(
+                                        "unknown detector kind {kind:?} (known: {})",
+                                        KNOWN_KINDS.join(", ")
+                                    ),
+                                ));
+                            } else if !(v.is_finite() && v >= 0.0) {
+                                errors.push(src.error(
+                                    w.span(),
+                                    format!("weight must be a number ≥ 0, got {v}"),
+                                ));
+                            } else {
+                                rules.weights.insert(kind, v);
+                            }
+                        }
+                    }
+                    Err(e) => errors.push(src.toml_error(&e)),
+                }
+            }
             other => unreachable!("rule file {other} has no loader"),
         }
     }
@@ -153,7 +223,7 @@ mod tests {
         assert_eq!(
             rules
                 .anomaly_types
-                .classify("http_request_duration_p99_ms", Direction::Up),
+                .classify("http_request_duration_p99_ms", Direction::Up, None),
             AnomalyType::LatencySpike
         );
     }

@@ -6,13 +6,14 @@ use std::rc::Rc;
 
 use operators::alerting::{AlertState, AlertingExt};
 use operators::detect::{DetectExt, DetectState};
+use operators::entity::{EntityDetectExt, EntityState};
 use operators::records::{AlertRecord, DeadLetter, WindowFeatures};
 use operators::series::{EventTime, Point, SeriesId, SharedKey};
 use operators::sink::OrderedSinkExt;
 use operators::window::{WindowFeaturesExt, WindowState};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::core::UnorderedHandle;
-use timely::dataflow::operators::core::{Exchange, Probe, UnorderedInput};
+use timely::dataflow::operators::core::{Concat, Exchange, Probe, UnorderedInput};
 use timely::dataflow::operators::ActivateCapability;
 use timely::dataflow::{ProbeHandle, Scope};
 
@@ -39,6 +40,8 @@ pub struct States {
     pub detect: Rc<RefCell<DetectState>>,
     /// Alert state.
     pub alerts: Rc<RefCell<AlertState>>,
+    /// Entity detector state, when entity detectors are configured.
+    pub entity: Option<Rc<RefCell<EntityState>>>,
     /// Each sink's progress: everything before it has been written.
     pub sinks: Vec<Rc<Cell<EventTime>>>,
 }
@@ -49,6 +52,7 @@ struct Snapshot {
     windows: WindowState,
     detect: DetectState,
     alerts: AlertState,
+    entity: Option<EntityState>,
 }
 
 impl States {
@@ -61,6 +65,7 @@ impl States {
         ];
         operators
             .into_iter()
+            .chain(self.entity.iter().map(|e| e.borrow().progress()))
             .chain(self.sinks.iter().map(|s| s.get()))
             .min()
             .unwrap_or(0)
@@ -75,6 +80,7 @@ impl States {
             "windows": &*self.windows.borrow(),
             "detect": &*self.detect.borrow(),
             "alerts": &*self.alerts.borrow(),
+            "entity": self.entity.as_ref().map(|e| e.borrow()).as_deref(),
         })
     }
 
@@ -86,8 +92,15 @@ impl States {
         if snapshot.windows.specs() != self.windows.borrow().specs() {
             return Err("the windows changed since the checkpoint".into());
         }
-        if snapshot.detect.plans() != self.detect.borrow().plans() {
+        if snapshot.detect.ensemble() != self.detect.borrow().ensemble() {
             return Err("the detectors changed since the checkpoint".into());
+        }
+        match (&self.entity, snapshot.entity) {
+            (None, None) => {}
+            (Some(current), Some(saved)) if saved.plan() == current.borrow().plan() => {
+                *current.borrow_mut() = saved;
+            }
+            _ => return Err("the entity detectors changed since the checkpoint".into()),
         }
         *self.windows.borrow_mut() = snapshot.windows;
         *self.detect.borrow_mut() = snapshot.detect;
@@ -134,7 +147,7 @@ pub fn build(
     let states = States {
         windows: Rc::new(RefCell::new(WindowState::new(plan.windows.clone()))),
         detect: Rc::new(RefCell::new(DetectState::new(
-            plan.detectors.clone(),
+            plan.ensemble.clone(),
             plan.alerts.bands.low,
         ))),
         alerts: Rc::new(RefCell::new(AlertState::default())),
@@ -142,6 +155,14 @@ pub fn build(
         sinks: (0..2 + usize::from(plan.sinks.features))
             .map(|_| Rc::new(Cell::new(0)))
             .collect(),
+        entity: plan.entity.as_ref().map(|p| {
+            Rc::new(RefCell::new(EntityState::new(
+                p.clone(),
+                plan.ensemble.fusion.clone(),
+                plan.engine.entity_labels.clone(),
+                plan.alerts.bands.low,
+            )))
+        }),
     };
     let probes = Probes {
         exchanged: ProbeHandle::new(),
@@ -169,8 +190,16 @@ pub fn build(
         );
         features
     };
-    let alerts = features
-        .detect(states.detect.clone())
+    let detections = features.clone().detect(states.detect.clone());
+    // Entity detections join the series' (the graph's shape depends on the plan only).
+    let detections = match &states.entity {
+        Some(entity) => {
+            let by_entity = features.entity_detect(entity.clone());
+            detections.concat(by_entity)
+        }
+        None => detections,
+    };
+    let alerts = detections
         .alerts(plan.alerts.clone(), states.alerts.clone())
         .probe_with(&probes.output);
 

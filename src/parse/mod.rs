@@ -8,6 +8,7 @@
 pub mod csv;
 pub mod influx;
 pub mod json;
+pub mod table;
 pub mod timestamp;
 
 use operators::records::DeadLetterReason;

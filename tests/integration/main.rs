@@ -8,4 +8,5 @@ mod determinism;
 mod kafka;
 mod malformed;
 mod parsers;
+mod score;
 mod simulation;

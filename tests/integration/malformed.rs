@@ -14,15 +14,15 @@ use serde_json::{json, Value};
 const T0: u64 = 1_700_000_000_000;
 /// Sampling interval of the valid series.
 const STEP_MS: u64 = 10_000;
-/// Steps written: 50 minutes of three series, enough for the default detector to warm up and
-/// alert on the injected spike.
-const STEPS: u64 = 300;
+/// Steps written: 100 minutes of three series, enough for the default detector to warm up (20
+/// windows of baseline, then 30 of calibration) and alert on the injected spike.
+const STEPS: u64 = 600;
 /// Allowed lateness of the embedded default config (`allowed_lateness_secs = 30`).
 const LATENESS_MS: u64 = 30_000;
 /// Services of the valid series.
 const SERVICES: [&str; 3] = ["carts", "orders", "front-end"];
 /// Steps during which `carts` latency spikes, so the run produces alerts to compare.
-const SPIKE: std::ops::Range<u64> = 200..212;
+const SPIKE: std::ops::Range<u64> = 500..512;
 
 /// How a dead letter must keep its payload.
 #[derive(Debug, Clone, PartialEq)]

@@ -91,7 +91,7 @@ impl AlertBook {
                     deadline,
                     count: 1,
                     severity,
-                    anomaly_type: policy.types.classify(&d.key.name, d.direction),
+                    anomaly_type: policy.types.classify(&d.key.name, d.direction, d.shape),
                     seq: 0,
                     last: d.clone(),
                 };
@@ -181,14 +181,21 @@ fn record(
     annotations.insert(
         "description".into(),
         format!(
-            "{} deviated from its baseline: {} = {} against an expected {} (threshold {}, score {:.2}); \
-             {} anomalous window(s) since {}{}.",
+            "{} deviated from its baseline{}: {} = {} against an expected {} (deviation {}, threshold {}, \
+             score {:.2}; detectors {}); {} anomalous window(s) since {}{}.",
             d.key,
+            d.shape.map(|s| format!(" ({})", s.as_str())).unwrap_or_default(),
             d.affected_features.join(", "),
             short(d.actual),
             short(d.expected),
+            short(d.actual - d.expected),
             short(d.threshold),
             d.score,
+            d.detectors
+                .iter()
+                .map(|(n, s)| format!("{n} {s:.2}"))
+                .collect::<Vec<_>>()
+                .join(", "),
             alert.count,
             rfc3339_millis(alert.starts_at),
             if resolved {
@@ -216,6 +223,7 @@ fn record(
             AlertStatus::Firing
         },
         anomaly_type: alert.anomaly_type,
+        anomaly_shape: d.shape,
         severity: alert.severity,
         score: d.score,
         confidence: d.confidence,
@@ -279,6 +287,7 @@ mod tests {
             expected: 100.0,
             threshold: 150.0,
             direction: Direction::Up,
+            shape: None,
             detectors: vec![("robust_z".into(), score)],
             affected_features: vec!["1m:mean".into()],
         }

@@ -1,14 +1,43 @@
 //! The detectors of one series and how their scores combine into one verdict per window.
 //!
 //! This is the whole per-series detection logic with no dataflow around it: the detect operator
-//! keeps one [`DetectorSet`] per series, and `harbinger score` runs the same code row by row, so
-//! the benchmark scores measure exactly what the engine does.
+//! keeps one [`DetectorSet`] per series and feeds it closed windows, and `harbinger score` keeps
+//! one per CSV column and feeds it rows (a row is a window of one point). Benchmark scores
+//! therefore measure exactly what the engine does.
+//!
+//! Per window, for the detectors that watch that window:
+//! 1. each detector compares the watched feature's value with its own baseline and reports a
+//!    [`Deviation`] (scalar detectors) or a novelty magnitude (vector detectors, on the feature
+//!    vector of [`Track::vector`]);
+//! 2. each magnitude is calibrated against that detector's own recent magnitudes
+//!    ([`TailCalibrator`]): a score in [0, 1] on a log scale of tail probability;
+//! 3. the calibrated scores are fused: the weighted mean, but never below `lead_share` times the
+//!    strongest single score, so one confident detector is not averaged away by quiet ones;
+//! 4. when the fused score reaches `trigger`, the costly evidence is gathered: BOCPD change points
+//!    (which also vote, with their own weight) and the anomaly's shape;
+//! 5. repeated detections of one ongoing anomaly are damped ([`Damper`]);
+//! 6. everything learns the value — the vector models only from windows that were not anomalous.
 
 use serde::{Deserialize, Serialize};
 
+use super::calibration::{CalibrationConfig, TailCalibrator};
+use super::changepoint::{recent_change, ChangePoint, ChangepointConfig};
+use super::cusum::{Cusum, CusumConfig};
+use super::damping::{Damper, DampingConfig};
+use super::deviation::Deviation;
+use super::ewma::{Ewma, EwmaConfig};
+use super::forest_detector::{ForestDetectorConfig, StreamingForest};
+use super::iqr::{IqrConfig, IqrFences};
+use super::knn_detector::{KnnDetectorConfig, StreamingKnn};
 use super::robust_z::{RobustZ, RobustZConfig};
+use super::seasonal::{Seasonal, SeasonalConfig};
+use super::shape::{classify, Shape};
+use super::svm_detector::{StreamingSvm, SvmDetectorConfig};
+use super::track::{Track, VectorSpec};
 use super::window_stats::{Feature, FeatureValues};
+use crate::models::ModelError;
 use crate::rules::Direction;
+use crate::series::EventTime;
 
 /// What kind of detector, with its parameters. One variant per kind, so adding a kind shows every
 /// place that must handle it.
@@ -17,6 +46,73 @@ use crate::rules::Direction;
 pub enum DetectorKind {
     /// Robust z-score against a rolling median/MAD baseline.
     RobustZ(RobustZConfig),
+    /// Tukey's IQR fences on a rolling window.
+    Iqr(IqrConfig),
+    /// EWMA control chart.
+    Ewma(EwmaConfig),
+    /// Two-sided CUSUM for small persistent shifts.
+    Cusum(CusumConfig),
+    /// Same-phase baseline where a season is detected.
+    Seasonal(SeasonalConfig),
+    /// BOCPD change points over recent values (evaluated on suspicious windows only).
+    Changepoint(ChangepointConfig),
+    /// Streaming isolation forest on the feature vector.
+    IsolationForest(ForestDetectorConfig),
+    /// Streaming one-class SVM on the feature vector.
+    OneClassSvm(SvmDetectorConfig),
+    /// Distance to the nearest recent normal feature vectors.
+    Knn(KnnDetectorConfig),
+}
+
+impl DetectorKind {
+    /// The kind's name in config, rules and output.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DetectorKind::RobustZ(_) => "robust_z",
+            DetectorKind::Iqr(_) => "iqr",
+            DetectorKind::Ewma(_) => "ewma",
+            DetectorKind::Cusum(_) => "cusum",
+            DetectorKind::Seasonal(_) => "seasonal",
+            DetectorKind::Changepoint(_) => "changepoint",
+            DetectorKind::IsolationForest(_) => "isolation_forest",
+            DetectorKind::OneClassSvm(_) => "one_class_svm",
+            DetectorKind::Knn(_) => "knn",
+        }
+    }
+
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        match self {
+            DetectorKind::RobustZ(c) => c.validate(),
+            DetectorKind::Iqr(c) => c.validate(),
+            DetectorKind::Ewma(c) => c.validate(),
+            DetectorKind::Cusum(c) => c.validate(),
+            DetectorKind::Seasonal(c) => c.validate(),
+            DetectorKind::Changepoint(c) => c.validate(),
+            DetectorKind::IsolationForest(c) => c.validate(),
+            DetectorKind::OneClassSvm(c) => c.validate(),
+            DetectorKind::Knn(c) => c.validate(),
+        }
+    }
+
+    /// Whether the detector reads the feature vector rather than the value.
+    pub fn is_vector(&self) -> bool {
+        matches!(
+            self,
+            DetectorKind::IsolationForest(_) | DetectorKind::OneClassSvm(_) | DetectorKind::Knn(_)
+        )
+    }
+
+    /// Values of history the shared track must hold for this detector.
+    fn history_needed(&self, vector: &VectorSpec) -> usize {
+        match self {
+            DetectorKind::Changepoint(c) => c.span,
+            DetectorKind::IsolationForest(_)
+            | DetectorKind::OneClassSvm(_)
+            | DetectorKind::Knn(_) => vector.history_needed(),
+            _ => 0,
+        }
+    }
 }
 
 /// Which feature a detector watches.
@@ -63,22 +159,134 @@ pub struct DetectorPlan {
     pub kind: DetectorKind,
 }
 
+/// How calibrated scores become one score per window (from `rules/fusion.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FusionPolicy {
+    /// Calibration of every detector's raw magnitudes.
+    pub calibration: CalibrationConfig,
+    /// Damping of repeated detections.
+    pub damping: DampingConfig,
+    /// The fused score is at least this share of the strongest detector's (default 0.75). Below
+    /// 1 it is an agreement requirement: a detector alone reaches the lowest band only when its
+    /// own score is `1/lead_share` times that band, while detectors that agree reach it through
+    /// the mean. 0.75 gave fewer false alerts than the robust detector alone in each of four
+    /// simulator runs, finding as many incidents in total (docs/design.md, "Detection").
+    pub lead_share: f64,
+    /// Fused score at which change points and the anomaly's shape are examined (default 0.5,
+    /// the lowest alert band: every alert carries them, and BOCPD's quadratic cost is paid on
+    /// a tail probability of about 10⁻⁵ of windows per detector).
+    pub trigger: f64,
+    /// Windows fused below this are normal and may train the vector models (default 0.5).
+    pub normal_below: f64,
+    /// The feature vector of the vector detectors.
+    pub vector: VectorSpec,
+    /// Score of the lowest alert band: explanations report the value at which each detector
+    /// would reach it (default 0.5, the shipped severity rules' `low`).
+    pub alert_level: f64,
+}
+
+impl Default for FusionPolicy {
+    fn default() -> Self {
+        FusionPolicy {
+            calibration: CalibrationConfig::default(),
+            damping: DampingConfig::default(),
+            lead_share: 0.75,
+            trigger: 0.5,
+            normal_below: 0.5,
+            vector: VectorSpec::default(),
+            alert_level: 0.5,
+        }
+    }
+}
+
+impl FusionPolicy {
+    /// Checks every parameter's range.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.calibration.validate()?;
+        self.damping.validate()?;
+        self.vector.validate()?;
+        for (name, v) in [
+            ("lead_share", self.lead_share),
+            ("trigger", self.trigger),
+            ("normal_below", self.normal_below),
+            ("alert_level", self.alert_level),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(ModelError::InvalidParameter {
+                    name,
+                    reason: format!("must be in [0, 1], got {v}"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything the per-series detection needs to know: the detectors and the fusion policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ensemble {
+    /// The configured detectors, in config order.
+    pub detectors: Vec<DetectorPlan>,
+    /// How their scores combine.
+    pub fusion: FusionPolicy,
+}
+
+impl Ensemble {
+    /// The detectors of `window`, with their indices.
+    fn of_window<'a>(
+        &'a self,
+        window: &'a str,
+    ) -> impl Iterator<Item = (usize, &'a DetectorPlan)> + 'a {
+        self.detectors
+            .iter()
+            .enumerate()
+            .filter(move |(_, p)| p.window == window)
+    }
+}
+
 /// A detector's running state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 enum DetectorState {
     RobustZ(RobustZ),
+    Iqr(IqrFences),
+    Ewma(Ewma),
+    Cusum(Cusum),
+    Seasonal(Seasonal),
+    Changepoint,
+    IsolationForest(StreamingForest),
+    OneClassSvm(StreamingSvm),
+    Knn(StreamingKnn),
 }
 
 impl DetectorState {
+    /// The one place a detector kind becomes running state.
     fn new(kind: &DetectorKind) -> Self {
         match kind {
             DetectorKind::RobustZ(cfg) => DetectorState::RobustZ(RobustZ::new(cfg.clone())),
+            DetectorKind::Iqr(cfg) => DetectorState::Iqr(IqrFences::new(cfg)),
+            DetectorKind::Ewma(_) => DetectorState::Ewma(Ewma::default()),
+            DetectorKind::Cusum(_) => DetectorState::Cusum(Cusum::default()),
+            DetectorKind::Seasonal(cfg) => DetectorState::Seasonal(Seasonal::new(cfg)),
+            DetectorKind::Changepoint(_) => DetectorState::Changepoint,
+            DetectorKind::IsolationForest(_) => {
+                DetectorState::IsolationForest(StreamingForest::default())
+            }
+            DetectorKind::OneClassSvm(_) => DetectorState::OneClassSvm(StreamingSvm::default()),
+            DetectorKind::Knn(_) => DetectorState::Knn(StreamingKnn::default()),
         }
     }
 
     fn heap_bytes(&self) -> usize {
         match self {
             DetectorState::RobustZ(d) => d.heap_bytes(),
+            DetectorState::Iqr(d) => d.heap_bytes(),
+            DetectorState::Seasonal(d) => d.heap_bytes(),
+            DetectorState::IsolationForest(d) => d.heap_bytes(),
+            DetectorState::OneClassSvm(d) => d.heap_bytes(),
+            DetectorState::Knn(d) => d.heap_bytes(),
+            DetectorState::Ewma(_) | DetectorState::Cusum(_) | DetectorState::Changepoint => 0,
         }
     }
 }
@@ -92,123 +300,504 @@ pub struct Finding {
     pub feature: String,
     /// Calibrated score in [0, 1].
     pub score: f64,
+    /// The raw magnitude before calibration.
+    pub magnitude: f64,
     /// Observed value.
     pub actual: f64,
     /// Expected value.
     pub expected: f64,
-    /// Boundary value of the decision threshold on the side the value moved to.
+    /// The value at which this detector alone would reach the lowest alert band, on the side the
+    /// value moved to (NaN for the vector detectors, which have no one-dimensional boundary).
     pub threshold: f64,
-    /// Baseline fill in (0, 1].
+    /// Confidence in (0, 1]: how much history the detector's calibration rests on.
     pub confidence: f64,
 }
 
 /// The combined verdict on one window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
-    /// Fused score in [0, 1].
+    /// Fused and damped score in [0, 1]: what alerting and `harbinger score` use.
     pub score: f64,
-    /// The finding that explains the score best (the highest-scoring one).
-    pub lead: Finding,
-    /// Every detector's finding, in plan order.
+    /// Fused score before damping.
+    pub fused: f64,
+    /// The finding that explains the score best (the highest-scoring scalar one, else the
+    /// highest-scoring one); assembled when the fused score reaches `min(trigger, alert_level)`.
+    pub lead: Option<Finding>,
+    /// Every detector's finding, in plan order (assembled as `lead` is; empty otherwise).
     pub findings: Vec<Finding>,
     /// Which way the lead value moved.
     pub direction: Direction,
+    /// Shape of the anomaly, when the fused score reached the trigger.
+    pub shape: Option<Shape>,
+    /// A recent change point, when one was found.
+    pub change: Option<ChangePoint>,
+    /// Whether an anomaly at the alert level was reported recently (the damper's memory): an
+    /// ongoing episode, which a damped score continues rather than ends.
+    pub episode: bool,
 }
+
+/// One detector of a series: its state, calibration and the track it reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Slot {
+    track: usize,
+    state: DetectorState,
+    calibrator: TailCalibrator,
+}
+
+/// The recent values of one (window, feature) of a series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TrackSlot {
+    window: String,
+    feature: Feature,
+    track: Track,
+}
+
+/// One detector's calibrated score on the current window (before findings are assembled).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Scored {
+    plan: usize,
+    score: f64,
+    value: f64,
+    dev: Deviation,
+}
+
+/// Per-window working memory, kept between windows so the hot path does not allocate.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Scratch {
+    seen: Vec<Option<f64>>,
+    built: Vec<bool>,
+    vectors: Vec<Vec<f32>>,
+    magnitudes: Vec<(usize, f64)>,
+    scored: Vec<Scored>,
+}
+
+impl Scratch {
+    fn reset(&mut self, tracks: usize) {
+        self.seen.clear();
+        self.seen.resize(tracks, None);
+        self.built.clear();
+        self.built.resize(tracks, false);
+        self.vectors.resize_with(tracks, Vec::new);
+        for v in &mut self.vectors {
+            v.clear();
+        }
+        self.magnitudes.clear();
+        self.scored.clear();
+    }
+}
+
+/// Values of history kept for the anomaly-shape tests (see `shape`).
+const SHAPE_HISTORY: usize = 32;
 
 /// The detectors of one series.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DetectorSet {
-    /// Per plan: the feature resolved for this series, and the detector's state.
-    states: Vec<(Feature, DetectorState)>,
+    tracks: Vec<TrackSlot>,
+    /// One per plan, in plan order.
+    slots: Vec<Slot>,
+    /// One damper per window name.
+    dampers: Vec<(String, Damper)>,
+    #[serde(skip)]
+    scratch: Scratch,
 }
 
 impl DetectorSet {
-    /// Fresh detectors for `plans` on series `metric`.
-    pub fn new(plans: &[DetectorPlan], metric: &str) -> Self {
-        DetectorSet {
-            states: plans
+    /// Fresh detectors for the ensemble's plans on series `metric`.
+    pub fn new(ensemble: &Ensemble, metric: &str) -> Self {
+        let mut tracks: Vec<TrackSlot> = Vec::new();
+        let mut slots = Vec::new();
+        let mut dampers: Vec<(String, Damper)> = Vec::new();
+        for plan in &ensemble.detectors {
+            let feature = plan.feature.resolve(metric);
+            let need = plan
+                .kind
+                .history_needed(&ensemble.fusion.vector)
+                .max(SHAPE_HISTORY);
+            let track = match tracks
                 .iter()
-                .map(|p| (p.feature.resolve(metric), DetectorState::new(&p.kind)))
-                .collect(),
+                .position(|t| t.window == plan.window && t.feature == feature)
+            {
+                Some(i) => {
+                    let t = &mut tracks[i].track;
+                    if t.capacity() < need {
+                        *t = Track::new(need);
+                    }
+                    i
+                }
+                None => {
+                    tracks.push(TrackSlot {
+                        window: plan.window.clone(),
+                        feature,
+                        track: Track::new(need),
+                    });
+                    tracks.len() - 1
+                }
+            };
+            slots.push(Slot {
+                track,
+                state: DetectorState::new(&plan.kind),
+                calibrator: TailCalibrator::new(),
+            });
+            if !dampers.iter().any(|(w, _)| *w == plan.window) {
+                dampers.push((plan.window.clone(), Damper::default()));
+            }
+        }
+        DetectorSet {
+            tracks,
+            slots,
+            dampers,
+            scratch: Scratch::default(),
         }
     }
 
-    /// Scores (then learns from) one closed window of spec `window`; `None` while every
-    /// detector of that window is warming up.
+    /// Scores (then learns from) one closed window of spec `window` ending at `time`; `None`
+    /// while every detector of that window is warming up. `real_time`: whether `time` is a real
+    /// timestamp (time-of-day features apply) rather than a row number.
+    ///
+    /// Findings (names, values, boundaries) are only assembled for windows whose fused score
+    /// reaches `min(trigger, alert_level)`: every other window costs no allocation.
     pub fn observe(
         &mut self,
-        plans: &[DetectorPlan],
+        ensemble: &Ensemble,
         window: &str,
         values: &FeatureValues,
+        time: EventTime,
+        real_time: bool,
     ) -> Option<Verdict> {
-        let mut findings = Vec::new();
-        let mut weighted = 0.0;
-        let mut weights = 0.0;
-        for (plan, (feature, state)) in plans.iter().zip(self.states.iter_mut()) {
-            if plan.window != window {
-                continue;
-            }
-            let Some(value) = feature.of(values) else {
-                continue;
-            };
-            let finding = match state {
-                DetectorState::RobustZ(d) => d.observe(value).map(|s| {
-                    let limit = d.config().threshold;
-                    Finding {
-                        detector: plan.name.clone(),
-                        feature: format!("{}:{}", plan.window, feature.name()),
-                        score: z_to_score(s.z, limit),
-                        actual: value,
-                        expected: s.median,
-                        threshold: s.median + limit * s.scale * s.z.signum(),
-                        confidence: s.fill,
-                    }
-                }),
-            };
-            if let Some(f) = finding {
-                weighted += plan.weight * f.score;
-                weights += plan.weight;
-                findings.push(f);
+        let policy = &ensemble.fusion;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.reset(self.tracks.len());
+        for (i, t) in self.tracks.iter().enumerate() {
+            if t.window == window {
+                scratch.seen[i] = t.feature.of(values).filter(|v| v.is_finite());
             }
         }
-        let lead = findings
-            .iter()
-            .max_by(|a, b| a.score.total_cmp(&b.score))?
-            .clone();
-        // Fusion: the weighted mean, but never below the strongest single detector's score
-        // discounted by its weight share, so one confident detector is not averaged away.
-        let mean = if weights > 0.0 {
-            weighted / weights
-        } else {
-            0.0
+        // 1–2. Each detector's deviation, calibrated.
+        for (i, plan) in ensemble.of_window(window) {
+            let slot = &mut self.slots[i];
+            let Some(value) = scratch.seen[slot.track] else {
+                continue;
+            };
+            let track = &self.tracks[slot.track].track;
+            if plan.kind.is_vector() && !scratch.built[slot.track] {
+                scratch.built[slot.track] = true;
+                track.vector(
+                    &policy.vector,
+                    value,
+                    time,
+                    real_time,
+                    &mut scratch.vectors[slot.track],
+                );
+            }
+            let row = &scratch.vectors[slot.track];
+            let deviation = match (&mut slot.state, &plan.kind) {
+                (DetectorState::RobustZ(d), DetectorKind::RobustZ(_)) => d
+                    .observe(value)
+                    .map(|s| Deviation::of(value, s.median, s.scale)),
+                (DetectorState::Iqr(d), DetectorKind::Iqr(cfg)) => d.observe(cfg, value),
+                (DetectorState::Ewma(d), DetectorKind::Ewma(cfg)) => d.observe(cfg, value),
+                (DetectorState::Cusum(d), DetectorKind::Cusum(cfg)) => d.observe(cfg, value),
+                (DetectorState::Seasonal(d), DetectorKind::Seasonal(cfg)) => d.observe(cfg, value),
+                (DetectorState::IsolationForest(d), DetectorKind::IsolationForest(_)) => {
+                    d.score(row).map(|m| Deviation {
+                        magnitude: m,
+                        expected: f64::NAN,
+                        scale: f64::NAN,
+                    })
+                }
+                (DetectorState::OneClassSvm(d), DetectorKind::OneClassSvm(_)) => {
+                    d.score(row).map(|m| Deviation {
+                        magnitude: m,
+                        expected: f64::NAN,
+                        scale: f64::NAN,
+                    })
+                }
+                (DetectorState::Knn(d), DetectorKind::Knn(cfg)) => {
+                    d.score(cfg, row).map(|m| Deviation {
+                        magnitude: m,
+                        expected: f64::NAN,
+                        scale: f64::NAN,
+                    })
+                }
+                // Change points are examined after fusion, on suspicious windows only.
+                _ => None,
+            };
+            let Some(dev) = deviation else {
+                continue;
+            };
+            scratch.magnitudes.push((i, dev.magnitude));
+            let Some(cal) = slot.calibrator.judge(&policy.calibration, dev.magnitude) else {
+                continue;
+            };
+            scratch.scored.push(Scored {
+                plan: i,
+                score: cal.score,
+                value,
+                dev,
+            });
+        }
+
+        // 3. Fusion.
+        let mut fused = fuse(ensemble, scratch.scored.iter().map(|x| (x.plan, x.score)));
+        let explain_from = policy.trigger.min(policy.alert_level);
+        let mut findings: Vec<(usize, Finding)> = Vec::new();
+        let mut shape = None;
+        let mut change = None;
+        if fused.is_some_and(|f| f >= explain_from) {
+            findings = self.findings(ensemble, &scratch);
+            // 4. Costly evidence: change points (which vote) and the shape.
+            if let Some(li) = lead_of(ensemble, &findings) {
+                let (lead_actual, lead_expected) = (findings[li].1.actual, findings[li].1.expected);
+                let lead_track = &self.tracks[self.slots[findings[li].0].track].track;
+                let history: Vec<f64> = lead_track.recent(usize::MAX).collect();
+                for (i, plan) in ensemble.of_window(window) {
+                    let DetectorKind::Changepoint(cfg) = &plan.kind else {
+                        continue;
+                    };
+                    let slot = &self.slots[i];
+                    let Some(value) = scratch.seen[slot.track] else {
+                        continue;
+                    };
+                    let t = &self.tracks[slot.track];
+                    let mut span: Vec<f64> = t.track.recent(cfg.span - 1).collect();
+                    span.push(value);
+                    if let Some(cp) = recent_change(cfg, &span) {
+                        let shift = cp.shift_sigmas().abs();
+                        findings.push((
+                            i,
+                            Finding {
+                                detector: plan.name.clone(),
+                                feature: format!("{}:{}", plan.window, t.feature.name()),
+                                score: z_to_score(shift, cfg.threshold),
+                                magnitude: shift,
+                                actual: value,
+                                expected: cp.before,
+                                threshold: cp.before
+                                    + cfg.threshold * cp.sigma * (cp.after - cp.before).signum(),
+                                confidence: (t.track.len() as f64 / cfg.span as f64).min(1.0),
+                            },
+                        ));
+                        change = Some(cp);
+                    }
+                }
+                findings.sort_by_key(|(i, _)| *i);
+                fused = fuse(ensemble, findings.iter().map(|(i, f)| (*i, f.score)));
+                shape = Some(classify(
+                    &history,
+                    lead_actual,
+                    lead_expected,
+                    noise_scale(&history),
+                    change.as_ref(),
+                ));
+            }
+        }
+
+        // 6. Learn: calibrators (anomalous windows only up to their tail threshold), vector
+        // models from normal windows only, then every track.
+        let normal = fused.is_none_or(|f| f < policy.normal_below);
+        for &(i, m) in &scratch.magnitudes {
+            self.slots[i]
+                .calibrator
+                .learn(&policy.calibration, m, !normal);
+        }
+        for (i, plan) in ensemble.of_window(window) {
+            let slot = &mut self.slots[i];
+            let row = &scratch.vectors[slot.track];
+            if row.is_empty() {
+                continue;
+            }
+            let magnitude = scratch
+                .magnitudes
+                .iter()
+                .find(|(p, _)| *p == i)
+                .map(|(_, m)| *m);
+            match (&mut slot.state, &plan.kind) {
+                (DetectorState::IsolationForest(d), DetectorKind::IsolationForest(cfg)) => {
+                    d.learn(cfg, row, normal, magnitude)
+                }
+                (DetectorState::OneClassSvm(d), DetectorKind::OneClassSvm(cfg)) => {
+                    d.learn(cfg, row, normal, magnitude)
+                }
+                (DetectorState::Knn(d), DetectorKind::Knn(cfg)) => {
+                    d.learn(cfg, row, normal, magnitude)
+                }
+                _ => {}
+            }
+        }
+        for (i, t) in self.tracks.iter_mut().enumerate() {
+            if let Some(v) = scratch.seen[i] {
+                t.track.push(v, time);
+            }
+        }
+        self.scratch = scratch;
+
+        // 5. Damping.
+        let fused = fused?;
+        let damper = self
+            .dampers
+            .iter_mut()
+            .find(|(w, _)| w == window)
+            .map(|(_, d)| d);
+        let (score, episode) = match damper {
+            Some(d) => {
+                let s = d.damp(&policy.damping, fused);
+                (s, d.in_episode(policy.alert_level))
+            }
+            None => (fused, false),
         };
-        let score = mean.max(lead.score * 0.9).clamp(0.0, 1.0);
-        let direction = if lead.actual >= lead.expected {
-            Direction::Up
-        } else {
-            Direction::Down
+        let lead = lead_of(ensemble, &findings).map(|i| findings[i].1.clone());
+        let direction = match &lead {
+            Some(l) if l.actual < l.expected => Direction::Down,
+            _ => Direction::Up,
         };
         Some(Verdict {
             score,
+            fused,
             lead,
-            findings,
+            findings: findings.into_iter().map(|(_, f)| f).collect(),
             direction,
+            shape,
+            change,
+            episode,
         })
+    }
+
+    /// Assembles the findings of the scored detectors (names, values, boundaries).
+    fn findings(&self, ensemble: &Ensemble, scratch: &Scratch) -> Vec<(usize, Finding)> {
+        let policy = &ensemble.fusion;
+        scratch
+            .scored
+            .iter()
+            .map(|x| {
+                let plan = &ensemble.detectors[x.plan];
+                let slot = &self.slots[x.plan];
+                let track = &self.tracks[slot.track];
+                let (expected, scale) = if x.dev.expected.is_finite() {
+                    (x.dev.expected, x.dev.scale.abs())
+                } else {
+                    // A vector model has no single expectation: explain it with the track's
+                    // recent median and noise scale, as a reader would compare.
+                    let recent: Vec<f64> = track.track.recent(32).collect();
+                    (median(&recent).unwrap_or(x.value), noise_scale(&recent))
+                };
+                let boundary = slot
+                    .calibrator
+                    .boundary(&policy.calibration, policy.alert_level)
+                    .unwrap_or(f64::NAN);
+                let mut threshold = expected + (x.value - expected).signum() * boundary * scale;
+                if !threshold.is_finite() || x.dev.expected.is_nan() {
+                    // Vector models: the robust detector's default boundary (4.5 noise σ).
+                    threshold = expected + (x.value - expected).signum() * 4.5 * scale;
+                }
+                (
+                    x.plan,
+                    Finding {
+                        detector: plan.name.clone(),
+                        feature: format!("{}:{}", plan.window, track.feature.name()),
+                        score: x.score,
+                        magnitude: x.dev.magnitude,
+                        actual: x.value,
+                        expected,
+                        threshold: if threshold.is_finite() {
+                            threshold
+                        } else {
+                            expected
+                        },
+                        confidence: slot.calibrator.fill(&policy.calibration),
+                    },
+                )
+            })
+            .collect()
     }
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.states.capacity() * std::mem::size_of::<(Feature, DetectorState)>()
+        self.slots.capacity() * std::mem::size_of::<Slot>()
             + self
-                .states
+                .slots
                 .iter()
-                .map(|(_, s)| s.heap_bytes())
+                .map(|s| s.state.heap_bytes() + s.calibrator.heap_bytes())
+                .sum::<usize>()
+            + self
+                .tracks
+                .iter()
+                .map(|t| std::mem::size_of::<TrackSlot>() + t.track.heap_bytes())
                 .sum::<usize>()
     }
 }
 
-/// Maps a robust z-score to [0, 1): `1 − 2^−(|z|/limit)²`, so |z| at the threshold scores 0.5,
-/// twice the threshold 0.94, and small deviations stay near 0.
+/// Noise σ of `history` from its successive differences (as the robust detector measures it),
+/// which sees the noise but not the level or slow trends.
+fn noise_scale(history: &[f64]) -> f64 {
+    let mut diffs = super::robust_z::RollingRobust::new(history.len().max(1));
+    for w in history.windows(2) {
+        diffs.push(w[1] - w[0]);
+    }
+    diffs.mad().unwrap_or(0.0) * super::robust_z::MAD_TO_SIGMA / std::f64::consts::SQRT_2
+}
+
+/// Index (into `findings`) of the finding that explains the verdict: the highest-scoring scalar
+/// finding (a value, an expectation and a boundary a person can read), else the highest overall.
+fn lead_of(ensemble: &Ensemble, findings: &[(usize, Finding)]) -> Option<usize> {
+    let best = |scalar_only: bool| {
+        findings
+            .iter()
+            .enumerate()
+            .filter(|(_, (i, _))| !scalar_only || !ensemble.detectors[*i].kind.is_vector())
+            .max_by(|a, b| a.1 .1.score.total_cmp(&b.1 .1.score))
+            .map(|(k, _)| k)
+    };
+    let top = best(false)?;
+    match best(true) {
+        // A scalar finding nearly as strong as the top one explains it better.
+        Some(s) if findings[s].1.score >= 0.8 * findings[top].1.score => Some(s),
+        _ => Some(top),
+    }
+}
+
+/// The weighted mean of the calibrated scores `(plan, score)`, but at least `lead_share` of the
+/// strongest one.
+fn fuse(ensemble: &Ensemble, scores: impl Iterator<Item = (usize, f64)>) -> Option<f64> {
+    let mut weighted = 0.0;
+    let mut weights = 0.0;
+    let mut lead: f64 = 0.0;
+    let mut any = false;
+    for (i, score) in scores {
+        any = true;
+        let w = ensemble.detectors[i].weight;
+        weighted += w * score;
+        weights += w;
+        if w > 0.0 {
+            lead = lead.max(score);
+        }
+    }
+    if !any {
+        return None;
+    }
+    let mean = if weights > 0.0 {
+        weighted / weights
+    } else {
+        0.0
+    };
+    Some(mean.max(ensemble.fusion.lead_share * lead).clamp(0.0, 1.0))
+}
+
+/// Median of a small slice.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    (n > 0).then(|| {
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        }
+    })
+}
+
+/// Maps a z-like magnitude to [0, 1): `1 − 2^−(|z|/limit)²`, so |z| at the limit scores 0.5,
+/// twice the limit 0.94, and small deviations stay near 0.
 pub fn z_to_score(z: f64, limit: f64) -> f64 {
     let r = z.abs() / limit;
     if !r.is_finite() {
@@ -218,70 +807,4 @@ pub fn z_to_score(z: f64, limit: f64) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn values(mean: f64) -> FeatureValues {
-        FeatureValues {
-            count: 6,
-            mean,
-            min: mean,
-            max: mean,
-            std: 0.0,
-            last: mean,
-            p50: mean,
-            p95: mean,
-            p99: mean,
-            rate_of_change: None,
-            counter_rate: 0.0,
-        }
-    }
-
-    fn plans() -> Vec<DetectorPlan> {
-        vec![DetectorPlan {
-            name: "robust_z".into(),
-            window: "1m".into(),
-            feature: FeatureChoice::Auto,
-            weight: 1.0,
-            kind: DetectorKind::RobustZ(RobustZConfig::default()),
-        }]
-    }
-
-    #[test]
-    fn auto_feature_uses_counter_rate_for_counters() {
-        assert_eq!(
-            FeatureChoice::Auto.resolve("http_requests_total"),
-            Feature::CounterRate
-        );
-        assert_eq!(FeatureChoice::Auto.resolve("latency_ms"), Feature::Mean);
-        assert_eq!(
-            FeatureChoice::Fixed(Feature::P99).resolve("x_total"),
-            Feature::P99
-        );
-    }
-
-    #[test]
-    fn score_mapping_anchors() {
-        assert!((z_to_score(4.5, 4.5) - 0.5).abs() < 1e-12);
-        assert!((z_to_score(-9.0, 4.5) - 0.9375).abs() < 1e-12);
-        assert_eq!(z_to_score(f64::INFINITY, 4.5), 1.0);
-        assert!(z_to_score(0.0, 4.5).abs() < 1e-12);
-    }
-
-    #[test]
-    fn spike_after_warmup_gives_verdict_with_evidence() {
-        let plans = plans();
-        let mut set = DetectorSet::new(&plans, "latency_ms");
-        for i in 0..30 {
-            set.observe(&plans, "1m", &values(10.0 + (i % 3) as f64));
-        }
-        // Other windows are ignored.
-        assert!(set.observe(&plans, "5m", &values(1e6)).is_none());
-        let v = set.observe(&plans, "1m", &values(40.0)).unwrap();
-        assert!(v.score > 0.99);
-        assert_eq!(v.direction, Direction::Up);
-        assert_eq!(v.lead.feature, "1m:mean");
-        assert_eq!(v.lead.expected, 11.0);
-        assert!(v.lead.threshold > 11.0 && v.lead.threshold < 40.0);
-    }
-}
+mod tests;

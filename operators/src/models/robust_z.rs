@@ -174,6 +174,20 @@ impl RollingRobust {
         median_of_sorted(&self.sorted)
     }
 
+    /// Quantile `p` in [0, 1] of the held values, interpolating linearly between ranks (numpy's
+    /// default); `None` when empty.
+    pub fn quantile(&self, p: f64) -> Option<f64> {
+        let s = &self.sorted;
+        if s.is_empty() {
+            return None;
+        }
+        let pos = p.clamp(0.0, 1.0) * (s.len() - 1) as f64;
+        let lo = pos.floor() as usize;
+        let hi = (lo + 1).min(s.len() - 1);
+        let frac = pos - lo as f64;
+        Some(s[lo] + (s[hi] - s[lo]) * frac)
+    }
+
     /// Median absolute deviation from the median; `None` when empty.
     ///
     /// Deviations left of the median grow leftwards and those right of it grow rightwards, so

@@ -182,6 +182,26 @@ pub struct FeatureValues {
     pub counter_rate: f64,
 }
 
+impl FeatureValues {
+    /// The features of a window holding one point: how `harbinger score` presents a CSV row to
+    /// the same detectors the engine feeds with windows.
+    pub fn single(value: f64) -> Self {
+        FeatureValues {
+            count: 1,
+            mean: value,
+            min: value,
+            max: value,
+            std: 0.0,
+            last: value,
+            p50: value,
+            p95: value,
+            p99: value,
+            rate_of_change: None,
+            counter_rate: 0.0,
+        }
+    }
+}
+
 /// Names of the features a detector can watch, as written in config and output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::models::shape::Shape;
 use crate::series::EventTime;
 
 /// Which lifecycle step an alert record reports.
@@ -124,6 +125,9 @@ pub struct AlertRecord {
     pub status: AlertStatus,
     /// Kind of anomaly.
     pub anomaly_type: AnomalyType,
+    /// Shape of the anomaly (spike, dip, level_shift, trend, variance_change), when examined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomaly_shape: Option<Shape>,
     /// Severity band of the peak score so far.
     pub severity: Severity,
     /// Anomaly score in [0, 1] of the latest anomalous window.

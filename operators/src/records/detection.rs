@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::models::shape::Shape;
 use crate::rules::Direction;
 use crate::series::{EventTime, SeriesId, SharedKey};
 
@@ -29,6 +30,8 @@ pub struct Detection {
     pub threshold: f64,
     /// Which way it moved.
     pub direction: Direction,
+    /// The anomaly's shape, when the detectors examined it.
+    pub shape: Option<Shape>,
     /// Per-detector calibrated scores, by detector name.
     pub detectors: Vec<(String, f64)>,
     /// Anomalous features, as `<window>:<feature>`.

@@ -1,0 +1,166 @@
+//! Two-sided CUSUM (Page, 1954): accumulates standardised deviations from a slow reference mean,
+//! so a small shift that persists adds up to a detection long before any single value looks odd.
+//!
+//! `S⁺ ← max(0, S⁺ + e − k)` and `S⁻ ← max(0, S⁻ − e − k)` with `e = (x − μ) / σ`; the
+//! magnitude reported is `max(S⁺, S⁻) / h`, which reaches 1 at the classical decision interval
+//! `h`. After crossing it, the sums restart at zero (the usual restart after an alarm) and the
+//! reference mean, a slow winsorised EWMA, goes on adapting to the new level.
+
+use serde::{Deserialize, Serialize};
+
+use super::deviation::{scale_floor, Deviation};
+use crate::models::ModelError;
+
+/// Settings of the CUSUM detector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CusumConfig {
+    /// Slack per value, in σ (default 0.5: tuned to detect shifts of about 1σ, Montgomery's
+    /// textbook choice).
+    pub k: f64,
+    /// Decision interval, in σ (default 5: an in-control run length of several hundred values
+    /// for k = 0.5).
+    pub h: f64,
+    /// Weight of each value in the reference mean and variance (default 0.01: a memory of about
+    /// 200 values, slow enough that a shift is accumulated before it is absorbed).
+    pub alpha: f64,
+    /// Values learned before scoring (default 30).
+    pub warmup_len: usize,
+    /// Floor of σ as a fraction of |mean| (default 0.001).
+    pub min_relative_scale: f64,
+}
+
+impl Default for CusumConfig {
+    fn default() -> Self {
+        CusumConfig {
+            k: 0.5,
+            h: 5.0,
+            alpha: 0.01,
+            warmup_len: 30,
+            min_relative_scale: 0.001,
+        }
+    }
+}
+
+impl CusumConfig {
+    /// Checks every parameter's range.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let bad = |name, reason: String| Err(ModelError::InvalidParameter { name, reason });
+        if !(self.k.is_finite() && self.k >= 0.0) {
+            return bad("k", format!("must be ≥ 0, got {}", self.k));
+        }
+        if !(self.h.is_finite() && self.h > 0.0) {
+            return bad("h", format!("must be positive, got {}", self.h));
+        }
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            return bad("alpha", format!("must be in (0, 1), got {}", self.alpha));
+        }
+        if !(self.min_relative_scale.is_finite() && self.min_relative_scale >= 0.0) {
+            return bad(
+                "min_relative_scale",
+                format!("must be ≥ 0, got {}", self.min_relative_scale),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Running CUSUM state of one feature of one series.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cusum {
+    mean: f64,
+    var: f64,
+    pos: f64,
+    neg: f64,
+    seen: u64,
+}
+
+impl Cusum {
+    /// Scores `value` (`None` during warm-up or for a non-finite value), then learns it.
+    pub fn observe(&mut self, cfg: &CusumConfig, value: f64) -> Option<Deviation> {
+        if !value.is_finite() {
+            return None;
+        }
+        let sigma = self
+            .var
+            .sqrt()
+            .max(scale_floor(self.mean, cfg.min_relative_scale));
+        let mut out = None;
+        if self.seen >= cfg.warmup_len as u64 {
+            let e = ((value - self.mean) / sigma).clamp(-1e6, 1e6);
+            self.pos = (self.pos + e - cfg.k).max(0.0);
+            self.neg = (self.neg - e - cfg.k).max(0.0);
+            let stat = self.pos.max(self.neg);
+            let sign = if self.pos >= self.neg { 1.0 } else { -1.0 };
+            out = Some(Deviation {
+                magnitude: stat / cfg.h,
+                expected: self.mean,
+                // One unit of magnitude: the accumulated shift h·σ, shown on the moved side.
+                scale: sigma * cfg.h * sign,
+            });
+            if stat > cfg.h {
+                self.pos = 0.0;
+                self.neg = 0.0;
+            }
+        }
+        self.seen += 1;
+        if self.seen == 1 {
+            self.mean = value;
+            return out;
+        }
+        let alpha = cfg.alpha.max(1.0 / self.seen as f64);
+        // Winsorise at 3σ once warm, so one outlier does not drag the reference.
+        let mut delta = value - self.mean;
+        if self.seen > cfg.warmup_len as u64 {
+            delta = delta.clamp(-3.0 * sigma, 3.0 * sigma);
+        }
+        self.mean += alpha * delta;
+        self.var = (1.0 - alpha) * (self.var + alpha * delta * delta);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(i: u64) -> f64 {
+        let s = i
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+    }
+
+    #[test]
+    fn small_persistent_shift_accumulates_to_a_detection() {
+        let cfg = CusumConfig::default();
+        let mut d = Cusum::default();
+        let mut before: f64 = 0.0;
+        for i in 0..500 {
+            if let Some(x) = d.observe(&cfg, 10.0 + noise(i)) {
+                before = before.max(x.magnitude);
+            }
+        }
+        // A shift of about one σ of the noise (uniform ±0.5 has σ ≈ 0.29): no single value is
+        // far off, but the sum grows.
+        let mut after: f64 = 0.0;
+        for i in 500..540 {
+            if let Some(x) = d.observe(&cfg, 10.3 + noise(i)) {
+                after = after.max(x.magnitude);
+            }
+        }
+        assert!(before < 1.0, "in control: {before}");
+        assert!(after > 1.0, "shift: {after}");
+    }
+
+    #[test]
+    fn invalid_config() {
+        assert!(CusumConfig {
+            h: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(CusumConfig::default().validate().is_ok());
+    }
+}
