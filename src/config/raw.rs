@@ -183,6 +183,8 @@ pub struct RawAlerts {
     pub resolve_after_secs: Option<Spanned<f64>>,
     /// Base URL for `generatorURL` (default: none, the field is left out).
     pub generator_url: Option<Spanned<String>>,
+    /// Anomalous windows that confirm an alert for correlation (default 2).
+    pub confirm_windows: Option<Spanned<i64>>,
 }
 
 /// The kinds of sink.

@@ -11,4 +11,11 @@ pub mod window_stats;
 
 pub use error::ModelError;
 pub mod alert_lifecycle;
+pub mod dedup;
 pub mod detector_set;
+pub mod escalation;
+pub mod grouping;
+pub mod incidents;
+pub mod matchers;
+pub mod root_cause;
+pub mod topology;
