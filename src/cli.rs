@@ -85,6 +85,9 @@ pub enum Command {
         /// Rules directory.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// Topology file (`[[service]] name / calls / runs_on`), overriding the rules' one.
+        #[arg(long)]
+        topology: Option<PathBuf>,
         /// Also write features.jsonl (every closed window).
         #[arg(long)]
         features: bool,

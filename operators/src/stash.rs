@@ -57,6 +57,19 @@ impl<D> Stash<D> {
         ready
     }
 
+    /// Removes and returns, in time order, every batch whose time is before `limit` (for
+    /// operators with several inputs, whose common limit is the least of their frontiers).
+    pub fn take_before(&mut self, limit: EventTime) -> Vec<(Capability<EventTime>, Vec<D>)> {
+        let mut ready = Vec::new();
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() >= limit {
+                break;
+            }
+            ready.push(entry.remove());
+        }
+        ready
+    }
+
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()

@@ -24,11 +24,16 @@ pub fn replay(
     format: Option<Format>,
     config: Option<&Path>,
     rules: Option<&Path>,
+    topology: Option<&Path>,
     features: bool,
     out: &Path,
     cluster: &ClusterArgs,
 ) -> Outcome {
     let mut plan = config::load(config, rules).map_err(Failure::config)?;
+    if let Some(path) = topology {
+        plan.topology = config::intel::topology_file(path).map_err(Failure::config)?;
+        plan.topology_path = Some(path.to_path_buf());
+    }
     plan.sources = inputs
         .iter()
         .map(|path| SourcePlan::File {
@@ -82,6 +87,7 @@ pub fn open_outputs(sinks: &SinkPlan) -> std::io::Result<Outputs> {
     let mut outputs = Outputs::default();
     if sinks.stdout {
         outputs.alerts.push(Arc::new(Mutex::new(StdoutSummary)));
+        outputs.incidents.push(Arc::new(Mutex::new(StdoutSummary)));
     }
     if let Some(dir) = &sinks.jsonl_dir {
         std::fs::create_dir_all(dir)?;
@@ -89,6 +95,12 @@ pub fn open_outputs(sinks: &SinkPlan) -> std::io::Result<Outputs> {
             &dir.join("alerts.jsonl"),
             true,
         )?)));
+        outputs
+            .incidents
+            .push(Arc::new(Mutex::new(JsonlWriter::create(
+                &dir.join("incidents.jsonl"),
+                true,
+            )?)));
         outputs
             .dead_letters
             .push(Arc::new(Mutex::new(JsonlWriter::create(
@@ -114,6 +126,8 @@ fn print_report(r: &RunReport, out: Option<&Path>) {
         r.points, r.series, r.elapsed_secs, r.points_per_sec, r.workers
     );
     eprintln!("Alerts: {}.", alerts.join(", "));
+    let incidents: Vec<String> = r.incidents.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    eprintln!("Incidents: {}.", incidents.join(", "));
     eprintln!(
         "Dead letters: {} ({} late). State per series: windows {:.0} B, detectors {:.0} B.",
         r.dead_letters, r.late_points, r.window_bytes_per_series, r.detector_bytes_per_series

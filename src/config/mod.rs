@@ -9,6 +9,7 @@
 pub mod checker;
 pub mod detectors;
 pub mod error;
+pub mod intel;
 pub mod raw;
 pub mod rules;
 pub mod sinks;
@@ -18,7 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use operators::models::alert_lifecycle::AlertPolicy;
+use operators::correlate::CorrelatePlan;
 use operators::models::detector_set::DetectorPlan;
+use operators::models::incidents::IncidentPolicy;
+use operators::models::topology::ServiceSpec;
 use operators::window::WindowSpec;
 
 use crate::ingest::LabelLimits;
@@ -99,6 +103,12 @@ pub struct Plan {
     pub sinks: SinkPlan,
     /// The rules directory in use, if any.
     pub rules_dir: Option<PathBuf>,
+    /// The correlation stage's settings.
+    pub correlate: Arc<CorrelatePlan>,
+    /// The topology at start.
+    pub topology: Vec<ServiceSpec>,
+    /// The topology file to watch for reloads, if any.
+    pub topology_path: Option<PathBuf>,
 }
 
 /// Reads and compiles `path` (the embedded default when `None`); `rules_dir` overrides the file's
@@ -218,7 +228,25 @@ fn compile(
     };
 
     let sinks = sinks::compile_sinks(&mut c, &raw.sinks);
+    let corr = rules.correlation.clone();
+    let correlate = CorrelatePlan {
+        dedup: operators::models::dedup::DedupConfig {
+            confirm_windows: alerts.confirm_windows,
+            ..corr.dedup
+        },
+        incidents: IncidentPolicy {
+            min_alerts: corr.grouping.min_alerts,
+            root_cause: corr.root_cause,
+            escalation: rules.escalation.clone(),
+        },
+        grouping: corr.grouping,
+        mutes: rules.mutes.clone(),
+        links: corr.links,
+    };
     Plan {
+        correlate: Arc::new(correlate),
+        topology: rules.topology.clone(),
+        topology_path: rules.topology_path.clone(),
         engine,
         sources,
         windows: windows.into(),

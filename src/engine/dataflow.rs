@@ -5,14 +5,17 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use operators::alerting::{AlertState, AlertingExt};
+use operators::correlate::{CorrelateExt, CorrelateOut, CorrelateState};
+use operators::models::topology::TopologyEdge;
 use operators::detect::{DetectExt, DetectState};
-use operators::records::{AlertRecord, DeadLetter, WindowFeatures};
+use operators::records::{AlertRecord, DeadLetter, IncidentRecord, WindowFeatures};
 use operators::series::{EventTime, Point, SeriesId, SharedKey};
 use operators::sink::OrderedSinkExt;
 use operators::window::{WindowFeaturesExt, WindowState};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::core::UnorderedHandle;
 use timely::dataflow::operators::core::{Exchange, Probe, UnorderedInput};
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::ActivateCapability;
 use timely::dataflow::{ProbeHandle, Scope};
 
@@ -29,6 +32,11 @@ pub struct Inputs {
     pub keys: (Handle<(SeriesId, SharedKey)>, ActivateCapability<EventTime>),
     /// Dead letters.
     pub dead: (Handle<DeadLetter>, ActivateCapability<EventTime>),
+    /// Topology edge insertions and retractions (fed by worker 0).
+    pub topology: (
+        Handle<(TopologyEdge, EventTime, isize)>,
+        ActivateCapability<EventTime>,
+    ),
 }
 
 /// Operator states shared with the driver (for memory reports and checkpoints).
@@ -39,6 +47,8 @@ pub struct States {
     pub detect: Rc<RefCell<DetectState>>,
     /// Alert state.
     pub alerts: Rc<RefCell<AlertState>>,
+    /// Correlation state (worker 0 holds it all).
+    pub correlate: Rc<RefCell<CorrelateState>>,
 }
 
 /// Probes the driver watches.
@@ -54,6 +64,8 @@ pub struct Probes {
 pub struct Written {
     /// Alert events by kind: opened, updated, escalated, resolved.
     pub alerts: [u64; 4],
+    /// Incident events by kind: opened, updated, escalated, resolved.
+    pub incidents: [u64; 4],
     /// Dead letters written.
     pub dead_letters: u64,
     /// Feature records written.
@@ -75,6 +87,9 @@ pub fn build(
         scope.new_unordered_input::<CapacityContainerBuilder<Vec<(SeriesId, SharedKey)>>>();
     let ((dead_in, dead_cap), dead) =
         scope.new_unordered_input::<CapacityContainerBuilder<Vec<DeadLetter>>>();
+    let ((topo_in, topo_cap), topology) = scope.new_unordered_input::<CapacityContainerBuilder<
+        Vec<(TopologyEdge, EventTime, isize)>,
+    >>();
 
     let states = States {
         windows: Rc::new(RefCell::new(WindowState::new(plan.windows.clone()))),
@@ -83,6 +98,7 @@ pub fn build(
             plan.alerts.bands.low,
         ))),
         alerts: Rc::new(RefCell::new(AlertState::default())),
+        correlate: Rc::new(RefCell::new(CorrelateState::default())),
     };
     let probes = Probes {
         exchanged: ProbeHandle::new(),
@@ -109,10 +125,19 @@ pub fn build(
         );
         features
     };
-    let alerts = features
+    let correlated = features
         .detect(states.detect.clone())
         .alerts(plan.alerts.clone(), states.alerts.clone())
+        .correlate(topology, plan.correlate.clone(), states.correlate.clone())
         .probe_with(&probes.output);
+    let alerts = correlated.clone().flat_map(|o| match o {
+        CorrelateOut::Alert(a) => Some(a),
+        CorrelateOut::Incident(_) => None,
+    });
+    let incidents = correlated.flat_map(|o| match o {
+        CorrelateOut::Incident(i) => Some(i),
+        CorrelateOut::Alert(_) => None,
+    });
 
     let w = written.clone();
     let sinks = outputs.alerts.clone();
@@ -122,6 +147,18 @@ pub fn build(
         move |time, records| {
             for a in &records {
                 w.borrow_mut().alerts[a.event as usize] += 1;
+            }
+            deliver(&sinks, time, &records);
+        },
+    );
+    let w = written.clone();
+    let sinks = outputs.incidents.clone();
+    incidents.ordered_sink(
+        "IncidentSink",
+        |i: &IncidentRecord| (i.incident_id.clone(), i.event),
+        move |time, records| {
+            for i in &records {
+                w.borrow_mut().incidents[i.event as usize] += 1;
             }
             deliver(&sinks, time, &records);
         },
@@ -141,6 +178,7 @@ pub fn build(
         points: (points_in, points_cap),
         keys: (keys_in, keys_cap),
         dead: (dead_in, dead_cap),
+        topology: (topo_in, topo_cap),
     };
     (inputs, states, probes)
 }

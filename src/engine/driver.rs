@@ -9,6 +9,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use operators::models::topology::{Topology, TopologyEdge};
 use operators::series::EventTime;
 use timely::worker::Worker;
 
@@ -49,6 +53,84 @@ pub struct Progress {
     pub done: std::sync::atomic::AtomicU64,
 }
 
+/// Wall-clock time between checks of the topology file for changes.
+const TOPOLOGY_POLL: Duration = Duration::from_secs(2);
+
+/// Feeds the topology into the dataflow on worker 0: its edges at start, then, when the watched
+/// file changes and still parses, the difference as insertions and retractions. An invalid new
+/// version is reported and the old one kept (as Vector does with config reloads).
+pub struct TopologyFeed {
+    edges: BTreeSet<TopologyEdge>,
+    path: Option<PathBuf>,
+    modified: Option<std::time::SystemTime>,
+    checked: Instant,
+    sent: bool,
+}
+
+impl TopologyFeed {
+    /// The plan's topology, watching its file if it came from one.
+    pub fn new(plan: &crate::config::Plan) -> Self {
+        let path = plan.topology_path.clone();
+        let modified = path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .and_then(|m| m.modified().ok());
+        TopologyFeed {
+            edges: Topology::from_services(&plan.topology)
+                .edges()
+                .into_iter()
+                .collect(),
+            path,
+            modified,
+            checked: Instant::now(),
+            sent: false,
+        }
+    }
+
+    /// Updates to send now: every edge the first time, then the changes of a reloaded file.
+    fn updates(&mut self) -> Vec<(TopologyEdge, isize)> {
+        if !self.sent {
+            self.sent = true;
+            return self.edges.iter().map(|e| (e.clone(), 1)).collect();
+        }
+        if self.checked.elapsed() < TOPOLOGY_POLL {
+            return Vec::new();
+        }
+        self.checked = Instant::now();
+        let Some(path) = &self.path else {
+            return Vec::new();
+        };
+        let modified = std::fs::metadata(path).ok().and_then(|m| m.modified().ok());
+        if modified == self.modified {
+            return Vec::new();
+        }
+        self.modified = modified;
+        match crate::config::intel::topology_file(path) {
+            Ok(services) => {
+                let next: BTreeSet<TopologyEdge> =
+                    Topology::from_services(&services).edges().into_iter().collect();
+                let mut out: Vec<(TopologyEdge, isize)> = self
+                    .edges
+                    .difference(&next)
+                    .map(|e| (e.clone(), -1))
+                    .collect();
+                out.extend(next.difference(&self.edges).map(|e| (e.clone(), 1)));
+                tracing::info!(
+                    changes = out.len(),
+                    path = %path.display(),
+                    "Reloaded the topology."
+                );
+                self.edges = next;
+                out
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "The new topology is invalid; keeping the old one.");
+                Vec::new()
+            }
+        }
+    }
+}
+
 /// Runs the read loop until every partition of this worker is done, then closes the inputs.
 pub fn drive(
     worker: &mut Worker,
@@ -56,6 +138,7 @@ pub fn drive(
     probes: &Probes,
     partitions: Vec<Box<dyn Partition>>,
     progress: &Progress,
+    mut topology: Option<TopologyFeed>,
 ) -> ReadStats {
     let mut slots: Vec<PartitionSlot> = partitions
         .into_iter()
@@ -72,6 +155,21 @@ pub fn drive(
     let mut reported: Vec<u64> = vec![0; slots.len()];
 
     loop {
+        if let Some(feed) = topology.as_mut() {
+            let updates = feed.updates();
+            if !updates.is_empty() {
+                let cap = inputs.topology.1.clone();
+                let t = *cap.time();
+                let mut data: Vec<(TopologyEdge, EventTime, isize)> =
+                    updates.into_iter().map(|(e, d)| (e, t, d)).collect();
+                inputs
+                    .topology
+                    .0
+                    .activate()
+                    .session(&cap)
+                    .give_container(&mut data);
+            }
+        }
         let now = Instant::now();
         let pick = slots
             .iter()
@@ -127,6 +225,7 @@ pub fn drive(
                 inputs.points.1.downgrade(&low);
                 inputs.keys.1.downgrade(&low);
                 inputs.dead.1.downgrade(&low);
+                inputs.topology.1.downgrade(&low);
                 advances.push_back(low);
             }
         }

@@ -65,6 +65,10 @@ pub struct RunReport {
     pub series: u64,
     /// Alert events by kind.
     pub alerts: BTreeMap<String, u64>,
+    /// Incident events by kind.
+    pub incidents: BTreeMap<String, u64>,
+    /// Entries held by the correlation stage at the end (open alerts and incidents).
+    pub correlation_state_entries: u64,
     /// Feature records written.
     pub feature_records: u64,
     /// Wall-clock seconds.
@@ -81,6 +85,7 @@ pub struct RunReport {
 
 struct WorkerResult {
     read: ReadStats,
+    correlation_entries: usize,
     written: Written,
     window_bytes: f64,
     detector_bytes: f64,
@@ -198,12 +203,21 @@ pub fn run(plan: Arc<Plan>, outputs: Outputs, opts: RunOptions) -> Result<RunRep
             let (inputs, states, probes) = worker
                 .dataflow(|scope| dataflow::build(scope, &worker_plan, outputs, written.clone()));
             let partitions = partitions_for(&worker_plan, index, peers)?;
-            let read = drive(worker, inputs, &probes, partitions, &worker_progress);
+            let topology = (index == 0).then(|| driver::TopologyFeed::new(&worker_plan));
+            let read = drive(
+                worker,
+                inputs,
+                &probes,
+                partitions,
+                &worker_progress,
+                topology,
+            );
             while worker.step_or_park(Some(Duration::from_millis(1))) {}
             let windows = states.windows.borrow();
             let detect = states.detect.borrow();
             let result = WorkerResult {
                 read,
+                correlation_entries: states.correlate.borrow().state_len(),
                 written: written.borrow().clone(),
                 window_bytes: windows.bytes_per_series(),
                 detector_bytes: detect.bytes_per_series(),
@@ -229,11 +243,13 @@ pub fn run(plan: Arc<Plan>, outputs: Outputs, opts: RunOptions) -> Result<RunRep
         report.late_points += r.read.late;
         report.series = report.series.max(r.read.series);
         report.feature_records += r.written.features;
+        report.correlation_state_entries += r.correlation_entries as u64;
         for (i, name) in ["opened", "updated", "escalated", "resolved"]
             .iter()
             .enumerate()
         {
             *report.alerts.entry(name.to_string()).or_default() += r.written.alerts[i];
+            *report.incidents.entry(name.to_string()).or_default() += r.written.incidents[i];
         }
         weighted_window += r.window_bytes * r.state_series as f64;
         weighted_detect += r.detector_bytes * r.state_series as f64;

@@ -6,7 +6,7 @@ pub mod stdout;
 
 use std::sync::{Arc, Mutex};
 
-use operators::records::{AlertRecord, DeadLetter, WindowFeatures};
+use operators::records::{AlertRecord, DeadLetter, IncidentRecord, WindowFeatures};
 use operators::series::EventTime;
 
 pub use jsonl::JsonlWriter;
@@ -28,6 +28,8 @@ pub type Shared<R> = Arc<Mutex<dyn RecordSink<R>>>;
 pub struct Outputs {
     /// Alert lifecycle events.
     pub alerts: Vec<Shared<AlertRecord>>,
+    /// Incident lifecycle events.
+    pub incidents: Vec<Shared<IncidentRecord>>,
     /// Refused records.
     pub dead_letters: Vec<Shared<DeadLetter>>,
     /// Closed windows' features.
@@ -46,6 +48,7 @@ impl Outputs {
             Ok(())
         }
         flush(&self.alerts)?;
+        flush(&self.incidents)?;
         flush(&self.dead_letters)?;
         flush(&self.features)
     }

@@ -11,6 +11,7 @@ pub mod window_stats;
 
 pub use error::ModelError;
 pub mod alert_lifecycle;
+pub mod cel_rule;
 pub mod dedup;
 pub mod detector_set;
 pub mod escalation;
