@@ -106,6 +106,9 @@ pub enum Command {
         /// Alerts written by a run.
         #[arg(long)]
         alerts: PathBuf,
+        /// Incidents written by the same run: adds noise reduction, purity and AC@k.
+        #[arg(long)]
+        incidents: Option<PathBuf>,
         /// Window length the alerts were computed on (e.g. 1m).
         #[arg(long, default_value = "1m")]
         window: String,

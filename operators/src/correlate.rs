@@ -178,7 +178,7 @@ impl<'scope> CorrelateExt<'scope> for StreamVec<'scope, EventTime, AlertRecord> 
         // never earlier (the dedup operator emits at the time it handles).
         let nodes = retime(nodes);
         let edge_collection = edges.clone().as_collection();
-        let components = components(nodes, edge_collection, &plan);
+        let components = alert_components(nodes, edge_collection, &plan);
         let mut inputs = components
             .inner
             .map(|((k, l), _t, d)| CorrelationMsg::Component(k, l, d));
@@ -301,7 +301,7 @@ fn dedup<'scope>(
 
 /// Related pairs of active alerts and their connected components, maintained incrementally.
 /// Output: `(alert, component)` where the component is named by its smallest alert key.
-fn components<'scope>(
+pub fn alert_components<'scope>(
     nodes: VecCollection<'scope, EventTime, AlertNode>,
     edges: VecCollection<'scope, EventTime, TopologyEdge>,
     plan: &Arc<CorrelatePlan>,
