@@ -2,6 +2,7 @@
 //! partitions, drives them to the end, and reports what happened.
 
 pub mod dataflow;
+pub mod correlate_only;
 pub mod driver;
 
 use std::cell::RefCell;

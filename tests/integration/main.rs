@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod determinism;
+mod golden;
 mod malformed;
 mod parsers;
 mod simulation;
