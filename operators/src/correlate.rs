@@ -179,10 +179,11 @@ impl<'scope> CorrelateExt<'scope> for StreamVec<'scope, EventTime, AlertRecord> 
         let nodes = retime(nodes);
         let edge_collection = edges.clone().as_collection();
         let components = alert_components(nodes, edge_collection, &plan);
+        // Updates keep their own times: a differential batch's timestamp is only a lower bound.
         let mut inputs = components
             .inner
-            .map(|((k, l), _t, d)| CorrelationMsg::Component(k, l, d));
-        inputs = inputs.concat(edges.map(|(e, _t, d)| CorrelationMsg::Edge(e, d)));
+            .map(|((k, l), t, d)| (CorrelationMsg::Component(k, l, d), t));
+        inputs = inputs.concat(edges.map(|(e, t, d)| (CorrelationMsg::Edge(e, d), t)));
         incidents(msgs, inputs, plan, state)
     }
 }
@@ -411,14 +412,14 @@ pub fn alert_components<'scope>(
 /// alerts with their incident.
 fn incidents<'scope>(
     msgs: StreamVec<'scope, EventTime, DedupMsg>,
-    corr: StreamVec<'scope, EventTime, CorrelationMsg>,
+    corr: StreamVec<'scope, EventTime, (CorrelationMsg, EventTime)>,
     plan: Arc<CorrelatePlan>,
     state: Rc<RefCell<CorrelateState>>,
 ) -> StreamVec<'scope, EventTime, CorrelateOut> {
     msgs.binary_frontier::<_, CapacityContainerBuilder<Vec<CorrelateOut>>, _, _, _, _>(
         corr,
         Pipeline,
-        ExchangePact::new(|_: &CorrelationMsg| 0u64),
+        ExchangePact::new(|_: &(CorrelationMsg, EventTime)| 0u64),
         "Incidents",
         move |_initial, _info| {
             let mut left: Stash<DedupMsg> = Stash::default();
@@ -426,7 +427,7 @@ fn incidents<'scope>(
             move |(in1, f1), (in2, f2), output| {
                 let port = output.output_index();
                 in1.for_each(|cap, data| left.hold(&cap, data, port));
-                in2.for_each(|cap, data| right.hold(&cap, data, port));
+                in2.for_each(|cap, data| right.hold_at(&cap, data.drain(..), port));
                 let limit = frontier_limit(f1).min(frontier_limit(f2));
                 let mut guard = state.borrow_mut();
                 let st = &mut *guard;
@@ -581,6 +582,9 @@ fn handle_time(
         })
         .collect();
     let groups = groups(st, plan, &info);
+    if std::env::var_os("HARBINGER_DEBUG_CORRELATE").is_some() {
+        eprintln!("t={now} nodes={} components={:?} groups={:?}", info.len(), st.component, groups);
+    }
     let changes = st
         .book
         .update(now, groups, &info, &st.topology, &plan.incidents);
