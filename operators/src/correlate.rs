@@ -248,7 +248,10 @@ fn dedup<'scope>(
                     let next_batch = batches.peek().map(|(c, _)| *c.time());
                     let next_flap = st.flap_timers.next_time().filter(|t| *t < limit);
                     let next_bound = boundaries.next_time().filter(|t| *t < limit);
-                    let Some(now) = [next_batch, next_flap, next_bound].into_iter().flatten().min()
+                    let Some(now) = [next_batch, next_flap, next_bound]
+                        .into_iter()
+                        .flatten()
+                        .min()
                     else {
                         break;
                     };
@@ -271,7 +274,11 @@ fn dedup<'scope>(
                     if next_batch == Some(now) {
                         if let Some((cap, mut batch)) = batches.next() {
                             batch.sort_by(|a, b| {
-                                (&a.fingerprint, a.event, &a.id).cmp(&(&b.fingerprint, b.event, &b.id))
+                                (&a.fingerprint, a.event, &a.id).cmp(&(
+                                    &b.fingerprint,
+                                    b.event,
+                                    &b.id,
+                                ))
                             });
                             for r in &batch {
                                 if let Some((fp, at)) =
@@ -344,8 +351,12 @@ pub fn alert_components<'scope>(
     let cfg1 = cfg.clone();
     let across = by_entity
         .clone()
-        .join_map(relations, |_a, node, (b, r)| (b.clone(), (node.clone(), *r)))
-        .join_map(by_entity.clone(), |_b, (a, r), b| (a.clone(), b.clone(), *r))
+        .join_map(relations, |_a, node, (b, r)| {
+            (b.clone(), (node.clone(), *r))
+        })
+        .join_map(by_entity.clone(), |_b, (a, r), b| {
+            (a.clone(), b.clone(), *r)
+        })
         .filter(move |(a, b, r)| a.key < b.key && related(a, b, *r, &cfg1))
         .map(|(a, b, _)| (a.key, b.key));
     let cfg2 = cfg.clone();
@@ -357,16 +368,14 @@ pub fn alert_components<'scope>(
     let mut links = across.concat(same);
     if !cfg.group_by.is_empty() {
         let cfg3 = cfg.clone();
-        let by_labels = nodes
-            .clone()
-            .flat_map(move |n| {
-                let values: Option<Vec<String>> = cfg3
-                    .group_by
-                    .iter()
-                    .map(|l| n.labels.get(l).cloned())
-                    .collect();
-                values.map(|v| (v, n))
-            });
+        let by_labels = nodes.clone().flat_map(move |n| {
+            let values: Option<Vec<String>> = cfg3
+                .group_by
+                .iter()
+                .map(|l| n.labels.get(l).cloned())
+                .collect();
+            values.map(|v| (v, n))
+        });
         let cfg4 = cfg.clone();
         links = links.concat(
             by_labels
@@ -431,8 +440,14 @@ fn incidents<'scope>(
                 let limit = frontier_limit(f1).min(frontier_limit(f2));
                 let mut guard = state.borrow_mut();
                 let st = &mut *guard;
-                let mut times: BTreeMap<EventTime, (Option<Capability<EventTime>>, Vec<DedupMsg>, Vec<CorrelationMsg>)> =
-                    BTreeMap::new();
+                let mut times: BTreeMap<
+                    EventTime,
+                    (
+                        Option<Capability<EventTime>>,
+                        Vec<DedupMsg>,
+                        Vec<CorrelationMsg>,
+                    ),
+                > = BTreeMap::new();
                 for (cap, batch) in left.take_before(limit) {
                     let e = times.entry(*cap.time()).or_default();
                     e.0 = Some(cap);
@@ -526,7 +541,11 @@ fn handle_time(
     let mut prior: BTreeMap<String, (String, u32)> = BTreeMap::new();
     for m in &msgs {
         if let DedupMsg::Alert(a) = m {
-            if let Some((id, l)) = st.key_of.get(&a.fingerprint).and_then(|k| st.book.incident_of(k)) {
+            if let Some((id, l)) = st
+                .key_of
+                .get(&a.fingerprint)
+                .and_then(|k| st.book.incident_of(k))
+            {
                 prior.insert(a.fingerprint.clone(), (id.to_string(), l));
             }
         }
@@ -549,13 +568,13 @@ fn handle_time(
                 if a.event == AlertEvent::Resolved {
                     st.alerts.remove(&a.fingerprint);
                 } else {
-                    let view = st
-                        .alerts
-                        .entry(a.fingerprint.clone())
-                        .or_insert_with(|| AlertView {
-                            last: a.clone(),
-                            max_score: 0.0,
-                        });
+                    let view =
+                        st.alerts
+                            .entry(a.fingerprint.clone())
+                            .or_insert_with(|| AlertView {
+                                last: a.clone(),
+                                max_score: 0.0,
+                            });
                     view.max_score = view.max_score.max(a.score);
                     view.last = a.clone();
                 }
@@ -582,9 +601,6 @@ fn handle_time(
         })
         .collect();
     let groups = groups(st, plan, &info);
-    if std::env::var_os("HARBINGER_DEBUG_CORRELATE").is_some() {
-        eprintln!("t={now} nodes={} components={:?} groups={:?}", info.len(), st.component, groups);
-    }
     let changes = st
         .book
         .update(now, groups, &info, &st.topology, &plan.incidents);

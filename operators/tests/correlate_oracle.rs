@@ -65,7 +65,11 @@ fn differential_grouping_matches_the_oracle() {
                 let sink = sink.clone();
                 alert_components(nodes, edges, &plan_in)
                     .inspect(move |((k, l), _t, d)| {
-                        *sink.lock().unwrap().entry((k.clone(), l.clone())).or_default() += d;
+                        *sink
+                            .lock()
+                            .unwrap()
+                            .entry((k.clone(), l.clone()))
+                            .or_default() += d;
                     })
                     .probe_with(&probe);
                 (ni, ei)
@@ -118,4 +122,78 @@ fn differential_grouping_matches_the_oracle() {
         got.sort();
         assert_eq!(got, expected, "seed {seed}");
     }
+}
+
+#[test]
+fn a_wide_fan_out_links_every_callee_when_alerts_arrive_after_the_edges() {
+    let callees: Vec<String> = (0..8).map(|i| format!("c{i}")).collect();
+    let mut services = vec![ServiceSpec {
+        name: "fe".into(),
+        calls: callees.clone(),
+        runs_on: None,
+        user_facing: None,
+    }];
+    services.extend(callees.iter().map(|c| ServiceSpec {
+        name: c.clone(),
+        ..ServiceSpec::default()
+    }));
+    let topo = Topology::from_services(&services);
+    let nodes: Vec<AlertNode> = std::iter::once("fe".to_string())
+        .chain(callees.iter().cloned())
+        .enumerate()
+        .map(|(i, entity)| AlertNode {
+            key: NodeKey {
+                onset: 60_000,
+                fingerprint: format!("f{i}"),
+            },
+            labels: [("service".to_string(), entity.clone())].into(),
+            entity,
+            up: false,
+            anomaly_type: AnomalyType::ThroughputDrop,
+        })
+        .collect();
+    let plan = Arc::new(CorrelatePlan::default());
+    let captured: Arc<Mutex<BTreeMap<(NodeKey, NodeKey), isize>>> = Arc::default();
+    let sink = captured.clone();
+    let edges = topo.edges();
+    let nodes_in = nodes.clone();
+    timely::execute_directly(move |worker| {
+        let probe = ProbeHandle::new();
+        let (mut node_input, mut edge_input) = worker.dataflow::<u64, _, _>(|scope| {
+            let (ni, nodes) = scope.new_collection::<AlertNode, isize>();
+            let (ei, edges) = scope.new_collection();
+            let sink = sink.clone();
+            alert_components(nodes, edges, &plan)
+                .inspect(move |((k, l), _t, d)| {
+                    *sink
+                        .lock()
+                        .unwrap()
+                        .entry((k.clone(), l.clone()))
+                        .or_default() += d;
+                })
+                .probe_with(&probe);
+            (ni, ei)
+        });
+        for e in &edges {
+            edge_input.insert(e.clone());
+        }
+        node_input.advance_to(5);
+        edge_input.advance_to(5);
+        for n in &nodes_in {
+            node_input.insert(n.clone());
+        }
+        node_input.advance_to(6);
+        edge_input.advance_to(6);
+        node_input.flush();
+        edge_input.flush();
+        worker.step_while(|| probe.less_than(node_input.time()));
+    });
+    let labels: std::collections::BTreeSet<NodeKey> = captured
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, d)| **d > 0)
+        .map(|((_, l), _)| l.clone())
+        .collect();
+    assert_eq!(labels.len(), 1, "{labels:?}");
 }

@@ -80,8 +80,7 @@ impl AlertBook {
                 alert.last_end = alert.last_end.max(d.end);
                 alert.deadline = deadline.max(alert.deadline);
                 alert.last = d.clone();
-                let changed =
-                    severity != alert.severity || alert.count == policy.confirm_windows;
+                let changed = severity != alert.severity || alert.count == policy.confirm_windows;
                 alert.severity = severity;
                 let event = changed.then(|| record(policy, alert, AlertEvent::Updated, d.end));
                 (event, alert.deadline)

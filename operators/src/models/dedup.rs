@@ -452,8 +452,18 @@ mod tests {
         };
         let mut book = DedupBook::default();
         let mut out = Vec::new();
-        let a = raw(&[("service", "carts"), ("pod", "a")], AlertEvent::Opened, 1, 10);
-        let b = raw(&[("service", "carts"), ("pod", "b")], AlertEvent::Opened, 3, 20);
+        let a = raw(
+            &[("service", "carts"), ("pod", "a")],
+            AlertEvent::Opened,
+            1,
+            10,
+        );
+        let b = raw(
+            &[("service", "carts"), ("pod", "b")],
+            AlertEvent::Opened,
+            3,
+            20,
+        );
         book.on_raw(&cfg, &a, 10, &mut out);
         book.on_raw(&cfg, &b, 20, &mut out);
         assert_eq!(book.open_count(), 1);
@@ -490,7 +500,12 @@ mod tests {
         let mut deadline = None;
         for _ in 0..4 {
             book.on_raw(&cfg, &raw(&l, AlertEvent::Opened, 1, t), t, &mut out);
-            deadline = book.on_raw(&cfg, &raw(&l, AlertEvent::Resolved, 1, t + 10), t + 10, &mut out);
+            deadline = book.on_raw(
+                &cfg,
+                &raw(&l, AlertEvent::Resolved, 1, t + 10),
+                t + 10,
+                &mut out,
+            );
             t += 100;
         }
         let events = alerts(&out);

@@ -129,7 +129,9 @@ impl IncidentBook {
                 let first = &g.nodes[0];
                 let id = format!(
                     "{:016x}",
-                    stable_hash(format!("incident|{}|{}", first.fingerprint, first.onset).as_bytes())
+                    stable_hash(
+                        format!("incident|{}|{}", first.fingerprint, first.onset).as_bytes()
+                    )
                 );
                 claimed.insert(id, g);
             }
@@ -168,12 +170,9 @@ impl IncidentBook {
                 None => (now, 0, None),
             };
             let mut rec = build(&id, now, opened, &g, info, topo, policy);
-            let (level, _) = policy.escalation.level(
-                opened,
-                now,
-                rec.severity,
-                rec.alerts.len(),
-            );
+            let (level, _) = policy
+                .escalation
+                .level(opened, now, rec.severity, rec.alerts.len());
             let level = level.max(old_level);
             rec.escalation_level = level;
             rec.priority_score = priority(&rec);
@@ -222,9 +221,11 @@ impl IncidentBook {
             }
         }
         self.of = new_of;
-        changes
-            .records
-            .sort_by(|a, b| a.incident_id.cmp(&b.incident_id).then(a.event.cmp(&b.event)));
+        changes.records.sort_by(|a, b| {
+            a.incident_id
+                .cmp(&b.incident_id)
+                .then(a.event.cmp(&b.event))
+        });
         changes
     }
 
@@ -295,8 +296,16 @@ fn build(
         .map(|m| m.severity)
         .max()
         .unwrap_or(Severity::Low);
-    let first = members.iter().map(|m| m.node.key.onset).min().unwrap_or(now);
-    let last = members.iter().map(|m| m.node.key.onset).max().unwrap_or(now);
+    let first = members
+        .iter()
+        .map(|m| m.node.key.onset)
+        .min()
+        .unwrap_or(now);
+    let last = members
+        .iter()
+        .map(|m| m.node.key.onset)
+        .max()
+        .unwrap_or(now);
     let evidence: Vec<Evidence> = members
         .iter()
         .map(|m| Evidence {
@@ -346,7 +355,11 @@ fn build(
         _ => 0.0,
     };
     let breadth = 1.0 - 1.0 / (alerts.len().max(1) as f64);
-    let base = if g.cluster_type == "topology" { 1.0 } else { 0.8 };
+    let base = if g.cluster_type == "topology" {
+        1.0
+    } else {
+        0.8
+    };
     let confidence = ((0.5 * breadth + 0.5 * margin) * base * 1000.0).round() / 1000.0;
     let _ = opened;
     IncidentRecord {
@@ -468,7 +481,13 @@ mod tests {
         let second = ch.records[0].incident_id.clone();
         assert_ne!(first, second);
         // The groups merge: the older incident keeps its id, the younger resolves into it.
-        let ch = book.update(40, vec![group(&[&ka, &kb, &kc, &kd])], &info, &topo, &policy);
+        let ch = book.update(
+            40,
+            vec![group(&[&ka, &kb, &kc, &kd])],
+            &info,
+            &topo,
+            &policy,
+        );
         let events: Vec<(String, AlertEvent, Option<String>)> = ch
             .records
             .iter()

@@ -265,7 +265,8 @@ impl Topology {
                     .filter(|y| {
                         *y != x
                             && (callees.contains(&y.as_str())
-                                || (self.host_of(x).is_some() && self.host_of(x) == self.host_of(y)))
+                                || (self.host_of(x).is_some()
+                                    && self.host_of(x) == self.host_of(y)))
                     })
                     .collect();
                 (x, targets)
@@ -358,7 +359,10 @@ mod tests {
             .collect();
         let pers = nodes.iter().map(|n| (n.clone(), 1.0)).collect();
         let r = t.personalized_pagerank(&nodes, &pers);
-        assert!(r["orders-db"] > r["orders"] && r["orders"] > r["front-end"], "{r:?}");
+        assert!(
+            r["orders-db"] > r["orders"] && r["orders"] > r["front-end"],
+            "{r:?}"
+        );
         let sum: f64 = r.values().sum();
         assert!((sum - 1.0).abs() < 1e-9);
     }
