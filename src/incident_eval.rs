@@ -117,8 +117,10 @@ pub fn evaluate_incidents(
     let mut impure = Vec::new();
     let mut weight: BTreeMap<(usize, &str), f64> = BTreeMap::new();
     for id in &ids {
-        let members: Vec<&(BTreeSet<usize>, &Occurrence)> =
-            owned.iter().filter(|(_, o)| o.incidents.contains(*id)).collect();
+        let members: Vec<&(BTreeSet<usize>, &Occurrence)> = owned
+            .iter()
+            .filter(|(_, o)| o.incidents.contains(*id))
+            .collect();
         let mut common: Option<BTreeSet<usize>> = None;
         for (own, _) in &members {
             common = Some(match common {
@@ -135,7 +137,8 @@ pub fn evaluate_incidents(
             impure.push(id.to_string());
         }
     }
-    let mut cand: Vec<(f64, usize, &str)> = weight.iter().map(|((f, id), w)| (*w, *f, *id)).collect();
+    let mut cand: Vec<(f64, usize, &str)> =
+        weight.iter().map(|((f, id), w)| (*w, *f, *id)).collect();
     cand.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(b.2)));
     let mut matched: BTreeMap<usize, &str> = BTreeMap::new();
     let mut used: BTreeSet<&str> = BTreeSet::new();
@@ -189,6 +192,8 @@ pub fn load_incidents(path: &Path) -> Result<Vec<IncidentRecord>, String> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))
+        })
         .collect()
 }

@@ -126,7 +126,11 @@ fn print_report(r: &RunReport, out: Option<&Path>) {
         r.points, r.series, r.elapsed_secs, r.points_per_sec, r.workers
     );
     eprintln!("Alerts: {}.", alerts.join(", "));
-    let incidents: Vec<String> = r.incidents.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let incidents: Vec<String> = r
+        .incidents
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     eprintln!("Incidents: {}.", incidents.join(", "));
     eprintln!(
         "Dead letters: {} ({} late). State per series: windows {:.0} B, detectors {:.0} B.",

@@ -106,7 +106,14 @@ impl Check<'_, '_> {
         }
     }
 
-    fn float(&mut self, v: &Option<Spanned<f64>>, default: f64, lo: f64, hi: f64, what: &str) -> f64 {
+    fn float(
+        &mut self,
+        v: &Option<Spanned<f64>>,
+        default: f64,
+        lo: f64,
+        hi: f64,
+        what: &str,
+    ) -> f64 {
         match v {
             None => default,
             Some(x) if x.get_ref().is_finite() && (lo..=hi).contains(x.get_ref()) => *x.get_ref(),
@@ -153,8 +160,18 @@ pub fn correlation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Corre
     let dedup = DedupConfig {
         identify_by: raw.dedup.identify_by.unwrap_or_default(),
         ignore_labels: raw.dedup.ignore_labels.unwrap_or_default(),
-        flap_count: c.int(&raw.dedup.flap_count, d.flap_count as i64, 1, 1000, "flap_count") as u32,
-        flap_window_ms: c.secs(&raw.dedup.flap_window_secs, d.flap_window_ms, "flap_window_secs"),
+        flap_count: c.int(
+            &raw.dedup.flap_count,
+            d.flap_count as i64,
+            1,
+            1000,
+            "flap_count",
+        ) as u32,
+        flap_window_ms: c.secs(
+            &raw.dedup.flap_window_secs,
+            d.flap_window_ms,
+            "flap_window_secs",
+        ),
         confirm_windows: d.confirm_windows,
     };
     let grouping = GroupingConfig {
@@ -163,9 +180,20 @@ pub fn correlation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Corre
         causal_ms: c.secs(&raw.grouping.causal_secs, g.causal_ms, "causal_secs"),
         directional: raw.grouping.directional.unwrap_or(g.directional),
         group_by: raw.grouping.group_by.unwrap_or_default(),
-        min_alerts: c.int(&raw.grouping.min_alerts, g.min_alerts as i64, 1, 10_000, "min_alerts")
-            as usize,
-        dbscan_eps: c.float(&raw.grouping.dbscan_eps, g.dbscan_eps, 1e-6, 100.0, "dbscan_eps"),
+        min_alerts: c.int(
+            &raw.grouping.min_alerts,
+            g.min_alerts as i64,
+            1,
+            10_000,
+            "min_alerts",
+        ) as usize,
+        dbscan_eps: c.float(
+            &raw.grouping.dbscan_eps,
+            g.dbscan_eps,
+            1e-6,
+            100.0,
+            "dbscan_eps",
+        ),
     };
     let w = |c: &mut Check<'_, '_>, v: &Option<Spanned<f64>>, d: f64, what: &str| {
         c.float(v, d, 0.0, 100.0, what)
@@ -173,14 +201,29 @@ pub fn correlation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Corre
     let root_cause = RootCauseConfig {
         w_onset: w(&mut c, &raw.root_cause.w_onset, r.w_onset, "w_onset"),
         w_graph: w(&mut c, &raw.root_cause.w_graph, r.w_graph, "w_graph"),
-        w_strength: w(&mut c, &raw.root_cause.w_strength, r.w_strength, "w_strength"),
+        w_strength: w(
+            &mut c,
+            &raw.root_cause.w_strength,
+            r.w_strength,
+            "w_strength",
+        ),
         w_type: w(&mut c, &raw.root_cause.w_type, r.w_type, "w_type"),
-        w_pagerank: w(&mut c, &raw.root_cause.w_pagerank, r.w_pagerank, "w_pagerank"),
-        onset_tau_ms: c.secs(&raw.root_cause.onset_tau_secs, r.onset_tau_ms, "onset_tau_secs"),
+        w_pagerank: w(
+            &mut c,
+            &raw.root_cause.w_pagerank,
+            r.w_pagerank,
+            "w_pagerank",
+        ),
+        onset_tau_ms: c.secs(
+            &raw.root_cause.onset_tau_secs,
+            r.onset_tau_ms,
+            "onset_tau_secs",
+        ),
         max_hops: grouping.max_hops,
     };
     if root_cause.validate().is_err() {
-        c.errors.push(src.error(0..0, "root_cause weights must not all be 0"));
+        c.errors
+            .push(src.error(0..0, "root_cause weights must not all be 0"));
     }
     let mut links = Vec::new();
     for l in raw.link {
@@ -236,7 +279,8 @@ pub fn escalation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Escala
     let mut policy = EscalationPolicy::default();
     if let Some(iv) = &raw.repeat_intervals_secs {
         if iv.get_ref().iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-            c.errors.push(src.error(iv.span(), "repeat intervals must be positive seconds"));
+            c.errors
+                .push(src.error(iv.span(), "repeat intervals must be positive seconds"));
         } else {
             policy.repeat_intervals_ms = iv.get_ref().iter().map(|s| (s * 1000.0) as u64).collect();
         }
@@ -251,7 +295,10 @@ pub fn escalation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Escala
                 .min_alerts
                 .as_ref()
                 .map(|_| c.int(&r.min_alerts, 1, 1, 1_000_000, "min_alerts") as usize),
-            after_ms: r.after_secs.as_ref().map(|_| c.secs(&r.after_secs, 0, "after_secs")),
+            after_ms: r
+                .after_secs
+                .as_ref()
+                .map(|_| c.secs(&r.after_secs, 0, "after_secs")),
         });
     }
     policy
@@ -318,7 +365,8 @@ pub fn silences(src: &SourceText<'_>, errors: &mut Vec<ConfigError>, rules: &mut
     let mut c = Check { src, errors };
     for s in raw.silence {
         let matchers = c.matchers(&s.matchers);
-        let mut time = |v: &Spanned<String>| match crate::parse::timestamp::parse_text(v.get_ref()) {
+        let mut time = |v: &Spanned<String>| match crate::parse::timestamp::parse_text(v.get_ref())
+        {
             Ok(t) => Some(t),
             Err(e) => {
                 c.errors
@@ -432,15 +480,24 @@ mod tests {
             "[grouping]\nmin_alerts = 0\n\n[[link]]\nname = \"x\"\nwhen = \"a.labels. ==\"\n",
         );
         assert_eq!(e.len(), 2, "{e:?}");
-        assert!(e[0].starts_with("r.toml:2:14: min_alerts must be between 1"), "{e:?}");
-        assert!(e[1].starts_with("r.toml:6:8: link \"x\": invalid CEL condition"), "{e:?}");
+        assert!(
+            e[0].starts_with("r.toml:2:14: min_alerts must be between 1"),
+            "{e:?}"
+        );
+        assert!(
+            e[1].starts_with("r.toml:6:8: link \"x\": invalid CEL condition"),
+            "{e:?}"
+        );
         let e = errors_of(
             |s, e| silences(s, e, &mut MuteRules::default()),
             "[[silence]]\nname = \"m\"\nmatchers = ['service=~\"(\"']\nstarts_at = \"2024-01-01T00:00:00Z\"\nends_at = \"yesterday\"\n",
         );
         assert_eq!(e.len(), 2, "{e:?}");
         assert!(e[0].starts_with("r.toml:3:13: matcher"), "{e:?}");
-        assert!(e[1].starts_with("r.toml:5:11: not an RFC 3339 time"), "{e:?}");
+        assert!(
+            e[1].starts_with("r.toml:5:11: not an RFC 3339 time"),
+            "{e:?}"
+        );
         let e = errors_of(
             |s, e| {
                 topology(s, e);

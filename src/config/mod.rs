@@ -18,8 +18,8 @@ pub mod sources;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use operators::models::alert_lifecycle::AlertPolicy;
 use operators::correlate::CorrelatePlan;
+use operators::models::alert_lifecycle::AlertPolicy;
 use operators::models::detector_set::DetectorPlan;
 use operators::models::incidents::IncidentPolicy;
 use operators::models::topology::ServiceSpec;

@@ -6,8 +6,8 @@ use std::rc::Rc;
 
 use operators::alerting::{AlertState, AlertingExt};
 use operators::correlate::{CorrelateExt, CorrelateOut, CorrelateState};
-use operators::models::topology::TopologyEdge;
 use operators::detect::{DetectExt, DetectState};
+use operators::models::topology::TopologyEdge;
 use operators::records::{AlertRecord, DeadLetter, IncidentRecord, WindowFeatures};
 use operators::series::{EventTime, Point, SeriesId, SharedKey};
 use operators::sink::OrderedSinkExt;
@@ -87,9 +87,8 @@ pub fn build(
         scope.new_unordered_input::<CapacityContainerBuilder<Vec<(SeriesId, SharedKey)>>>();
     let ((dead_in, dead_cap), dead) =
         scope.new_unordered_input::<CapacityContainerBuilder<Vec<DeadLetter>>>();
-    let ((topo_in, topo_cap), topology) = scope.new_unordered_input::<CapacityContainerBuilder<
-        Vec<(TopologyEdge, EventTime, isize)>,
-    >>();
+    let ((topo_in, topo_cap), topology) = scope
+        .new_unordered_input::<CapacityContainerBuilder<Vec<(TopologyEdge, EventTime, isize)>>>();
 
     let states = States {
         windows: Rc::new(RefCell::new(WindowState::new(plan.windows.clone()))),

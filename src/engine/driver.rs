@@ -107,8 +107,10 @@ impl TopologyFeed {
         self.modified = modified;
         match crate::config::intel::topology_file(path) {
             Ok(services) => {
-                let next: BTreeSet<TopologyEdge> =
-                    Topology::from_services(&services).edges().into_iter().collect();
+                let next: BTreeSet<TopologyEdge> = Topology::from_services(&services)
+                    .edges()
+                    .into_iter()
+                    .collect();
                 let mut out: Vec<(TopologyEdge, isize)> = self
                     .edges
                     .difference(&next)

@@ -1,8 +1,8 @@
 //! The engine: starts the timely workers, builds the dataflow on each, hands each worker its
 //! partitions, drives them to the end, and reports what happened.
 
-pub mod dataflow;
 pub mod correlate_only;
+pub mod dataflow;
 pub mod driver;
 
 use std::cell::RefCell;

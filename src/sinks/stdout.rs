@@ -51,7 +51,9 @@ pub fn incident_line(i: &IncidentRecord) -> String {
     let cause = i
         .root_cause_candidates
         .first()
-        .map_or("unknown".to_string(), |c| format!("{} ({:.2})", c.entity, c.score));
+        .map_or("unknown".to_string(), |c| {
+            format!("{} ({:.2})", c.entity, c.score)
+        });
     format!(
         "{at}  {event}  {:<8}  {} P{:.0} L{}: {} alert(s) on {}; root cause {cause}{}",
         i.severity.as_str(),

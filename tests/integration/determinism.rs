@@ -68,7 +68,17 @@ fn output_is_byte_identical_for_one_two_and_three_workers() {
     let mut outputs = Vec::new();
     for workers in [1, 2, 3] {
         let out = dir.path().join(format!("out-{workers}"));
-        replay(&inputs, None, None, None, None, true, &out, &cluster(workers)).expect("replay");
+        replay(
+            &inputs,
+            None,
+            None,
+            None,
+            None,
+            true,
+            &out,
+            &cluster(workers),
+        )
+        .expect("replay");
         outputs.push(out);
     }
     let first = &outputs[0];

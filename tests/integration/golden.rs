@@ -187,7 +187,10 @@ fn golden_correlation_cases() {
         }
         let want = std::fs::read_to_string(&path).unwrap_or_default();
         if got != want {
-            failures.push(format!("{}:\n--- expected\n{want}--- got\n{got}", case.display()));
+            failures.push(format!(
+                "{}:\n--- expected\n{want}--- got\n{got}",
+                case.display()
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
