@@ -69,6 +69,9 @@ pub struct CorrelatePlan {
 }
 
 /// What the dedup operator sends on.
+// Alerts are most of the messages: boxing them would cost an allocation each to shrink the
+// rarer node messages.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum DedupMsg {
     /// A deduplicated alert event.
@@ -416,6 +419,13 @@ pub fn alert_components<'scope>(
     })
 }
 
+/// One time's inputs of the incidents operator: a capability for it and both inputs' messages.
+type TimeInputs = (
+    Option<Capability<EventTime>>,
+    Vec<DedupMsg>,
+    Vec<CorrelationMsg>,
+);
+
 /// The incidents operator: applies node, component and topology changes in time order, adds the
 /// DBSCAN pass for alerts the topology does not know, runs the incident lifecycle, and annotates
 /// alerts with their incident.
@@ -440,14 +450,7 @@ fn incidents<'scope>(
                 let limit = frontier_limit(f1).min(frontier_limit(f2));
                 let mut guard = state.borrow_mut();
                 let st = &mut *guard;
-                let mut times: BTreeMap<
-                    EventTime,
-                    (
-                        Option<Capability<EventTime>>,
-                        Vec<DedupMsg>,
-                        Vec<CorrelationMsg>,
-                    ),
-                > = BTreeMap::new();
+                let mut times: BTreeMap<EventTime, TimeInputs> = BTreeMap::new();
                 for (cap, batch) in left.take_before(limit) {
                     let e = times.entry(*cap.time()).or_default();
                     e.0 = Some(cap);

@@ -9,7 +9,7 @@ use crate::commands::{Failure, Outcome};
 use crate::config::{self, Plan, SinkPlan, SourcePlan};
 use crate::engine::{self, RunOptions, RunReport};
 use crate::parse::{Format, Precision};
-use crate::sinks::{JsonlWriter, Outputs, StdoutSummary};
+use crate::sinks::{AlertmanagerSink, JsonlWriter, Outputs, StdoutSummary};
 use crate::sources::file::format_from_extension;
 
 /// `harbinger run [--config FILE] [--rules DIR]`.
@@ -19,6 +19,8 @@ pub fn run(config: Option<&Path>, rules: Option<&Path>, cluster: &ClusterArgs) -
 }
 
 /// `harbinger replay --input FILE... --out DIR`.
+// One argument per `replay` flag: a struct would only restate the CLI's.
+#[allow(clippy::too_many_arguments)]
 pub fn replay(
     inputs: &[PathBuf],
     format: Option<Format>,
@@ -48,6 +50,7 @@ pub fn replay(
         stdout: false,
         jsonl_dir: Some(out.to_path_buf()),
         features,
+        alertmanager: None,
     };
     execute(plan, cluster, std::io::stderr().is_terminal())
 }
@@ -88,6 +91,11 @@ pub fn open_outputs(sinks: &SinkPlan) -> std::io::Result<Outputs> {
     if sinks.stdout {
         outputs.alerts.push(Arc::new(Mutex::new(StdoutSummary)));
         outputs.incidents.push(Arc::new(Mutex::new(StdoutSummary)));
+    }
+    if let Some(am) = &sinks.alertmanager {
+        outputs
+            .correlated
+            .push(Arc::new(Mutex::new(AlertmanagerSink::new(am))));
     }
     if let Some(dir) = &sinks.jsonl_dir {
         std::fs::create_dir_all(dir)?;

@@ -84,6 +84,8 @@ pub struct SinkPlan {
     pub jsonl_dir: Option<PathBuf>,
     /// Also write `features.jsonl`.
     pub features: bool,
+    /// Post alerts to Alertmanager.
+    pub alertmanager: Option<crate::sinks::AlertmanagerSettings>,
 }
 
 /// A validated configuration, ready to run.

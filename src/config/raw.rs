@@ -195,6 +195,8 @@ pub enum SinkType {
     Stdout,
     /// JSON-lines files in a directory.
     Jsonl,
+    /// Alertmanager's `POST /api/v2/alerts`.
+    Alertmanager,
 }
 
 /// `[[sinks]]`
@@ -208,4 +210,10 @@ pub struct RawSink {
     pub dir: Option<Spanned<String>>,
     /// jsonl: also write `features.jsonl` with every closed window (default false).
     pub features: Option<Spanned<bool>>,
+    /// alertmanager: base URL (`http://host:9093`).
+    pub url: Option<Spanned<String>>,
+    /// alertmanager: also send alerts that belong to no incident (default false).
+    pub uncorrelated: Option<Spanned<bool>>,
+    /// alertmanager: re-send firing alerts this often (default 60 s).
+    pub resend_secs: Option<Spanned<i64>>,
 }

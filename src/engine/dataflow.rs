@@ -129,6 +129,17 @@ pub fn build(
         .alerts(plan.alerts.clone(), states.alerts.clone())
         .correlate(topology, plan.correlate.clone(), states.correlate.clone())
         .probe_with(&probes.output);
+    if plan.sinks.alertmanager.is_some() {
+        let sinks = outputs.correlated.clone();
+        correlated.clone().ordered_sink(
+            "CorrelatedSink",
+            |o: &CorrelateOut| match o {
+                CorrelateOut::Alert(a) => (0u8, a.fingerprint.clone(), a.event, a.id.clone()),
+                CorrelateOut::Incident(i) => (1u8, i.incident_id.clone(), i.event, String::new()),
+            },
+            move |time, records| deliver(&sinks, time, &records),
+        );
+    }
     let alerts = correlated.clone().flat_map(|o| match o {
         CorrelateOut::Alert(a) => Some(a),
         CorrelateOut::Incident(_) => None,

@@ -18,8 +18,9 @@ use harbinger::engine::correlate_only::correlate_alerts;
 use operators::records::{AlertEvent, AlertRecord, AlertStatus, AnomalyType, Severity};
 use serde::Deserialize;
 
+/// One line of a case's `input.jsonl`.
 #[derive(Deserialize)]
-struct InputAlert {
+pub struct InputAlert {
     t: u64,
     event: AlertEvent,
     service: String,
@@ -46,14 +47,25 @@ fn latency() -> AnomalyType {
 }
 
 /// 2024-01-01T00:00:00Z, so times in the files are small numbers of seconds.
-const BASE_MS: u64 = 1_704_067_200_000;
+pub const BASE_MS: u64 = 1_704_067_200_000;
 
-fn record(a: InputAlert) -> AlertRecord {
+/// The raw alert event an input line stands for.
+pub fn record(a: InputAlert) -> AlertRecord {
     let mut labels = a.labels;
     labels.insert("alertname".into(), "HarbingerAnomaly".into());
     labels.insert("service".into(), a.service.clone());
     labels.insert("metric".into(), a.metric.clone());
-    let fp = format!("{}/{}", a.service, a.metric);
+    // The raw alert's fingerprint, as the alert stage makes it: one per series.
+    let extra: Vec<String> = labels
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "service" | "metric"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let fp = if extra.is_empty() {
+        format!("{}/{}", a.service, a.metric)
+    } else {
+        format!("{}/{}{{{}}}", a.service, a.metric, extra.join(","))
+    };
     labels.insert("severity".into(), a.severity.as_str().into());
     let at = BASE_MS + a.t * 1000;
     AlertRecord {
@@ -159,7 +171,7 @@ fn run_case(dir: &Path) -> String {
         }
         lines.push((i.event_time, 1, line));
     }
-    lines.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    lines.sort_by_key(|a| (a.0, a.1));
     lines
         .into_iter()
         .map(|(t, _, l)| format!("t={:<6} {l}\n", (t - BASE_MS) / 1000))

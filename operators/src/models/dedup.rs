@@ -115,6 +115,9 @@ pub struct AlertNode {
 }
 
 /// What the book emits.
+// Alerts are most of the output: boxing them would cost an allocation each to shrink the rarer
+// node messages.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum DedupOutput {
     /// A deduplicated alert event.
@@ -321,8 +324,21 @@ impl DedupBook {
             let muted = rules.muted_by(&open.last.labels, now, firing.iter());
             if muted != open.muted_by {
                 open.muted_by = muted;
-                let rec = emit(&fp, open, AlertEvent::Updated, now);
-                out.push(DedupOutput::Alert(rec));
+                // An alert already notified at this time carries its mute in that event rather
+                // than in a second one (an alert opened inside a silence opens muted).
+                let mut patched = false;
+                for o in out.iter_mut() {
+                    if let DedupOutput::Alert(a) = o {
+                        if a.fingerprint == fp && a.event_time == now {
+                            a.muted_by = open.muted_by.clone();
+                            patched = true;
+                        }
+                    }
+                }
+                if !patched {
+                    let rec = emit(&fp, open, AlertEvent::Updated, now);
+                    out.push(DedupOutput::Alert(rec));
+                }
             }
         }
     }

@@ -137,9 +137,9 @@ pub fn components(nodes: &[AlertNode], topo: &Topology, cfg: &GroupingConfig) ->
         }
     }
     let mut groups: BTreeMap<usize, Vec<NodeKey>> = BTreeMap::new();
-    for i in 0..nodes.len() {
+    for (i, n) in nodes.iter().enumerate() {
         let r = find(&mut parent, i);
-        groups.entry(r).or_default().push(nodes[i].key.clone());
+        groups.entry(r).or_default().push(n.key.clone());
     }
     let mut out: Vec<Vec<NodeKey>> = groups
         .into_values()

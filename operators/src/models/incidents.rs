@@ -11,6 +11,11 @@
 //!
 //! Events: `opened`, `updated` (alerts, severity or top root cause changed), `escalated` (level
 //! rose, see [`EscalationPolicy`]) and `resolved`. Memory holds only incidents with active alerts.
+//!
+//! Root causes are ranked over every alert the incident has held while open, not only the
+//! active ones: a cause often recovers before its symptoms, and ranking only the survivors would
+//! name a symptom. At most [`MAX_EVIDENCE`] alerts are remembered per incident (the earliest,
+//! which carry the onset signal).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,6 +66,10 @@ pub struct IncidentPolicy {
     pub escalation: EscalationPolicy,
 }
 
+/// Alerts whose evidence an incident keeps for ranking. Incidents of more alerts are rare and
+/// their cause is among the earliest alerts, which are the ones kept.
+pub const MAX_EVIDENCE: usize = 256;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Incident {
     opened: EventTime,
@@ -68,6 +77,9 @@ struct Incident {
     members: BTreeSet<NodeKey>,
     level: u32,
     last: IncidentRecord,
+    /// Evidence of every alert held while open (keys sort by onset), for ranking.
+    #[serde(default)]
+    evidence: BTreeMap<NodeKey, Evidence>,
 }
 
 /// Open incidents and which alert belongs to which.
@@ -150,11 +162,18 @@ impl IncidentBook {
             .filter(|id| !claimed.contains_key(*id))
             .cloned()
             .collect();
+        let mut inherited: BTreeMap<String, BTreeMap<NodeKey, Evidence>> = BTreeMap::new();
         for id in gone {
             let Some(inc) = self.incidents.remove(&id) else {
                 continue;
             };
             let merged_into = inc.members.iter().find_map(|k| new_of.get(k)).cloned();
+            if let Some(into) = &merged_into {
+                inherited
+                    .entry(into.clone())
+                    .or_default()
+                    .extend(inc.evidence.clone());
+            }
             let mut rec = inc.last.clone();
             rec.event = AlertEvent::Resolved;
             rec.status = AlertStatus::Resolved;
@@ -165,11 +184,27 @@ impl IncidentBook {
         }
         for (id, g) in claimed {
             let members: BTreeSet<NodeKey> = g.nodes.iter().cloned().collect();
-            let (opened, old_level, previous) = match self.incidents.get(&id) {
-                Some(inc) => (inc.opened, inc.level, Some(inc.last.clone())),
-                None => (now, 0, None),
+            let (opened, old_level, previous, mut evidence) = match self.incidents.get(&id) {
+                Some(inc) => (
+                    inc.opened,
+                    inc.level,
+                    Some(inc.last.clone()),
+                    inc.evidence.clone(),
+                ),
+                None => (now, 0, None, BTreeMap::new()),
             };
-            let mut rec = build(&id, now, opened, &g, info, topo, policy);
+            evidence.extend(inherited.remove(&id).unwrap_or_default());
+            // Alerts that moved to another incident are its evidence now, not ours.
+            evidence.retain(|k, _| new_of.get(k).is_none_or(|owner| *owner == id));
+            for k in &g.nodes {
+                if let Some(m) = info.get(k) {
+                    evidence.insert(k.clone(), evidence_of(m));
+                }
+            }
+            while evidence.len() > MAX_EVIDENCE {
+                evidence.pop_last();
+            }
+            let mut rec = build(&id, now, opened, &g, info, &evidence, topo, policy);
             let (level, _) = policy
                 .escalation
                 .level(opened, now, rec.severity, rec.alerts.len());
@@ -207,6 +242,7 @@ impl IncidentBook {
                     members,
                     level,
                     last,
+                    evidence,
                 },
             );
         }
@@ -269,12 +305,25 @@ fn minutes(now: EventTime, since: EventTime) -> f64 {
     (now.saturating_sub(since) as f64 / 60_000.0 * 10.0).round() / 10.0
 }
 
+fn evidence_of(m: &MemberInfo) -> Evidence {
+    Evidence {
+        entity: m.node.entity.clone(),
+        onset: m.node.key.onset,
+        up: m.node.up,
+        anomaly_type: m.node.anomaly_type,
+        score: m.score,
+        metric: m.metric.clone(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn build(
     id: &str,
     now: EventTime,
     opened: EventTime,
     g: &Group,
     info: &BTreeMap<NodeKey, MemberInfo>,
+    past: &BTreeMap<NodeKey, Evidence>,
     topo: &Topology,
     policy: &IncidentPolicy,
 ) -> IncidentRecord {
@@ -306,17 +355,12 @@ fn build(
         .map(|m| m.node.key.onset)
         .max()
         .unwrap_or(now);
-    let evidence: Vec<Evidence> = members
-        .iter()
-        .map(|m| Evidence {
-            entity: m.node.entity.clone(),
-            onset: m.node.key.onset,
-            up: m.node.up,
-            anomaly_type: m.node.anomaly_type,
-            score: m.score,
-            metric: m.metric.clone(),
-        })
-        .collect();
+    // Current members' evidence is in `past` too (the caller adds it before building).
+    let evidence: Vec<Evidence> = if past.is_empty() {
+        members.iter().map(|m| evidence_of(m)).collect()
+    } else {
+        past.values().cloned().collect()
+    };
     let candidates: Vec<RootCauseCandidate> = rank(&evidence, topo, &policy.root_cause);
     let mut common: Option<BTreeMap<String, String>> = None;
     for m in &members {

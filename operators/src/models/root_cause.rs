@@ -77,7 +77,7 @@ impl RootCauseConfig {
 }
 
 /// One alert of an incident, as ranking sees it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// Entity.
     pub entity: String,
