@@ -1,11 +1,12 @@
 //! Latency and memory of the correlation stage under an alert storm of 1,000 alert events per
 //! second (event time), over a 200-service topology.
 //!
-//! The stream: every second, 333 new alerts open (count 1), the previous second's are confirmed
-//! (count 2) and those opened `LIFETIME_S` seconds ago resolve, plus one filler update, so each
-//! second carries 1,000 raw alert events and about 1,670 alerts are open at any time. Alerts
-//! fall on services in bursts (one burst per 10 services per second), so incidents form, merge
-//! and resolve all the time.
+//! The stream: every second, `OPENS_PER_S` new alerts open (count 1), the previous second's are
+//! confirmed (count 2), those opened `LIFETIME_S` seconds ago resolve, and open alerts fill the
+//! rest of the second's 1,000 events with updates (as the alert stage sends on severity
+//! changes). About 2,000 alerts are open at once, spread over the services, all rising, with
+//! onsets seconds apart: every one is related to its neighbours', so incidents are large and
+//! merge and split every second, the expensive case for the grouping.
 //!
 //! Latency of an alert = wall time from sending its second into the dataflow until every output
 //! of that second (alert and incident events) has come out: the stage runs time by time, so
@@ -33,35 +34,45 @@ use timely::dataflow::operators::{Inspect, Probe};
 
 /// Alert events per second of event time: the issue's target rate.
 const RATE: usize = 1_000;
-/// Seconds an alert stays open: with a third of the events being openings, about 1,670 alerts
-/// are open at once, a large storm for a 200-service fleet.
-const LIFETIME_S: u64 = 5;
-/// Services in the topology (a binary call tree, 20 hosts).
+/// New alerts per second: a storm (a whole fleet failing opens a few hundred alerts in total).
+const OPENS_PER_S: u64 = 100;
+/// Seconds an alert stays open: with `OPENS_PER_S`, 2,000 alerts are open at once.
+const LIFETIME_S: u64 = 20;
+/// Services in the topology (a binary call tree, ten services per host), unless
+/// `HARBINGER_BENCH_SERVICES` says otherwise.
 const SERVICES: usize = 200;
-/// Seconds streamed for the latency report (enough seconds for a stable p99).
-const REPORT_SECONDS: u64 = 300;
+
+fn services() -> usize {
+    std::env::var("HARBINGER_BENCH_SERVICES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n >= 10)
+        .unwrap_or(SERVICES)
+}
+/// Seconds streamed for the latency report (`HARBINGER_BENCH_SECONDS` overrides).
+const REPORT_SECONDS: u64 = 60;
 /// Start of the stream (2024-01-01T00:00:00Z), ms.
 const BASE_MS: u64 = 1_704_067_200_000;
 
 fn topology() -> Vec<ServiceSpec> {
-    (0..SERVICES)
+    let n = services();
+    (0..n)
         .map(|i| ServiceSpec {
             name: format!("svc{i}"),
             calls: [2 * i + 1, 2 * i + 2]
                 .into_iter()
-                .filter(|c| *c < SERVICES)
+                .filter(|c| *c < n)
                 .map(|c| format!("svc{c}"))
                 .collect(),
-            runs_on: Some(format!("host{}", i % 20)),
+            runs_on: Some(format!("host{}", i % (n / 10))),
             user_facing: None,
         })
         .collect()
 }
 
 fn raw(n: u64, second: u64, event: AlertEvent, count: u64) -> AlertRecord {
-    // Bursts: alerts of one second fall on ten neighbouring services, a different group each
-    // second.
-    let service = ((second * 10 + n % 10) as usize) % SERVICES;
+    // Spread over the fleet: consecutive alerts land 37 services apart (coprime with 200).
+    let service = ((n * 37) as usize) % services();
     let fp = format!("a{n}");
     let at = BASE_MS + second * 1000;
     AlertRecord {
@@ -112,7 +123,7 @@ fn raw(n: u64, second: u64, event: AlertEvent, count: u64) -> AlertRecord {
 
 /// The raw alert events of `second`: exactly [`RATE`] of them.
 fn second_of_events(second: u64) -> Vec<AlertRecord> {
-    let per = (RATE / 3) as u64;
+    let per = OPENS_PER_S;
     let mut out = Vec::with_capacity(RATE);
     for k in 0..per {
         out.push(raw(second * per + k, second, AlertEvent::Opened, 1));
@@ -128,10 +139,18 @@ fn second_of_events(second: u64) -> Vec<AlertRecord> {
             out.push(raw(s * per + k, second, AlertEvent::Resolved, 6));
         }
     }
-    // Filler updates on still-open alerts bring every second to RATE events.
+    // Updates of the other open alerts (opened in [lo, hi)) bring every second to RATE events.
+    let lo = (second + 1).saturating_sub(LIFETIME_S);
+    let hi = second.saturating_sub(1);
+    let pool = hi.saturating_sub(lo) * per;
     let mut k = 0;
-    while out.len() < RATE && second >= 2 {
-        out.push(raw((second - 2) * per + k, second, AlertEvent::Updated, 3));
+    while out.len() < RATE && pool > 0 {
+        out.push(raw(
+            lo * per + k % pool,
+            second,
+            AlertEvent::Updated,
+            3 + k / pool,
+        ));
         k += 1;
     }
     out
@@ -187,6 +206,13 @@ fn stream(seconds: u64) -> Run {
             if s == 59 {
                 state_at_60 = state.borrow().state_len();
             }
+            if std::env::var_os("HARBINGER_BENCH_TRACE").is_some() && s % 10 == 0 {
+                eprintln!(
+                    "second {s}: {:.1} ms, state {}",
+                    latencies[s].as_secs_f64() * 1e3,
+                    state.borrow().state_len()
+                );
+            }
         }
         let state_at_end = state.borrow().state_len();
         let produced = *outputs.borrow();
@@ -200,14 +226,19 @@ fn stream(seconds: u64) -> Run {
 }
 
 fn report() {
-    let run = stream(REPORT_SECONDS);
+    let seconds = std::env::var("HARBINGER_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(REPORT_SECONDS);
+    let run = stream(seconds);
     let mut l: Vec<Duration> = run.latencies.clone();
     l.sort();
     let pct = |p: f64| l[((l.len() as f64 - 1.0) * p).round() as usize];
     println!(
-        "correlate/latency at {RATE} alert events/s over {REPORT_SECONDS} s ({SERVICES} services): \
+        "correlate/latency at {RATE} alert events/s over {seconds} s ({} services): \
          p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} outputs; state entries after 60 s {}, \
-         after {REPORT_SECONDS} s {}",
+         after {seconds} s {}",
+        services(),
         pct(0.5).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,
         l[l.len() - 1].as_secs_f64() * 1e3,

@@ -128,21 +128,30 @@ pub fn rank(
     };
     let ppr_max = ppr.values().copied().fold(0.0, f64::max);
     let total_w = cfg.w_onset + cfg.w_graph + cfg.w_strength + cfg.w_type + cfg.w_pagerank;
+    let list: Vec<&str> = entities.iter().copied().collect();
+    let relations = topo.relations_among(&list, cfg.max_hops);
+    // Per entity: its alerts, and whether any rises or falls.
+    let mut grouped: Vec<Vec<&Evidence>> = vec![Vec::new(); list.len()];
+    let position: BTreeMap<&str, usize> = list.iter().enumerate().map(|(i, e)| (*e, i)).collect();
+    for a in alerts {
+        if let Some(i) = position.get(a.entity.as_str()) {
+            grouped[*i].push(a);
+        }
+    }
+    let rising: Vec<bool> = grouped.iter().map(|g| g.iter().any(|a| a.up)).collect();
+    let falling: Vec<bool> = grouped.iter().map(|g| g.iter().any(|a| !a.up)).collect();
     let mut out = Vec::new();
-    for e in &entities {
-        let mine: Vec<&Evidence> = by_entity(alerts, e).collect();
+    for (i, e) in list.iter().enumerate() {
+        let mine: &Vec<&Evidence> = &grouped[i];
         let onset = mine.iter().map(|a| a.onset).min().unwrap_or(t0);
         let lag = onset.saturating_sub(t0) as f64;
         let s_onset = (-lag / cfg.onset_tau_ms.max(1) as f64).exp();
         let mut explained = 0.0;
         let mut explained_names = Vec::new();
-        for x in entities.iter().filter(|x| *x != e) {
-            let theirs: Vec<&Evidence> = by_entity(alerts, x).collect();
-            let rising = theirs.iter().any(|a| a.up);
-            let falling = theirs.iter().any(|a| !a.up);
-            let w = match topo.relation(e, x, cfg.max_hops) {
-                Some(Relation::CalledBy(_)) if rising => 1.0,
-                Some(Relation::Calls(_)) if falling => 1.0,
+        for (j, x) in list.iter().enumerate().filter(|(j, _)| *j != i) {
+            let w = match relations.get(&(i, j)) {
+                Some(Relation::CalledBy(_)) if rising[j] => 1.0,
+                Some(Relation::Calls(_)) if falling[j] => 1.0,
                 Some(Relation::SharedHost) => 0.5,
                 _ => 0.0,
             };

@@ -202,6 +202,42 @@ impl Topology {
         out
     }
 
+    /// [`Self::relation`] for every ordered pair of `entities` (index pairs, `Same` left out),
+    /// with one breadth-first search per entity instead of two per pair: ranking a large
+    /// incident asks for every pair.
+    pub fn relations_among(
+        &self,
+        entities: &[&str],
+        max_hops: u8,
+    ) -> BTreeMap<(usize, usize), Relation> {
+        let reach: Vec<BTreeMap<String, u8>> = entities
+            .iter()
+            .map(|e| self.reach(e, Direction::Outgoing, max_hops))
+            .collect();
+        let mut out = BTreeMap::new();
+        for (i, a) in entities.iter().enumerate() {
+            for (j, b) in entities.iter().enumerate() {
+                if i == j || a == b {
+                    continue;
+                }
+                let rel = if let Some(d) = reach[i].get(*b) {
+                    Some(Relation::Calls(*d))
+                } else if let Some(d) = reach[j].get(*a) {
+                    Some(Relation::CalledBy(*d))
+                } else {
+                    let ha = self.host.get(*a).map(String::as_str).unwrap_or(a);
+                    let hb = self.host.get(*b).map(String::as_str).unwrap_or(b);
+                    let placed = self.host.contains_key(*a) || self.host.contains_key(*b);
+                    (placed && ha == hb).then_some(Relation::SharedHost)
+                };
+                if let Some(r) = rel {
+                    out.insert((i, j), r);
+                }
+            }
+        }
+        out
+    }
+
     /// How `a` relates to `b` within `max_hops` call hops, if at all. A host entity relates to
     /// the services it carries as `SharedHost`.
     pub fn relation(&self, a: &str, b: &str, max_hops: u8) -> Option<Relation> {
@@ -280,19 +316,24 @@ impl Topology {
                 .iter()
                 .map(|x| (x.clone(), (1.0 - DAMPING) * p(x)))
                 .collect();
+            // Dangling nodes teleport back by the personalization; their mass is summed once
+            // per iteration (not spread node by node, which costs n² on large incidents).
+            let mut dangling = 0.0;
             for x in nodes {
                 let r = rank.get(x).copied().unwrap_or(0.0);
                 let targets = &out[x];
                 if targets.is_empty() {
-                    // Dangling: teleport back by the personalization.
-                    for y in nodes {
-                        *next.entry(y.clone()).or_default() += DAMPING * r * p(y);
-                    }
+                    dangling += r;
                 } else {
                     let share = DAMPING * r / targets.len() as f64;
                     for y in targets {
                         *next.entry((*y).clone()).or_default() += share;
                     }
+                }
+            }
+            if dangling > 0.0 {
+                for y in nodes {
+                    *next.entry(y.clone()).or_default() += DAMPING * dangling * p(y);
                 }
             }
             rank = next;
