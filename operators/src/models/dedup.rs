@@ -150,6 +150,10 @@ pub struct DedupBook {
     /// Resolve times of recently resolved fingerprints (within the flap window), for flapping.
     refires: BTreeMap<String, VecDeque<EventTime>>,
     last_resolved: BTreeMap<String, EventTime>,
+    /// When the flap history was last pruned: once per time is enough, and pruning on every
+    /// raw event cost time proportional to the history for each event.
+    #[serde(default)]
+    pruned_at: EventTime,
     /// Raw fingerprint → deduplicated fingerprint of open raw alerts.
     raw_to_dedup: BTreeMap<String, String>,
 }
@@ -349,6 +353,10 @@ impl DedupBook {
     }
 
     fn forget_old(&mut self, cfg: &DedupConfig, now: EventTime) {
+        if now == self.pruned_at {
+            return;
+        }
+        self.pruned_at = now;
         let horizon = now.saturating_sub(cfg.flap_window_ms);
         self.last_resolved.retain(|_, t| *t >= horizon);
         self.refires.retain(|_, q| {
