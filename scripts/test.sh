@@ -15,7 +15,17 @@ step "Formatting (cargo fmt --check)"
 cargo fmt --all -- --check
 
 step "Lints (cargo clippy -D warnings)"
-cargo clippy --all-targets --features kafka-tests -- -D warnings
+cargo clippy --workspace --all-targets --features harbinger/kafka-tests -- -D warnings
+
+step "Alertmanager (for the Alertmanager sink test)"
+if ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update && $SUDO apt-get install -y --no-install-recommends prometheus-alertmanager
+fi
+HARBINGER_ALERTMANAGER="$(command -v prometheus-alertmanager)"
+export HARBINGER_ALERTMANAGER
+
 
 step "Test broker (tansu 0.6.0, memory storage)"
 TANSU_VERSION=0.6.0

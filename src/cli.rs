@@ -109,6 +109,9 @@ pub enum Command {
         /// Rules directory.
         #[arg(long)]
         rules: Option<PathBuf>,
+        /// Topology file (`[[service]] name / calls / runs_on`), overriding the rules' one.
+        #[arg(long)]
+        topology: Option<PathBuf>,
         /// Also write features.jsonl (every closed window).
         #[arg(long)]
         features: bool,
@@ -167,6 +170,9 @@ pub enum Command {
         /// Alerts written by a run.
         #[arg(long)]
         alerts: PathBuf,
+        /// Incidents written by the same run: adds noise reduction, purity and AC@k.
+        #[arg(long)]
+        incidents: Option<PathBuf>,
         /// Window length the alerts were computed on (e.g. 1m).
         #[arg(long, default_value = "1m")]
         window: String,

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod evaluate;
+pub mod incident_eval;
 pub mod ingest;
 pub mod parse;
 pub mod sinks;

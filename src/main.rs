@@ -30,6 +30,7 @@ fn main() -> ExitCode {
             format,
             config,
             rules,
+            topology,
             features,
             out,
             cluster,
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
             *format,
             config.as_deref(),
             rules.as_deref(),
+            topology.as_deref(),
             *features,
             out,
             cluster,
@@ -83,9 +85,10 @@ fn main() -> ExitCode {
         Command::Evaluate {
             truth,
             alerts,
+            incidents,
             window,
             detect_windows,
-        } => evaluate_command(truth, alerts, window, *detect_windows),
+        } => evaluate_command(truth, alerts, incidents.as_deref(), window, *detect_windows),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -120,6 +123,7 @@ fn simulate_command(
 fn evaluate_command(
     truth: &std::path::Path,
     alerts: &std::path::Path,
+    incidents: Option<&std::path::Path>,
     window: &str,
     detect_windows: u64,
 ) -> Result<(), Failure> {
@@ -130,7 +134,13 @@ fn evaluate_command(
         ..Default::default()
     };
     let eval = harbinger::evaluate::evaluate(&truth, &alerts, cfg);
-    let text = serde_json::to_string_pretty(&eval).map_err(Failure::runtime)?;
+    let mut value = serde_json::to_value(&eval).map_err(Failure::runtime)?;
+    if let Some(path) = incidents {
+        let records = harbinger::incident_eval::load_incidents(path).map_err(Failure::runtime)?;
+        let inc = harbinger::incident_eval::evaluate_incidents(&truth, &alerts, &records, cfg);
+        value["incident_metrics"] = serde_json::to_value(&inc).map_err(Failure::runtime)?;
+    }
+    let text = serde_json::to_string_pretty(&value).map_err(Failure::runtime)?;
     println!("{text}");
     Ok(())
 }

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod alerting;
+pub mod correlate;
 pub mod detect;
 pub mod entity;
 pub mod models;

@@ -57,6 +57,38 @@ impl<D> Stash<D> {
         ready
     }
 
+    /// Holds each record at its own time (which must not be earlier than `cap`'s), as
+    /// differential dataflow's update streams need: their batches carry a lower bound of the
+    /// times inside.
+    pub fn hold_at(
+        &mut self,
+        cap: &InputCapability<EventTime>,
+        data: impl IntoIterator<Item = (D, EventTime)>,
+        port: usize,
+    ) {
+        for (d, t) in data {
+            let t = cap.least().map_or(t, |l| t.max(*l));
+            self.pending
+                .entry(t)
+                .or_insert_with(|| (cap.delayed(&t, port), Vec::new()))
+                .1
+                .push(d);
+        }
+    }
+
+    /// Removes and returns, in time order, every batch whose time is before `limit` (for
+    /// operators with several inputs, whose common limit is the least of their frontiers).
+    pub fn take_before(&mut self, limit: EventTime) -> Vec<(Capability<EventTime>, Vec<D>)> {
+        let mut ready = Vec::new();
+        while let Some(entry) = self.pending.first_entry() {
+            if *entry.key() >= limit {
+                break;
+            }
+            ready.push(entry.remove());
+        }
+        ready
+    }
+
     /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()

@@ -11,7 +11,7 @@ use crate::config::{self, KafkaSinkPlan, Plan, SinkPlan, SourcePlan};
 use crate::engine::{self, RunOptions, RunReport};
 use crate::parse::{Format, Precision};
 use crate::sinks::kafka::{ensure_topics, KafkaOutput, KafkaSink};
-use crate::sinks::{JsonlWriter, Outputs, StdoutSummary};
+use crate::sinks::{AlertmanagerSink, JsonlWriter, Outputs, StdoutSummary};
 use crate::sources::file::format_from_extension;
 use crate::sources::kafka::{KafkaSourceSpec, TopicSpec};
 
@@ -54,6 +54,7 @@ pub fn run(
             stdout: true,
             jsonl_dir: None,
             features: false,
+            alertmanager: None,
             kafka: Some(KafkaSinkPlan {
                 brokers: brokers.clone(),
                 properties: Default::default(),
@@ -71,16 +72,23 @@ pub fn run(
 }
 
 /// `harbinger replay --input FILE... --out DIR`.
+// One argument per `replay` flag: a struct would only restate the CLI's.
+#[allow(clippy::too_many_arguments)]
 pub fn replay(
     inputs: &[PathBuf],
     format: Option<Format>,
     config: Option<&Path>,
     rules: Option<&Path>,
+    topology: Option<&Path>,
     features: bool,
     out: &Path,
     cluster: &ClusterArgs,
 ) -> Outcome {
     let mut plan = config::load(config, rules).map_err(Failure::config)?;
+    if let Some(path) = topology {
+        plan.topology = config::intel::topology_file(path).map_err(Failure::config)?;
+        plan.topology_path = Some(path.to_path_buf());
+    }
     plan.sources = inputs
         .iter()
         .map(|path| SourcePlan::File {
@@ -96,6 +104,7 @@ pub fn replay(
         jsonl_dir: Some(out.to_path_buf()),
         features,
         kafka: None,
+        alertmanager: None,
     };
     execute(plan, cluster, std::io::stderr().is_terminal())
 }
@@ -137,6 +146,12 @@ pub fn open_outputs(sinks: &SinkPlan) -> std::io::Result<Outputs> {
     let mut outputs = Outputs::default();
     if sinks.stdout {
         outputs.alerts.push(Arc::new(Mutex::new(StdoutSummary)));
+        outputs.incidents.push(Arc::new(Mutex::new(StdoutSummary)));
+    }
+    if let Some(am) = &sinks.alertmanager {
+        outputs
+            .correlated
+            .push(Arc::new(Mutex::new(AlertmanagerSink::new(am))));
     }
     if let Some(dir) = &sinks.jsonl_dir {
         std::fs::create_dir_all(dir)?;
@@ -144,6 +159,12 @@ pub fn open_outputs(sinks: &SinkPlan) -> std::io::Result<Outputs> {
             &dir.join("alerts.jsonl"),
             true,
         )?)));
+        outputs
+            .incidents
+            .push(Arc::new(Mutex::new(JsonlWriter::create(
+                &dir.join("incidents.jsonl"),
+                true,
+            )?)));
         outputs
             .dead_letters
             .push(Arc::new(Mutex::new(JsonlWriter::create(
@@ -184,6 +205,12 @@ fn print_report(r: &RunReport, out: Option<&Path>) {
         r.points, r.series, r.elapsed_secs, r.points_per_sec, r.workers
     );
     eprintln!("Alerts: {}.", alerts.join(", "));
+    let incidents: Vec<String> = r
+        .incidents
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    eprintln!("Incidents: {}.", incidents.join(", "));
     eprintln!(
         "Dead letters: {} ({} late). State per series: windows {:.0} B, detectors {:.0} B.",
         r.dead_letters, r.late_points, r.window_bytes_per_series, r.detector_bytes_per_series

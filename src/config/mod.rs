@@ -9,6 +9,7 @@
 pub mod checker;
 pub mod detectors;
 pub mod error;
+pub mod intel;
 pub mod raw;
 pub mod rules;
 pub mod sinks;
@@ -18,9 +19,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use operators::correlate::CorrelatePlan;
 use operators::models::alert_lifecycle::AlertPolicy;
 use operators::models::detector_set::Ensemble;
 use operators::models::entity_set::EntityPlan;
+use operators::models::incidents::IncidentPolicy;
+use operators::models::topology::ServiceSpec;
 use operators::window::WindowSpec;
 
 use crate::ingest::LabelLimits;
@@ -108,6 +112,8 @@ pub struct SinkPlan {
     pub features: bool,
     /// Kafka output topics.
     pub kafka: Option<KafkaSinkPlan>,
+    /// Post alerts to Alertmanager.
+    pub alertmanager: Option<crate::sinks::AlertmanagerSettings>,
 }
 
 /// A validated configuration, ready to run.
@@ -129,6 +135,12 @@ pub struct Plan {
     pub sinks: SinkPlan,
     /// The rules directory in use, if any.
     pub rules_dir: Option<PathBuf>,
+    /// The correlation stage's settings.
+    pub correlate: Arc<CorrelatePlan>,
+    /// The topology at start.
+    pub topology: Vec<ServiceSpec>,
+    /// The topology file to watch for reloads, if any.
+    pub topology_path: Option<PathBuf>,
 }
 
 /// Reads and compiles `path` (the embedded default when `None`); `rules_dir` overrides the file's
@@ -268,10 +280,29 @@ fn compile(
         bands: rules.severity,
         types: rules.anomaly_types.clone(),
         generator_url: a.generator_url.as_ref().map(|u| u.get_ref().clone()),
+        confirm_windows: c.int(&a.confirm_windows, 2, 1..1_000_001, "confirm_windows") as u64,
     };
 
     let sinks = sinks::compile_sinks(&mut c, &raw.sinks);
+    let corr = rules.correlation.clone();
+    let correlate = CorrelatePlan {
+        dedup: operators::models::dedup::DedupConfig {
+            confirm_windows: alerts.confirm_windows,
+            ..corr.dedup
+        },
+        incidents: IncidentPolicy {
+            min_alerts: corr.grouping.min_alerts,
+            root_cause: corr.root_cause,
+            escalation: rules.escalation.clone(),
+        },
+        grouping: corr.grouping,
+        mutes: rules.mutes.clone(),
+        links: corr.links,
+    };
     Plan {
+        correlate: Arc::new(correlate),
+        topology: rules.topology.clone(),
+        topology_path: rules.topology_path.clone(),
         engine,
         sources,
         windows: windows.into(),

@@ -254,6 +254,8 @@ pub struct RawAlerts {
     pub resolve_after_secs: Option<Spanned<f64>>,
     /// Base URL for `generatorURL` (default: none, the field is left out).
     pub generator_url: Option<Spanned<String>>,
+    /// Anomalous windows that confirm an alert for correlation (default 2).
+    pub confirm_windows: Option<Spanned<i64>>,
 }
 
 /// The kinds of sink.
@@ -266,6 +268,8 @@ pub enum SinkType {
     Jsonl,
     /// Kafka topics.
     Kafka,
+    /// Alertmanager's `POST /api/v2/alerts`.
+    Alertmanager,
 }
 
 /// `[[sinks]]`
@@ -291,4 +295,10 @@ pub struct RawSink {
     pub dead_letters_topic: Option<Spanned<String>>,
     /// kafka: librdkafka properties passed through.
     pub properties: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    /// alertmanager: base URL (`http://host:9093`).
+    pub url: Option<Spanned<String>>,
+    /// alertmanager: also send alerts that belong to no incident (default false).
+    pub uncorrelated: Option<Spanned<bool>>,
+    /// alertmanager: re-send firing alerts this often (default 60 s).
+    pub resend_secs: Option<Spanned<i64>>,
 }

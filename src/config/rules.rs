@@ -43,6 +43,26 @@ pub const RULE_FILES: &[RuleFile] = &[
         name: "fusion.toml",
         default: include_str!("../../rules/fusion.toml"),
     },
+    RuleFile {
+        name: "correlation.toml",
+        default: include_str!("../../rules/correlation.toml"),
+    },
+    RuleFile {
+        name: "escalation.toml",
+        default: include_str!("../../rules/escalation.toml"),
+    },
+    RuleFile {
+        name: "inhibition.toml",
+        default: include_str!("../../rules/inhibition.toml"),
+    },
+    RuleFile {
+        name: "silences.toml",
+        default: include_str!("../../rules/silences.toml"),
+    },
+    RuleFile {
+        name: "topology.toml",
+        default: include_str!("../../rules/topology.toml"),
+    },
 ];
 
 /// Detector kinds a weight may name.
@@ -69,6 +89,16 @@ pub struct Rules {
     pub fusion: FusionPolicy,
     /// Weight of each detector kind in the fused score, by kind name.
     pub weights: BTreeMap<String, f64>,
+    /// Dedup, grouping, root-cause weights and link rules.
+    pub correlation: super::intel::CorrelationRules,
+    /// Escalation policy.
+    pub escalation: operators::models::escalation::EscalationPolicy,
+    /// Silences and inhibition rules.
+    pub mutes: operators::models::matchers::MuteRules,
+    /// The topology.
+    pub topology: Vec<operators::models::topology::ServiceSpec>,
+    /// Where `topology.toml` was read from, when it is a real file (for reloads).
+    pub topology_path: Option<PathBuf>,
 }
 
 /// Reads `name` from `dir` if it exists there, else the embedded default; returns (path shown in
@@ -203,6 +233,14 @@ pub fn load_rules(dir: Option<&Path>, errors: &mut Vec<ConfigError>) -> Rules {
                     }
                     Err(e) => errors.push(src.toml_error(&e)),
                 }
+            }
+            "correlation.toml" => rules.correlation = super::intel::correlation(&src, errors),
+            "escalation.toml" => rules.escalation = super::intel::escalation(&src, errors),
+            "inhibition.toml" => super::intel::inhibition(&src, errors, &mut rules.mutes),
+            "silences.toml" => super::intel::silences(&src, errors, &mut rules.mutes),
+            "topology.toml" => {
+                rules.topology = super::intel::topology(&src, errors);
+                rules.topology_path = path.exists().then(|| path.clone());
             }
             other => unreachable!("rule file {other} has no loader"),
         }

@@ -2,12 +2,14 @@
 //! to a sink's type are errors.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use toml::Spanned;
 
 use super::checker::Checker;
 use super::raw::{RawSink, SinkType};
 use super::{KafkaSinkPlan, SinkPlan};
+use crate::sinks::AlertmanagerSettings;
 
 /// Compiles the sinks.
 pub fn compile_sinks(c: &mut Checker<'_, '_>, raw: &[Spanned<RawSink>]) -> SinkPlan {
@@ -20,6 +22,7 @@ pub fn compile_sinks(c: &mut Checker<'_, '_>, raw: &[Spanned<RawSink>]) -> SinkP
             SinkType::Stdout => "stdout",
             SinkType::Jsonl => "jsonl",
             SinkType::Kafka => "kafka",
+            SinkType::Alertmanager => "alertmanager",
         };
         let not_for =
             |c: &mut Checker<'_, '_>, present: Option<std::ops::Range<usize>>, field: &str| {
@@ -43,8 +46,38 @@ pub fn compile_sinks(c: &mut Checker<'_, '_>, raw: &[Spanned<RawSink>]) -> SinkP
                 not_for(c, field.as_ref().map(|f| f.span()), name);
             }
         }
+        if kind != SinkType::Alertmanager {
+            not_for(c, s.url.as_ref().map(|u| u.span()), "url");
+            not_for(c, s.uncorrelated.as_ref().map(|u| u.span()), "uncorrelated");
+            not_for(c, s.resend_secs.as_ref().map(|r| r.span()), "resend_secs");
+        }
         match kind {
             SinkType::Stdout => sinks.stdout = true,
+            SinkType::Alertmanager => {
+                let Some(url) = &s.url else {
+                    c.err(
+                        span,
+                        "an `alertmanager` sink needs `url` (e.g. \"http://127.0.0.1:9093\")",
+                    );
+                    continue;
+                };
+                if !url.get_ref().starts_with("http://") {
+                    c.err(
+                        url.span(),
+                        "`url` must start with http:// (this build posts plain HTTP; put a \
+                         TLS proxy in front of an https Alertmanager)",
+                    );
+                    continue;
+                }
+                // Alertmanager's default resolve_timeout is 5 min: re-sending every minute
+                // keeps alerts firing with four misses to spare, as Prometheus does.
+                let resend = c.int(&s.resend_secs, 60, 1..86_401, "resend_secs");
+                sinks.alertmanager = Some(AlertmanagerSettings {
+                    url: url.get_ref().clone(),
+                    uncorrelated: s.uncorrelated.as_ref().is_some_and(|u| *u.get_ref()),
+                    resend: Duration::from_secs(resend as u64),
+                });
+            }
             SinkType::Jsonl => {
                 sinks.jsonl_dir = Some(s.dir.as_ref().map_or_else(
                     || PathBuf::from("harbinger-out"),

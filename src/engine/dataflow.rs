@@ -5,15 +5,18 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use operators::alerting::{AlertState, AlertingExt};
+use operators::correlate::{CorrelateExt, CorrelateOut, CorrelateState};
 use operators::detect::{DetectExt, DetectState};
 use operators::entity::{EntityDetectExt, EntityState};
-use operators::records::{AlertRecord, DeadLetter, WindowFeatures};
+use operators::models::topology::TopologyEdge;
+use operators::records::{AlertRecord, DeadLetter, IncidentRecord, WindowFeatures};
 use operators::series::{EventTime, Point, SeriesId, SharedKey};
 use operators::sink::OrderedSinkExt;
 use operators::window::{WindowFeaturesExt, WindowState};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::core::UnorderedHandle;
 use timely::dataflow::operators::core::{Concat, Exchange, Probe, UnorderedInput};
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::ActivateCapability;
 use timely::dataflow::{ProbeHandle, Scope};
 
@@ -30,6 +33,11 @@ pub struct Inputs {
     pub keys: (Handle<(SeriesId, SharedKey)>, ActivateCapability<EventTime>),
     /// Dead letters.
     pub dead: (Handle<DeadLetter>, ActivateCapability<EventTime>),
+    /// Topology edge insertions and retractions (fed by worker 0).
+    pub topology: (
+        Handle<(TopologyEdge, EventTime, isize)>,
+        ActivateCapability<EventTime>,
+    ),
 }
 
 /// Operator states shared with the driver (for memory reports and checkpoints).
@@ -42,6 +50,8 @@ pub struct States {
     pub alerts: Rc<RefCell<AlertState>>,
     /// Entity detector state, when entity detectors are configured.
     pub entity: Option<Rc<RefCell<EntityState>>>,
+    /// Correlation state (worker 0 holds it all). Not part of checkpoints: see docs/design.md.
+    pub correlate: Rc<RefCell<CorrelateState>>,
     /// Each sink's progress: everything before it has been written.
     pub sinks: Vec<Rc<Cell<EventTime>>>,
 }
@@ -122,6 +132,8 @@ pub struct Probes {
 pub struct Written {
     /// Alert events by kind: opened, updated, escalated, resolved.
     pub alerts: [u64; 4],
+    /// Incident events by kind: opened, updated, escalated, resolved.
+    pub incidents: [u64; 4],
     /// Dead letters written.
     pub dead_letters: u64,
     /// Feature records written.
@@ -143,6 +155,8 @@ pub fn build(
         scope.new_unordered_input::<CapacityContainerBuilder<Vec<(SeriesId, SharedKey)>>>();
     let ((dead_in, dead_cap), dead) =
         scope.new_unordered_input::<CapacityContainerBuilder<Vec<DeadLetter>>>();
+    let ((topo_in, topo_cap), topology) = scope
+        .new_unordered_input::<CapacityContainerBuilder<Vec<(TopologyEdge, EventTime, isize)>>>();
 
     let states = States {
         windows: Rc::new(RefCell::new(WindowState::new(plan.windows.clone()))),
@@ -151,8 +165,11 @@ pub fn build(
             plan.alerts.bands.low,
         ))),
         alerts: Rc::new(RefCell::new(AlertState::default())),
-        // Alerts and dead letters always; features when the plan writes them.
-        sinks: (0..2 + usize::from(plan.sinks.features))
+        // Alerts (0), dead letters (1) and incidents (2) always; then features (3) and the
+        // alert+incident stream when the plan writes them.
+        sinks: (0..3
+            + usize::from(plan.sinks.features)
+            + usize::from(plan.sinks.alertmanager.is_some()))
             .map(|_| Rc::new(Cell::new(0)))
             .collect(),
         entity: plan.entity.as_ref().map(|p| {
@@ -163,6 +180,7 @@ pub fn build(
                 plan.alerts.bands.low,
             )))
         }),
+        correlate: Rc::new(RefCell::new(CorrelateState::default())),
     };
     let probes = Probes {
         exchanged: ProbeHandle::new(),
@@ -181,7 +199,7 @@ pub fn build(
         let sinks = outputs.features.clone();
         features.clone().probe_with(&probes.output).ordered_sink(
             "FeatureSink",
-            states.sinks[2].clone(),
+            states.sinks[3].clone(),
             |f: &WindowFeatures| (f.series, f.window.clone()),
             move |time, records| {
                 w.borrow_mut().features += records.len() as u64;
@@ -199,9 +217,30 @@ pub fn build(
         }
         None => detections,
     };
-    let alerts = detections
+    let correlated = detections
         .alerts(plan.alerts.clone(), states.alerts.clone())
+        .correlate(topology, plan.correlate.clone(), states.correlate.clone())
         .probe_with(&probes.output);
+    if plan.sinks.alertmanager.is_some() {
+        let sinks = outputs.correlated.clone();
+        correlated.clone().ordered_sink(
+            "CorrelatedSink",
+            states.sinks[3 + usize::from(plan.sinks.features)].clone(),
+            |o: &CorrelateOut| match o {
+                CorrelateOut::Alert(a) => (0u8, a.fingerprint.clone(), a.event, a.id.clone()),
+                CorrelateOut::Incident(i) => (1u8, i.incident_id.clone(), i.event, String::new()),
+            },
+            move |time, records| deliver(&sinks, time, &records),
+        );
+    }
+    let alerts = correlated.clone().flat_map(|o| match o {
+        CorrelateOut::Alert(a) => Some(a),
+        CorrelateOut::Incident(_) => None,
+    });
+    let incidents = correlated.flat_map(|o| match o {
+        CorrelateOut::Incident(i) => Some(i),
+        CorrelateOut::Alert(_) => None,
+    });
 
     let w = written.clone();
     let sinks = outputs.alerts.clone();
@@ -212,6 +251,19 @@ pub fn build(
         move |time, records| {
             for a in &records {
                 w.borrow_mut().alerts[a.event as usize] += 1;
+            }
+            deliver(&sinks, time, &records);
+        },
+    );
+    let w = written.clone();
+    let sinks = outputs.incidents.clone();
+    incidents.ordered_sink(
+        "IncidentSink",
+        states.sinks[2].clone(),
+        |i: &IncidentRecord| (i.incident_id.clone(), i.event),
+        move |time, records| {
+            for i in &records {
+                w.borrow_mut().incidents[i.event as usize] += 1;
             }
             deliver(&sinks, time, &records);
         },
@@ -232,6 +284,7 @@ pub fn build(
         points: (points_in, points_cap),
         keys: (keys_in, keys_cap),
         dead: (dead_in, dead_cap),
+        topology: (topo_in, topo_cap),
     };
     (inputs, states, probes)
 }

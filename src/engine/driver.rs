@@ -13,11 +13,13 @@
 //!   and moves on once every worker has. Each partition records its position before the first
 //!   batch it sends past a boundary.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use operators::models::topology::{Topology, TopologyEdge};
 use operators::series::EventTime;
 use timely::worker::Worker;
 
@@ -68,6 +70,86 @@ pub struct Progress {
     pub done: AtomicU64,
 }
 
+/// Wall-clock time between checks of the topology file for changes.
+const TOPOLOGY_POLL: Duration = Duration::from_secs(2);
+
+/// Feeds the topology into the dataflow on worker 0: its edges at start, then, when the watched
+/// file changes and still parses, the difference as insertions and retractions. An invalid new
+/// version is reported and the old one kept (as Vector does with config reloads).
+pub struct TopologyFeed {
+    edges: BTreeSet<TopologyEdge>,
+    path: Option<PathBuf>,
+    modified: Option<std::time::SystemTime>,
+    checked: Instant,
+    sent: bool,
+}
+
+impl TopologyFeed {
+    /// The plan's topology, watching its file if it came from one.
+    pub fn new(plan: &crate::config::Plan) -> Self {
+        let path = plan.topology_path.clone();
+        let modified = path
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .and_then(|m| m.modified().ok());
+        TopologyFeed {
+            edges: Topology::from_services(&plan.topology)
+                .edges()
+                .into_iter()
+                .collect(),
+            path,
+            modified,
+            checked: Instant::now(),
+            sent: false,
+        }
+    }
+
+    /// Updates to send now: every edge the first time, then the changes of a reloaded file.
+    fn updates(&mut self) -> Vec<(TopologyEdge, isize)> {
+        if !self.sent {
+            self.sent = true;
+            return self.edges.iter().map(|e| (e.clone(), 1)).collect();
+        }
+        if self.checked.elapsed() < TOPOLOGY_POLL {
+            return Vec::new();
+        }
+        self.checked = Instant::now();
+        let Some(path) = &self.path else {
+            return Vec::new();
+        };
+        let modified = std::fs::metadata(path).ok().and_then(|m| m.modified().ok());
+        if modified == self.modified {
+            return Vec::new();
+        }
+        self.modified = modified;
+        match crate::config::intel::topology_file(path) {
+            Ok(services) => {
+                let next: BTreeSet<TopologyEdge> = Topology::from_services(&services)
+                    .edges()
+                    .into_iter()
+                    .collect();
+                let mut out: Vec<(TopologyEdge, isize)> = self
+                    .edges
+                    .difference(&next)
+                    .map(|e| (e.clone(), -1))
+                    .collect();
+                out.extend(next.difference(&self.edges).map(|e| (e.clone(), 1)));
+                tracing::info!(
+                    changes = out.len(),
+                    path = %path.display(),
+                    "Reloaded the topology."
+                );
+                self.edges = next;
+                out
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "The new topology is invalid; keeping the old one.");
+                Vec::new()
+            }
+        }
+    }
+}
+
 /// Each local worker's low watermark (`u64::MAX`: no partitions), so partition-less workers can
 /// follow the others instead of holding the frontier back.
 pub type SharedLows = Arc<Vec<AtomicU64>>;
@@ -96,6 +178,8 @@ pub struct DriveCtx<'a> {
     pub checkpoint: Option<CheckpointCtx>,
     /// Partitions arriving while running (Kafka).
     pub provider: Option<Box<dyn PartitionProvider>>,
+    /// The topology feed (worker 0 only).
+    pub topology: Option<TopologyFeed>,
 }
 
 /// What the loop ended with.
@@ -157,6 +241,21 @@ pub fn drive(
     let mut handed_in: Option<EventTime> = None;
 
     let stopped = loop {
+        if let Some(feed) = ctx.topology.as_mut() {
+            let updates = feed.updates();
+            if !updates.is_empty() {
+                let cap = inputs.topology.1.clone();
+                let t = *cap.time();
+                let mut data: Vec<(TopologyEdge, EventTime, isize)> =
+                    updates.into_iter().map(|(e, d)| (e, t, d)).collect();
+                inputs
+                    .topology
+                    .0
+                    .activate()
+                    .session(&cap)
+                    .give_container(&mut data);
+            }
+        }
         if let Some(provider) = ctx.provider.as_mut() {
             if provider.finished() {
                 break true;
@@ -333,6 +432,7 @@ fn downgrade(inputs: &mut Inputs, to: EventTime) {
     inputs.points.1.downgrade(&to);
     inputs.keys.1.downgrade(&to);
     inputs.dead.1.downgrade(&to);
+    inputs.topology.1.downgrade(&to);
 }
 
 /// The timely time of a batch: its smallest point time, else (dead letters only) the partition's

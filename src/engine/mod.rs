@@ -1,6 +1,7 @@
 //! The engine: starts the timely workers, builds the dataflow on each, hands each worker its
 //! partitions, restores and takes checkpoints, drives the sources, and reports what happened.
 
+pub mod correlate_only;
 pub mod dataflow;
 pub mod driver;
 
@@ -73,6 +74,10 @@ pub struct RunReport {
     pub series: u64,
     /// Alert events by kind.
     pub alerts: BTreeMap<String, u64>,
+    /// Incident events by kind.
+    pub incidents: BTreeMap<String, u64>,
+    /// Entries held by the correlation stage at the end (open alerts and incidents).
+    pub correlation_state_entries: u64,
     /// Feature records written.
     pub feature_records: u64,
     /// Wall-clock seconds.
@@ -93,6 +98,7 @@ pub struct RunReport {
 
 struct WorkerResult {
     read: ReadStats,
+    correlation_entries: usize,
     written: Written,
     window_bytes: f64,
     detector_bytes: f64,
@@ -354,6 +360,7 @@ pub fn run(plan: Arc<Plan>, outputs: Outputs, opts: RunOptions) -> Result<RunRep
                     interval_ms: worker_plan.engine.checkpoint_interval_ms,
                 }),
                 provider,
+                topology: (index == 0).then(|| driver::TopologyFeed::new(&worker_plan)),
             };
             let (read, ending) = drive(worker, inputs, partitions, ctx, start);
             match ending {
@@ -372,8 +379,10 @@ pub fn run(plan: Arc<Plan>, outputs: Outputs, opts: RunOptions) -> Result<RunRep
             let windows = states.windows.borrow();
             let detect = states.detect.borrow();
             let written = written.borrow().clone();
+            let correlation_entries = states.correlate.borrow().state_len();
             Ok(WorkerResult {
                 read,
+                correlation_entries,
                 written,
                 window_bytes: windows.bytes_per_series(),
                 detector_bytes: detect.bytes_per_series(),
@@ -405,11 +414,13 @@ pub fn run(plan: Arc<Plan>, outputs: Outputs, opts: RunOptions) -> Result<RunRep
         report.late_points += r.read.late;
         report.series = report.series.max(r.read.series);
         report.feature_records += r.written.features;
+        report.correlation_state_entries += r.correlation_entries as u64;
         for (i, name) in ["opened", "updated", "escalated", "resolved"]
             .iter()
             .enumerate()
         {
             *report.alerts.entry(name.to_string()).or_default() += r.written.alerts[i];
+            *report.incidents.entry(name.to_string()).or_default() += r.written.incidents[i];
         }
         weighted_window += r.window_bytes * r.state_series as f64;
         weighted_detect += r.detector_bytes * r.state_series as f64;

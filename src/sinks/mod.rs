@@ -1,15 +1,18 @@
 //! Sinks: where results go. Every sink receives, on worker 0, each timely time's records in a
 //! fixed order (see `operators::sink`), so files are byte-identical for any worker count.
 
+pub mod alertmanager;
 pub mod jsonl;
 pub mod kafka;
 pub mod stdout;
 
 use std::sync::{Arc, Mutex};
 
-use operators::records::{AlertRecord, DeadLetter, WindowFeatures};
+use operators::correlate::CorrelateOut;
+use operators::records::{AlertRecord, DeadLetter, IncidentRecord, WindowFeatures};
 use operators::series::EventTime;
 
+pub use alertmanager::{AlertmanagerSettings, AlertmanagerSink};
 pub use jsonl::JsonlWriter;
 pub use stdout::StdoutSummary;
 
@@ -29,10 +32,14 @@ pub type Shared<R> = Arc<Mutex<dyn RecordSink<R>>>;
 pub struct Outputs {
     /// Alert lifecycle events.
     pub alerts: Vec<Shared<AlertRecord>>,
+    /// Incident lifecycle events.
+    pub incidents: Vec<Shared<IncidentRecord>>,
     /// Refused records.
     pub dead_letters: Vec<Shared<DeadLetter>>,
     /// Closed windows' features.
     pub features: Vec<Shared<WindowFeatures>>,
+    /// Alerts and incidents of each time together (sinks that need both, e.g. Alertmanager).
+    pub correlated: Vec<Shared<CorrelateOut>>,
 }
 
 impl Outputs {
@@ -47,8 +54,10 @@ impl Outputs {
             Ok(())
         }
         flush(&self.alerts)?;
+        flush(&self.incidents)?;
         flush(&self.dead_letters)?;
-        flush(&self.features)
+        flush(&self.features)?;
+        flush(&self.correlated)
     }
 }
 

@@ -68,7 +68,17 @@ fn output_is_byte_identical_for_one_two_and_three_workers() {
     let mut outputs = Vec::new();
     for workers in [1, 2, 3] {
         let out = dir.path().join(format!("out-{workers}"));
-        replay(&inputs, None, None, None, true, &out, &cluster(workers)).expect("replay");
+        replay(
+            &inputs,
+            None,
+            None,
+            None,
+            None,
+            true,
+            &out,
+            &cluster(workers),
+        )
+        .expect("replay");
         outputs.push(out);
     }
     let first = &outputs[0];
@@ -102,6 +112,7 @@ fn every_detector_output_is_byte_identical_for_one_and_three_workers() {
             &inputs,
             None,
             Some(&config),
+            None,
             None,
             false,
             &out,
@@ -140,7 +151,7 @@ fn window_features_match_a_sequential_oracle() {
     let dir = tempfile::tempdir().expect("tempdir");
     let inputs = partitioned_input(dir.path());
     let out = dir.path().join("out");
-    replay(&inputs, None, None, None, true, &out, &cluster(2)).expect("replay");
+    replay(&inputs, None, None, None, None, true, &out, &cluster(2)).expect("replay");
 
     // Oracle: every valid, on-time point, grouped by (series, minute).
     let mut oracle: BTreeMap<(String, u64), OracleWindow> = BTreeMap::new();

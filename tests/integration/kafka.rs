@@ -138,6 +138,7 @@ fn reference_alerts(file: &Path, dir: &Path) -> BTreeSet<String> {
         None,
         None,
         None,
+        None,
         false,
         &out,
         &cluster,

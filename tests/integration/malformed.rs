@@ -426,6 +426,7 @@ fn run_replay(input: &Path, out: &Path, workers: usize) -> Value {
         None,
         None,
         None,
+        None,
         false,
         out,
         &cluster,

@@ -31,6 +31,7 @@ fn every_injected_incident_is_alerted_within_five_windows() {
         None,
         None,
         None,
+        None,
         false,
         &out,
         &cluster,

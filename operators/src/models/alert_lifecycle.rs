@@ -33,6 +33,9 @@ pub struct AlertPolicy {
     pub types: AnomalyTypeRules,
     /// Base of `generatorURL` (`<base>?series=<fingerprint>`); absent when not configured.
     pub generator_url: Option<String>,
+    /// Anomalous windows after which an alert counts as confirmed: an `updated` event marks the
+    /// moment, so the correlation stage can tell persistent anomalies from one-window blips.
+    pub confirm_windows: u64,
 }
 
 /// An open alert.
@@ -77,7 +80,7 @@ impl AlertBook {
                 alert.last_end = alert.last_end.max(d.end);
                 alert.deadline = deadline.max(alert.deadline);
                 alert.last = d.clone();
-                let changed = severity != alert.severity;
+                let changed = severity != alert.severity || alert.count == policy.confirm_windows;
                 alert.severity = severity;
                 let event = changed.then(|| record(policy, alert, AlertEvent::Updated, d.end));
                 (event, alert.deadline)
@@ -236,6 +239,9 @@ fn record(
         count: alert.count,
         escalation_level: None,
         incident_id: None,
+        muted_by: None,
+        flapping: false,
+        occurrences: None,
         entity,
         event_time: at,
     }
@@ -265,6 +271,7 @@ mod tests {
             bands: SeverityBands::default(),
             types: AnomalyTypeRules::default(),
             generator_url: None,
+            confirm_windows: 0,
         }
     }
 

@@ -11,28 +11,36 @@
 
 pub mod alert_lifecycle;
 pub mod calibration;
+pub mod cel_rule;
 pub mod changepoint;
 pub mod cusum;
 pub mod damping;
+pub mod dedup;
 pub mod detector_set;
 pub mod deviation;
 pub mod entity_set;
 pub mod error;
+pub mod escalation;
 pub mod ewma;
 pub mod forecast;
 pub mod forest_detector;
+pub mod grouping;
+pub mod incidents;
 pub mod iqr;
 pub mod isolation_forest;
 pub mod knn_detector;
+pub mod matchers;
 pub mod one_class_svm;
 pub mod peers;
 pub mod quantile_sketch;
 pub mod reservoir;
 pub mod robust_z;
+pub mod root_cause;
 pub mod scorer;
 pub mod seasonal;
 pub mod shape;
 pub mod svm_detector;
+pub mod topology;
 pub mod track;
 pub mod window_stats;
 

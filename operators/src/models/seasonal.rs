@@ -349,7 +349,8 @@ mod tests {
         assert_eq!(d.period(), Some(50));
         // The value at the trough of the cycle is normal for a peak, not for a trough: only the
         // seasonal baseline can tell.
-        let trough_phase = 1200 + (50 - 1200 % 50) % 50 + 37; // sin(2π·37.5/50) ≈ −1
+        // 1200 is a whole number of cycles; 37 steps in is the trough (sin(2π·37.5/50) ≈ −1).
+        let trough_phase = 1200 + 37;
         for i in 1200..trough_phase {
             d.observe(&cfg, wave(i, 50) + jitter(i));
         }

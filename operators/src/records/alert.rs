@@ -154,6 +154,18 @@ pub struct AlertRecord {
     /// Incident this alert belongs to, once the correlation stage assigns one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incident_id: Option<String>,
+    /// Why the alert is muted (`silence:<name>` or `inhibited:<rule>`): muted alerts are kept and
+    /// marked, never dropped, and notify no one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_by: Option<String>,
+    /// The alert resolved and re-fired often enough to count as flapping: it stays open instead
+    /// of notifying on every change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flapping: bool,
+    /// Times the detector opened this alert (deduplicated re-fires included); set by the
+    /// correlation stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurrences: Option<u32>,
     /// The entity (service or host) the series belongs to.
     pub entity: String,
     /// Event time of this lifecycle event (ms since the epoch).

@@ -5,8 +5,10 @@ pub mod alert;
 pub mod dead_letter;
 pub mod detection;
 pub mod features;
+pub mod incident;
 
 pub use alert::{AlertEvent, AlertRecord, AlertStatus, AnomalyType, Severity};
 pub use dead_letter::{DeadLetter, DeadLetterReason, SourcePosition};
 pub use detection::Detection;
 pub use features::WindowFeatures;
+pub use incident::{ImpactAssessment, IncidentRecord, RootCauseCandidate};

@@ -167,21 +167,21 @@ pub fn affected(fleet: &Fleet, inc: &Incident) -> Vec<usize> {
         }
     };
     match inc.kind {
-        IncidentKind::LatencyInjection | IncidentKind::ErrorBurst | IncidentKind::DiskFilling => {
-            add_callers(&mut set, inc.root)
-        }
+        // Restarts after OOM kills (errors) and GC pauses (latency) travel up the call graph
+        // like any other error or latency (the model adds callees' errors and latency to every
+        // caller), so a leak affects every transitive caller.
+        IncidentKind::LatencyInjection
+        | IncidentKind::ErrorBurst
+        | IncidentKind::DiskFilling
+        | IncidentKind::MemoryLeak => add_callers(&mut set, inc.root),
         IncidentKind::CpuHog => {
             add_callers(&mut set, inc.root);
-            for n in fleet.neighbours(inc.root) {
+            // Co-located services contend for the CPU and slow down, and their callers feel it.
+            for n in fleet.neighbours(inc.root).collect::<Vec<_>>() {
                 if !set.contains(&n) {
                     set.push(n);
                 }
-            }
-        }
-        IncidentKind::MemoryLeak => {
-            // Restarts surface as errors in direct callers.
-            for c in fleet.callers(inc.root) {
-                set.push(c);
+                add_callers(&mut set, n);
             }
         }
         IncidentKind::TrafficDrop => {

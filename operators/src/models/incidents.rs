@@ -1,0 +1,548 @@
+//! The incident lifecycle over the groups correlation finds, as a plain state machine.
+//!
+//! Every time the groups of active alerts change, [`IncidentBook::update`] maps them to
+//! incidents with stable ids:
+//! * a group whose alerts belong to no incident opens one once it holds `min_alerts` alerts; its
+//!   id is the hash of its earliest alert, so a replay gives the same ids;
+//! * groups that merge keep the oldest incident; the others resolve with `merged_into`;
+//! * a group that splits keeps its id in the part holding its oldest incident's earliest alert;
+//!   the other parts open new incidents if they are big enough;
+//! * an incident whose alerts have all resolved resolves.
+//!
+//! Events: `opened`, `updated` (alerts, severity or top root cause changed), `escalated` (level
+//! rose, see [`EscalationPolicy`]) and `resolved`. Memory holds only incidents with active alerts.
+//!
+//! Root causes are ranked over every alert the incident has held while open, not only the
+//! active ones: a cause often recovers before its symptoms, and ranking only the survivors would
+//! name a symptom. At most [`MAX_EVIDENCE`] alerts are remembered per incident (the earliest,
+//! which carry the onset signal).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::models::dedup::{AlertNode, NodeKey};
+use crate::models::escalation::EscalationPolicy;
+use crate::models::root_cause::{rank, Evidence, RootCauseConfig};
+use crate::models::topology::Topology;
+use crate::records::{
+    AlertEvent, AlertStatus, ImpactAssessment, IncidentRecord, RootCauseCandidate, Severity,
+};
+use crate::series::{stable_hash, EventTime};
+use crate::time_format::rfc3339_millis;
+
+/// What the incident book knows of one active, confirmed alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// The correlation node.
+    pub node: AlertNode,
+    /// Highest score so far.
+    pub score: f64,
+    /// Current severity.
+    pub severity: Severity,
+    /// Metric name.
+    pub metric: String,
+    /// Muted (silenced or inhibited).
+    pub muted: bool,
+}
+
+/// A group of related alerts and how it was grouped.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Group {
+    /// Its alerts, sorted.
+    pub nodes: Vec<NodeKey>,
+    /// `topology`, `labels`, `rule:<name>` or `dbscan`.
+    pub cluster_type: String,
+}
+
+/// Settings the book needs.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentPolicy {
+    /// Alerts a group needs before it opens an incident.
+    pub min_alerts: usize,
+    /// Root-cause weights.
+    pub root_cause: RootCauseConfig,
+    /// Escalation.
+    pub escalation: EscalationPolicy,
+}
+
+/// Alerts whose evidence an incident keeps for ranking. Incidents of more alerts are rare and
+/// their cause is among the earliest alerts, which are the ones kept.
+pub const MAX_EVIDENCE: usize = 256;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Incident {
+    opened: EventTime,
+    first: EventTime,
+    members: BTreeSet<NodeKey>,
+    level: u32,
+    last: IncidentRecord,
+    /// Evidence of every alert held while open (keys sort by onset), for ranking.
+    #[serde(default)]
+    evidence: BTreeMap<NodeKey, Evidence>,
+}
+
+/// Open incidents and which alert belongs to which.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IncidentBook {
+    incidents: BTreeMap<String, Incident>,
+    of: BTreeMap<NodeKey, String>,
+}
+
+/// What an update produced.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Incident events, in id order.
+    pub records: Vec<IncidentRecord>,
+    /// Alerts whose incident changed: (alert, new incident or none).
+    pub moved: Vec<(NodeKey, Option<String>)>,
+}
+
+impl IncidentBook {
+    /// Open incidents.
+    pub fn open_count(&self) -> usize {
+        self.incidents.len()
+    }
+
+    /// Entries held (incidents plus alert assignments), for memory checks.
+    pub fn state_len(&self) -> usize {
+        self.incidents.len() + self.of.len()
+    }
+
+    /// The incident of an alert, and its escalation level.
+    pub fn incident_of(&self, key: &NodeKey) -> Option<(&str, u32)> {
+        let id = self.of.get(key)?;
+        self.incidents.get(id).map(|i| (id.as_str(), i.level))
+    }
+
+    /// Applies the current `groups` (over the active alerts `info`) at `now`.
+    pub fn update(
+        &mut self,
+        now: EventTime,
+        mut groups: Vec<Group>,
+        info: &BTreeMap<NodeKey, MemberInfo>,
+        topo: &Topology,
+        policy: &IncidentPolicy,
+    ) -> Changes {
+        groups.sort();
+        let mut claimed: BTreeMap<String, Group> = BTreeMap::new();
+        for g in groups {
+            let mut ids: Vec<&String> = g
+                .nodes
+                .iter()
+                .filter_map(|k| self.of.get(k))
+                .filter(|id| !claimed.contains_key(*id))
+                .collect();
+            ids.sort_by_key(|id| (self.incidents.get(*id).map(|i| i.opened), (*id).clone()));
+            ids.dedup();
+            if let Some(id) = ids.first() {
+                claimed.insert((*id).clone(), g);
+            } else if g.nodes.len() >= policy.min_alerts.max(1) {
+                let first = &g.nodes[0];
+                let id = format!(
+                    "{:016x}",
+                    stable_hash(
+                        format!("incident|{}|{}", first.fingerprint, first.onset).as_bytes()
+                    )
+                );
+                claimed.insert(id, g);
+            }
+        }
+        let mut changes = Changes::default();
+        let mut new_of: BTreeMap<NodeKey, String> = BTreeMap::new();
+        for (id, g) in &claimed {
+            for k in &g.nodes {
+                new_of.insert(k.clone(), id.clone());
+            }
+        }
+        // Incidents no group claimed resolve (merged, when their alerts live on elsewhere).
+        let gone: Vec<String> = self
+            .incidents
+            .keys()
+            .filter(|id| !claimed.contains_key(*id))
+            .cloned()
+            .collect();
+        let mut inherited: BTreeMap<String, BTreeMap<NodeKey, Evidence>> = BTreeMap::new();
+        for id in gone {
+            let Some(inc) = self.incidents.remove(&id) else {
+                continue;
+            };
+            let merged_into = inc.members.iter().find_map(|k| new_of.get(k)).cloned();
+            if let Some(into) = &merged_into {
+                inherited
+                    .entry(into.clone())
+                    .or_default()
+                    .extend(inc.evidence.clone());
+            }
+            let mut rec = inc.last.clone();
+            rec.event = AlertEvent::Resolved;
+            rec.status = AlertStatus::Resolved;
+            rec.event_time = now;
+            rec.duration_minutes = minutes(now, inc.first);
+            rec.merged_into = merged_into;
+            changes.records.push(rec);
+        }
+        for (id, g) in claimed {
+            let members: BTreeSet<NodeKey> = g.nodes.iter().cloned().collect();
+            let (opened, old_level, previous, mut evidence) = match self.incidents.get(&id) {
+                Some(inc) => (
+                    inc.opened,
+                    inc.level,
+                    Some(inc.last.clone()),
+                    inc.evidence.clone(),
+                ),
+                None => (now, 0, None, BTreeMap::new()),
+            };
+            evidence.extend(inherited.remove(&id).unwrap_or_default());
+            // Alerts that moved to another incident are its evidence now, not ours.
+            evidence.retain(|k, _| new_of.get(k).is_none_or(|owner| *owner == id));
+            for k in &g.nodes {
+                if let Some(m) = info.get(k) {
+                    evidence.insert(k.clone(), evidence_of(m));
+                }
+            }
+            while evidence.len() > MAX_EVIDENCE {
+                evidence.pop_last();
+            }
+            let mut rec = build(&id, now, opened, &g, info, &evidence, topo, policy);
+            let (level, _) = policy
+                .escalation
+                .level(opened, now, rec.severity, rec.alerts.len());
+            let level = level.max(old_level);
+            rec.escalation_level = level;
+            rec.priority_score = priority(&rec);
+            let event = match &previous {
+                None => Some(AlertEvent::Opened),
+                Some(_) if level > old_level => Some(AlertEvent::Escalated),
+                Some(p)
+                    if p.alerts != rec.alerts
+                        || p.severity != rec.severity
+                        || top(p) != top(&rec)
+                        || p.muted != rec.muted =>
+                {
+                    Some(AlertEvent::Updated)
+                }
+                Some(_) => None,
+            };
+            if let Some(e) = event {
+                rec.event = e;
+                changes.records.push(rec.clone());
+            }
+            let last = if event.is_some() {
+                rec
+            } else {
+                previous.unwrap_or(rec)
+            };
+            let first = members.iter().map(|k| k.onset).min().unwrap_or(now);
+            self.incidents.insert(
+                id,
+                Incident {
+                    opened,
+                    first,
+                    members,
+                    level,
+                    last,
+                    evidence,
+                },
+            );
+        }
+        for (k, id) in &new_of {
+            if self.of.get(k) != Some(id) {
+                changes.moved.push((k.clone(), Some(id.clone())));
+            }
+        }
+        for k in self.of.keys() {
+            if !new_of.contains_key(k) && info.contains_key(k) {
+                changes.moved.push((k.clone(), None));
+            }
+        }
+        self.of = new_of;
+        changes.records.sort_by(|a, b| {
+            a.incident_id
+                .cmp(&b.incident_id)
+                .then(a.event.cmp(&b.event))
+        });
+        changes
+    }
+
+    /// Escalation timers fired at `now`: incidents whose level rose emit `escalated`.
+    pub fn tick(&mut self, now: EventTime, policy: &IncidentPolicy) -> Vec<IncidentRecord> {
+        let mut out = Vec::new();
+        for inc in self.incidents.values_mut() {
+            let (level, _) =
+                policy
+                    .escalation
+                    .level(inc.opened, now, inc.last.severity, inc.last.alerts.len());
+            if level > inc.level {
+                inc.level = level;
+                let mut rec = inc.last.clone();
+                rec.event = AlertEvent::Escalated;
+                rec.escalation_level = level;
+                rec.event_time = now;
+                rec.duration_minutes = minutes(now, inc.first);
+                rec.priority_score = priority(&rec);
+                inc.last = rec.clone();
+                out.push(rec);
+            }
+        }
+        out
+    }
+
+    /// The next escalation deadline of any open incident after `now`.
+    pub fn next_deadline(&self, now: EventTime, policy: &IncidentPolicy) -> Option<EventTime> {
+        self.incidents
+            .values()
+            .filter_map(|i| policy.escalation.next_deadline(i.opened, now))
+            .min()
+    }
+}
+
+fn top(r: &IncidentRecord) -> Option<&str> {
+    r.root_cause_candidates.first().map(|c| c.entity.as_str())
+}
+
+fn minutes(now: EventTime, since: EventTime) -> f64 {
+    (now.saturating_sub(since) as f64 / 60_000.0 * 10.0).round() / 10.0
+}
+
+fn evidence_of(m: &MemberInfo) -> Evidence {
+    Evidence {
+        entity: m.node.entity.clone(),
+        onset: m.node.key.onset,
+        up: m.node.up,
+        anomaly_type: m.node.anomaly_type,
+        score: m.score,
+        metric: m.metric.clone(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    id: &str,
+    now: EventTime,
+    opened: EventTime,
+    g: &Group,
+    info: &BTreeMap<NodeKey, MemberInfo>,
+    past: &BTreeMap<NodeKey, Evidence>,
+    topo: &Topology,
+    policy: &IncidentPolicy,
+) -> IncidentRecord {
+    let members: Vec<&MemberInfo> = g.nodes.iter().filter_map(|k| info.get(k)).collect();
+    let mut alerts: Vec<String> = members
+        .iter()
+        .map(|m| m.node.key.fingerprint.clone())
+        .collect();
+    alerts.sort();
+    alerts.dedup();
+    let entities: Vec<String> = members
+        .iter()
+        .map(|m| m.node.entity.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let severity = members
+        .iter()
+        .map(|m| m.severity)
+        .max()
+        .unwrap_or(Severity::Low);
+    let first = members
+        .iter()
+        .map(|m| m.node.key.onset)
+        .min()
+        .unwrap_or(now);
+    let last = members
+        .iter()
+        .map(|m| m.node.key.onset)
+        .max()
+        .unwrap_or(now);
+    // Current members' evidence is in `past` too (the caller adds it before building).
+    let evidence: Vec<Evidence> = if past.is_empty() {
+        members.iter().map(|m| evidence_of(m)).collect()
+    } else {
+        past.values().cloned().collect()
+    };
+    let candidates: Vec<RootCauseCandidate> = rank(&evidence, topo, &policy.root_cause);
+    let mut common: Option<BTreeMap<String, String>> = None;
+    for m in &members {
+        common = Some(match common {
+            None => m.node.labels.clone(),
+            Some(c) => c
+                .into_iter()
+                .filter(|(k, v)| m.node.labels.get(k) == Some(v))
+                .collect(),
+        });
+    }
+    let user_facing: Vec<String> = entities
+        .iter()
+        .filter(|e| topo.is_user_facing(e))
+        .cloned()
+        .collect();
+    let summary = format!(
+        "{} alert(s) on {} entit{}{}; most likely cause: {}",
+        alerts.len(),
+        entities.len(),
+        if entities.len() == 1 { "y" } else { "ies" },
+        if user_facing.is_empty() {
+            String::new()
+        } else {
+            format!(", user-facing: {}", user_facing.join(", "))
+        },
+        candidates
+            .first()
+            .map_or("unknown".to_string(), |c| c.entity.clone())
+    );
+    // Confidence that one cause explains the group: more corroborating alerts and a clear
+    // leader raise it; groups found without topology count for less.
+    let margin = match (candidates.first(), candidates.get(1)) {
+        (Some(a), Some(b)) => (a.score - b.score).clamp(0.0, 1.0),
+        (Some(_), None) => 1.0,
+        _ => 0.0,
+    };
+    let breadth = 1.0 - 1.0 / (alerts.len().max(1) as f64);
+    let base = if g.cluster_type == "topology" {
+        1.0
+    } else {
+        0.8
+    };
+    let confidence = ((0.5 * breadth + 0.5 * margin) * base * 1000.0).round() / 1000.0;
+    let _ = opened;
+    IncidentRecord {
+        incident_id: id.to_string(),
+        event: AlertEvent::Updated,
+        status: AlertStatus::Firing,
+        impact_assessment: ImpactAssessment {
+            entities: entities.len(),
+            alerts: alerts.len(),
+            user_facing,
+            max_severity: severity,
+            summary,
+        },
+        alerts,
+        entities,
+        severity,
+        priority_score: 0.0,
+        root_cause_candidates: candidates,
+        first_alert_time: rfc3339_millis(first),
+        last_alert_time: rfc3339_millis(last),
+        duration_minutes: minutes(now, first),
+        common_labels: common.unwrap_or_default(),
+        cluster_type: g.cluster_type.clone(),
+        confidence,
+        escalation_level: 0,
+        muted: !members.is_empty() && members.iter().all(|m| m.muted),
+        merged_into: None,
+        event_time: now,
+    }
+}
+
+/// 0–100: severity (up to 50), breadth (up to 25 at five entities), user-facing impact (15) and
+/// escalation (up to 10 at level 3). Muted incidents score a tenth.
+pub fn priority(r: &IncidentRecord) -> f64 {
+    let sev = match r.severity {
+        Severity::Low => 0.25,
+        Severity::Medium => 0.5,
+        Severity::High => 0.75,
+        Severity::Critical => 1.0,
+    };
+    let breadth = (r.entities.len() as f64 / 5.0).min(1.0);
+    let user = if r.impact_assessment.user_facing.is_empty() {
+        0.0
+    } else {
+        1.0
+    };
+    let esc = (r.escalation_level as f64 / 3.0).min(1.0);
+    let p = 50.0 * sev + 25.0 * breadth + 15.0 * user + 10.0 * esc;
+    let p = if r.muted { p / 10.0 } else { p };
+    (p * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::AnomalyType;
+
+    fn member(fp: &str, entity: &str, onset: u64) -> (NodeKey, MemberInfo) {
+        let key = NodeKey {
+            onset,
+            fingerprint: fp.into(),
+        };
+        let node = AlertNode {
+            key: key.clone(),
+            entity: entity.into(),
+            up: true,
+            anomaly_type: AnomalyType::LatencySpike,
+            labels: [("service".to_string(), entity.to_string())].into(),
+        };
+        (
+            key,
+            MemberInfo {
+                node,
+                score: 0.9,
+                severity: Severity::High,
+                metric: "latency".into(),
+                muted: false,
+            },
+        )
+    }
+
+    fn group(keys: &[&NodeKey]) -> Group {
+        Group {
+            nodes: keys.iter().map(|k| (*k).clone()).collect(),
+            cluster_type: "topology".into(),
+        }
+    }
+
+    #[test]
+    fn opens_at_n_alerts_merges_and_resolves() {
+        let policy = IncidentPolicy {
+            min_alerts: 2,
+            ..IncidentPolicy::default()
+        };
+        let topo = Topology::default();
+        let mut book = IncidentBook::default();
+        let (ka, a) = member("a", "x", 0);
+        let (kb, b) = member("b", "y", 1);
+        let (kc, c) = member("c", "z", 2);
+        let (kd, d) = member("d", "w", 3);
+        let mut info = BTreeMap::from([(ka.clone(), a)]);
+        // One alert: below the threshold.
+        let ch = book.update(10, vec![group(&[&ka])], &info, &topo, &policy);
+        assert!(ch.records.is_empty());
+        info.insert(kb.clone(), b);
+        let ch = book.update(20, vec![group(&[&ka, &kb])], &info, &topo, &policy);
+        assert_eq!(ch.records.len(), 1);
+        assert_eq!(ch.records[0].event, AlertEvent::Opened);
+        let first = ch.records[0].incident_id.clone();
+        info.insert(kc.clone(), c);
+        info.insert(kd.clone(), d);
+        let ch = book.update(
+            30,
+            vec![group(&[&ka, &kb]), group(&[&kc, &kd])],
+            &info,
+            &topo,
+            &policy,
+        );
+        let second = ch.records[0].incident_id.clone();
+        assert_ne!(first, second);
+        // The groups merge: the older incident keeps its id, the younger resolves into it.
+        let ch = book.update(
+            40,
+            vec![group(&[&ka, &kb, &kc, &kd])],
+            &info,
+            &topo,
+            &policy,
+        );
+        let events: Vec<(String, AlertEvent, Option<String>)> = ch
+            .records
+            .iter()
+            .map(|r| (r.incident_id.clone(), r.event, r.merged_into.clone()))
+            .collect();
+        assert!(events.contains(&(first.clone(), AlertEvent::Updated, None)));
+        assert!(events.contains(&(second.clone(), AlertEvent::Resolved, Some(first.clone()))));
+        assert_eq!(book.open_count(), 1);
+        // Everything resolves.
+        let ch = book.update(50, vec![], &BTreeMap::new(), &topo, &policy);
+        assert_eq!(ch.records[0].event, AlertEvent::Resolved);
+        assert_eq!(book.state_len(), 0);
+    }
+}

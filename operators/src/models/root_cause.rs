@@ -1,0 +1,295 @@
+//! Root-cause ranking of one incident: up to five entities with a score in [0, 1] and evidence a
+//! person can check.
+//!
+//! Simple robust signals first (published fault-injection benchmarks find that onset and
+//! robust-deviation methods beat graph-walk methods, which often score near random):
+//! * **onset**: which entity changed first (`exp(−Δ/τ)` of its earliest alert's onset after
+//!   the incident's first);
+//! * **call-graph position**: the share of the other anomalous entities this one explains (an
+//!   anomalous callee explains callers with rising symptoms; a caller explains callees whose
+//!   load fell; a co-located service half-explains its host neighbours);
+//! * **strength**: the highest anomaly score of its alerts;
+//! * **type**: resource saturation (CPU, memory, disk) is a cause more often than a symptom;
+//! * **personalized PageRank** over the explanation graph, as one signal among these (its
+//!   default weight is small; the measurement is in `docs/design.md`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::models::topology::{Relation, Topology};
+use crate::models::ModelError;
+use crate::records::{AnomalyType, RootCauseCandidate};
+use crate::series::EventTime;
+use crate::time_format::rfc3339_millis;
+
+/// Weights of the signals (from `rules/correlation.toml`, `[root_cause]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootCauseConfig {
+    /// Onset weight (default 1).
+    pub w_onset: f64,
+    /// Call-graph position weight (default 1).
+    pub w_graph: f64,
+    /// Anomaly strength weight (default 0.3).
+    pub w_strength: f64,
+    /// Resource-saturation type weight (default 0.5).
+    pub w_type: f64,
+    /// Personalized PageRank weight (default 0.2).
+    pub w_pagerank: f64,
+    /// Onset decay (default 2 min: about two windows of propagation).
+    pub onset_tau_ms: u64,
+    /// Call hops considered (default 2).
+    pub max_hops: u8,
+}
+
+impl Default for RootCauseConfig {
+    fn default() -> Self {
+        RootCauseConfig {
+            w_onset: 1.0,
+            w_graph: 1.0,
+            w_strength: 0.3,
+            w_type: 0.5,
+            w_pagerank: 0.2,
+            onset_tau_ms: 120_000,
+            max_hops: 2,
+        }
+    }
+}
+
+impl RootCauseConfig {
+    /// Checks the parameters.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let w = [
+            self.w_onset,
+            self.w_graph,
+            self.w_strength,
+            self.w_type,
+            self.w_pagerank,
+        ];
+        if w.iter().any(|x| !x.is_finite() || *x < 0.0) || w.iter().sum::<f64>() <= 0.0 {
+            return Err(ModelError::InvalidParameter {
+                name: "root_cause weights",
+                reason: "must be finite, ≥ 0 and not all 0".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// One alert of an incident, as ranking sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Entity.
+    pub entity: String,
+    /// Onset.
+    pub onset: EventTime,
+    /// Moved up.
+    pub up: bool,
+    /// Type.
+    pub anomaly_type: AnomalyType,
+    /// Highest score.
+    pub score: f64,
+    /// Metric name.
+    pub metric: String,
+}
+
+fn is_resource(t: AnomalyType) -> bool {
+    matches!(
+        t,
+        AnomalyType::CpuOverload | AnomalyType::MemoryLeak | AnomalyType::ResourceSpike
+    )
+}
+
+/// Ranks the entities of `alerts`; at most five candidates, best first (ties by name).
+pub fn rank(
+    alerts: &[Evidence],
+    topo: &Topology,
+    cfg: &RootCauseConfig,
+) -> Vec<RootCauseCandidate> {
+    let entities: BTreeSet<&str> = alerts.iter().map(|a| a.entity.as_str()).collect();
+    let Some(t0) = alerts.iter().map(|a| a.onset).min() else {
+        return Vec::new();
+    };
+    let names: Vec<String> = entities.iter().map(|e| e.to_string()).collect();
+    fn by_entity<'a>(alerts: &'a [Evidence], e: &'a str) -> impl Iterator<Item = &'a Evidence> {
+        alerts.iter().filter(move |a| a.entity == e)
+    }
+    let pers: BTreeMap<String, f64> = names
+        .iter()
+        .map(|e| {
+            let s = by_entity(alerts, e).map(|a| a.score).fold(0.0, f64::max);
+            (e.clone(), s)
+        })
+        .collect();
+    let ppr = if cfg.w_pagerank > 0.0 && !topo.is_empty() {
+        topo.personalized_pagerank(&names, &pers)
+    } else {
+        BTreeMap::new()
+    };
+    let ppr_max = ppr.values().copied().fold(0.0, f64::max);
+    let total_w = cfg.w_onset + cfg.w_graph + cfg.w_strength + cfg.w_type + cfg.w_pagerank;
+    let list: Vec<&str> = entities.iter().copied().collect();
+    let relations = topo.relations_among(&list, cfg.max_hops);
+    // Per entity: its alerts, and whether any rises or falls.
+    let mut grouped: Vec<Vec<&Evidence>> = vec![Vec::new(); list.len()];
+    let position: BTreeMap<&str, usize> = list.iter().enumerate().map(|(i, e)| (*e, i)).collect();
+    for a in alerts {
+        if let Some(i) = position.get(a.entity.as_str()) {
+            grouped[*i].push(a);
+        }
+    }
+    let rising: Vec<bool> = grouped.iter().map(|g| g.iter().any(|a| a.up)).collect();
+    let falling: Vec<bool> = grouped.iter().map(|g| g.iter().any(|a| !a.up)).collect();
+    let mut out = Vec::new();
+    for (i, e) in list.iter().enumerate() {
+        let mine: &Vec<&Evidence> = &grouped[i];
+        let onset = mine.iter().map(|a| a.onset).min().unwrap_or(t0);
+        let lag = onset.saturating_sub(t0) as f64;
+        let s_onset = (-lag / cfg.onset_tau_ms.max(1) as f64).exp();
+        let mut explained = 0.0;
+        let mut explained_names = Vec::new();
+        for (j, x) in list.iter().enumerate().filter(|(j, _)| *j != i) {
+            let w = match relations.get(&(i, j)) {
+                Some(Relation::CalledBy(_)) if rising[j] => 1.0,
+                Some(Relation::Calls(_)) if falling[j] => 1.0,
+                Some(Relation::SharedHost) => 0.5,
+                _ => 0.0,
+            };
+            if w > 0.0 {
+                explained += w;
+                explained_names.push(x.to_string());
+            }
+        }
+        let others = entities.len().saturating_sub(1);
+        let s_graph = if others == 0 {
+            1.0
+        } else {
+            explained / others as f64
+        };
+        let strongest = mine
+            .iter()
+            .max_by(|a, b| a.score.total_cmp(&b.score))
+            .copied();
+        let s_strength = strongest.map_or(0.0, |a| a.score.clamp(0.0, 1.0));
+        let resource = mine.iter().find(|a| is_resource(a.anomaly_type));
+        let s_type = if resource.is_some() { 1.0 } else { 0.0 };
+        let s_ppr = if ppr_max > 0.0 {
+            ppr.get(*e).copied().unwrap_or(0.0) / ppr_max
+        } else {
+            0.0
+        };
+        let score = (cfg.w_onset * s_onset
+            + cfg.w_graph * s_graph
+            + cfg.w_strength * s_strength
+            + cfg.w_type * s_type
+            + cfg.w_pagerank * s_ppr)
+            / total_w;
+        let mut evidence = Vec::new();
+        if lag == 0.0 {
+            evidence.push(format!(
+                "first to change: anomalous since {}",
+                rfc3339_millis(onset)
+            ));
+        } else {
+            evidence.push(format!(
+                "anomalous since {}, {:.0} s after the first alert",
+                rfc3339_millis(onset),
+                lag / 1000.0
+            ));
+        }
+        if !explained_names.is_empty() {
+            evidence.push(format!(
+                "explains {} of {} other anomalous entities through the call graph or host ({})",
+                explained_names.len(),
+                others,
+                explained_names.join(", ")
+            ));
+        }
+        if let Some(a) = strongest {
+            evidence.push(format!(
+                "strongest anomaly: {} {} (score {:.2})",
+                a.metric,
+                a.anomaly_type.as_str(),
+                a.score
+            ));
+        }
+        if let Some(a) = resource {
+            evidence.push(format!(
+                "resource saturation ({}) is a likely cause rather than a symptom",
+                a.anomaly_type.as_str()
+            ));
+        }
+        if s_ppr > 0.0 {
+            evidence.push(format!("personalized PageRank {:.2} of the top", s_ppr));
+        }
+        out.push(RootCauseCandidate {
+            entity: e.to_string(),
+            score: (score * 1000.0).round() / 1000.0,
+            evidence,
+        });
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entity.cmp(&b.entity)));
+    out.truncate(5);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::topology::ServiceSpec;
+
+    fn ev(entity: &str, onset_s: u64, t: AnomalyType, up: bool) -> Evidence {
+        Evidence {
+            entity: entity.into(),
+            onset: onset_s * 1000,
+            up,
+            anomaly_type: t,
+            score: 0.9,
+            metric: "m".into(),
+        }
+    }
+
+    #[test]
+    fn the_first_anomalous_callee_ranks_first() {
+        let s = |n: &str, c: &[&str]| ServiceSpec {
+            name: n.into(),
+            calls: c.iter().map(|x| x.to_string()).collect(),
+            runs_on: None,
+            user_facing: None,
+        };
+        let topo = Topology::from_services(&[
+            s("fe", &["orders", "carts"]),
+            s("orders", &["db"]),
+            s("carts", &[]),
+            s("db", &[]),
+        ]);
+        let alerts = [
+            ev("fe", 120, AnomalyType::LatencySpike, true),
+            ev("orders", 60, AnomalyType::LatencySpike, true),
+            ev("db", 0, AnomalyType::CpuOverload, true),
+        ];
+        let r = rank(&alerts, &topo, &RootCauseConfig::default());
+        assert_eq!(r[0].entity, "db");
+        assert!(r[0].score > r[1].score);
+        assert!(r[0].evidence.iter().any(|e| e.contains("explains 2 of 2")));
+        // A traffic drop starts at the caller and flows down.
+        let drop = [
+            ev("fe", 0, AnomalyType::ThroughputDrop, false),
+            ev("orders", 0, AnomalyType::ThroughputDrop, false),
+            ev("carts", 60, AnomalyType::ThroughputDrop, false),
+        ];
+        let r = rank(&drop, &topo, &RootCauseConfig::default());
+        assert_eq!(r[0].entity, "fe");
+    }
+
+    #[test]
+    fn without_topology_onset_and_type_decide() {
+        let alerts = [
+            ev("a", 60, AnomalyType::LatencySpike, true),
+            ev("b", 0, AnomalyType::MemoryLeak, true),
+        ];
+        let r = rank(&alerts, &Topology::default(), &RootCauseConfig::default());
+        assert_eq!(r[0].entity, "b");
+        assert!(r.len() == 2 && r.iter().all(|c| (0.0..=1.0).contains(&c.score)));
+    }
+}
