@@ -3,7 +3,7 @@
 # fleet, and measures throughput from a backlog, then alert latency and consumer lag under a
 # steady live rate. Method and definitions: scripts/kafka_bench.py.
 #
-# Usage: scripts/bench_kafka.sh [OUT_DIR] [--rate POINTS_PER_SEC]
+# Usage: scripts/bench_kafka.sh [OUT_DIR] [--rate POINTS_PER_SEC] [--batch-by entity|partition]
 # Env:   DURATION (simulated time, default 24h), SERVICES (default 40), PYTHON (default: a venv in
 #        target/bench-venv with confluent-kafka, created if missing).
 set -euo pipefail

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections import defaultdict
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -61,8 +62,9 @@ def with_end_markers(lines, out_path):
     return len(lines) + len(services)
 
 
-def messages(lines, per_message):
-    """(event time, key, payload) in file order: points of one service and timestamp together."""
+def messages(lines, per_message, batch_by, partitions=3):
+    """(event time, key, payload) in file order: points of one timestamp and one service (or one
+    partition: services map to partitions by a fixed hash) together."""
     out = []
     pending = defaultdict(list)
     current = None
@@ -75,7 +77,10 @@ def messages(lines, per_message):
                     out.append((current, key, "[" + ",".join(group[i:i + per_message]) + "]"))
             pending.clear()
         current = ts
-        pending[v["labels"].get("service", "")].append(line.strip())
+        service = v["labels"].get("service", "")
+        if batch_by == "partition":
+            service = str(zlib.crc32(service.encode()) % partitions)
+        pending[service].append(line.strip())
     for key, group in pending.items():
         for i in range(0, len(group), per_message):
             out.append((current, key, "[" + ",".join(group[i:i + per_message]) + "]"))
@@ -159,7 +164,8 @@ def throughput(args, tag):
     points = with_end_markers(lines, path)
     topic = f"bench-{tag}-backlog"
     subprocess.run([args.harbinger, "produce", "--brokers", args.brokers, "--topic", topic,
-                    "--input", path, "--per-message", str(args.per_message)], check=True)
+                    "--input", path, "--per-message", str(args.per_message),
+                    "--batch-by", args.batch_by], check=True)
     cfg = os.path.join(args.out, "backlog.toml")
     alerts = f"bench-{tag}-alerts-1"
     config(cfg, args.brokers, topic, alerts, f"bench-{tag}-dead-1", f"bench-{tag}-g1", None)
@@ -176,7 +182,7 @@ def throughput(args, tag):
 
 def live(args, tag):
     lines = read_lines(args.sim_file)
-    msgs = messages(lines, args.per_message)
+    msgs = messages(lines, args.per_message, args.batch_by)
     per_ts = defaultdict(int)
     for ts, _, payload in msgs:
         per_ts[ts] += payload.count('"timestamp"')
@@ -231,7 +237,9 @@ def live(args, tag):
             _, key, payload = msgs[i]
             while True:
                 try:
-                    producer.produce(topic, payload.encode(), key.encode(), on_delivery=on_delivery)
+                    extra = {"partition": int(key)} if args.batch_by == "partition" else {}
+                    producer.produce(topic, payload.encode(), key.encode(),
+                                     on_delivery=on_delivery, **extra)
                     break
                 except BufferError:
                     producer.poll(0.01)
@@ -279,10 +287,12 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--per-message", type=int, default=100)
     ap.add_argument("--rate", type=float, default=100_000, help="live phase, points/s")
+    ap.add_argument("--batch-by", choices=["entity", "partition"], default="entity",
+                    help="what shares a message (see harbinger produce --batch-by)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     tag = str(time.time_ns())
-    result = {"throughput": throughput(args, tag), "live": live(args, tag)}
+    result = {"batch_by": args.batch_by, "per_message": args.per_message, "throughput": throughput(args, tag), "live": live(args, tag)}
     print(json.dumps(result, indent=2))
     with open(os.path.join(args.out, "kafka_bench.json"), "w") as f:
         json.dump(result, f, indent=2)

@@ -136,6 +136,9 @@ pub enum Command {
         /// Most points per message (points of one entity and timestamp share a message).
         #[arg(long, default_value_t = 100)]
         per_message: usize,
+        /// What shares a message: one entity's points, or every point bound for one partition.
+        #[arg(long, value_enum, default_value_t = crate::commands::produce::BatchBy::Entity)]
+        batch_by: crate::commands::produce::BatchBy,
         /// A librdkafka producer property, KEY=VALUE (repeatable; e.g. `linger.ms=5`).
         #[arg(long = "property", value_name = "KEY=VALUE")]
         properties: Vec<String>,

@@ -80,8 +80,9 @@ fn main() -> ExitCode {
             topic,
             input,
             per_message,
+            batch_by,
             properties,
-        } => produce::produce_command(brokers, topic, input, *per_message, properties),
+        } => produce::produce_command(brokers, topic, input, *per_message, *batch_by, properties),
         Command::Evaluate {
             truth,
             alerts,

@@ -30,13 +30,26 @@ pub struct Produced {
     pub messages: u64,
 }
 
-/// Sends every line of `input` to `topic`, `per_message` points per message, grouped by series.
-/// `properties` are librdkafka producer properties; they override the defaults.
+/// How points share messages (always within one timestamp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum BatchBy {
+    /// One entity's points per message, keyed by the entity (as a per-host agent sends them).
+    #[default]
+    Entity,
+    /// Every point bound for one partition per message (entities still map to fixed partitions,
+    /// by a hash of the entity): fewer, larger messages, as a collector that batches per
+    /// partition sends them.
+    Partition,
+}
+
+/// Sends every line of `input` to `topic`, up to `per_message` points per message, batched as
+/// `batch_by` says. `properties` are librdkafka producer properties; they override the defaults.
 pub fn produce(
     brokers: &str,
     topic: &str,
     input: &Path,
     per_message: usize,
+    batch_by: BatchBy,
     properties: &[(String, String)],
 ) -> Result<Produced, String> {
     crate::sinks::kafka::ensure_topics(brokers, &Default::default(), &[topic], 3)?;
@@ -52,10 +65,22 @@ pub fn produce(
     let producer: ThreadedProducer<DefaultProducerContext> = config
         .create()
         .map_err(|e| format!("cannot create a producer: {e}"))?;
+    let partitions = match batch_by {
+        BatchBy::Entity => 0,
+        BatchBy::Partition => producer
+            .client()
+            .fetch_metadata(Some(topic), Duration::from_secs(30))
+            .map_err(|e| format!("reading the partitions of {topic}: {e}"))?
+            .topics()
+            .iter()
+            .map(|t| t.partitions().len())
+            .sum::<usize>()
+            .max(1),
+    };
     let reader =
         BufReader::new(File::open(input).map_err(|e| format!("{}: {e}", input.display()))?);
     let per_message = per_message.max(1);
-    // Pending points of the current timestamp, by entity.
+    // Pending points of the current timestamp, by entity (or by partition number).
     let mut pending: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut current: Option<Value> = None;
     let mut stats = Produced {
@@ -68,6 +93,9 @@ pub fn produce(
         }
         let payload = format!("[{}]", lines.join(","));
         let mut record = BaseRecord::to(topic).key(key).payload(&payload);
+        if partitions > 0 {
+            record = record.partition(key.parse().unwrap_or(0));
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -103,6 +131,12 @@ pub fn produce(
             .or(parsed["name"].as_str())
             .unwrap_or("unparsable")
             .to_string();
+        let key = match batch_by {
+            BatchBy::Entity => key,
+            BatchBy::Partition => {
+                (operators::series::stable_hash(key.as_bytes()) % partitions as u64).to_string()
+            }
+        };
         let lines = pending.entry(key.clone()).or_default();
         lines.push(line);
         if lines.len() >= per_message {
@@ -124,6 +158,7 @@ pub fn produce_command(
     topic: &str,
     input: &Path,
     per_message: usize,
+    batch_by: BatchBy,
     properties: &[String],
 ) -> Outcome {
     let properties = properties
@@ -136,7 +171,8 @@ pub fn produce_command(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let started = std::time::Instant::now();
-    let p = produce(brokers, topic, input, per_message, &properties).map_err(Failure::runtime)?;
+    let p = produce(brokers, topic, input, per_message, batch_by, &properties)
+        .map_err(Failure::runtime)?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "Produced {} points in {} messages to {topic} in {secs:.1} s ({:.0} points/s).",

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use harbinger::cli::ClusterArgs;
 use harbinger::commands::pipeline::replay;
-use harbinger::commands::produce::produce;
+use harbinger::commands::produce::{produce, BatchBy};
 use harbinger::commands::simulate::simulate;
 use harbinger::sources::simulator::SimulatorConfig;
 use rdkafka::config::ClientConfig;
@@ -341,7 +341,15 @@ fn setup(
     } else {
         Vec::new()
     };
-    produce(&brokers(), &names.metrics, &file, 50, &properties).expect("produce");
+    produce(
+        &brokers(),
+        &names.metrics,
+        &file,
+        50,
+        BatchBy::Entity,
+        &properties,
+    )
+    .expect("produce");
     (dir, names, expected)
 }
 
