@@ -165,6 +165,31 @@ pub enum Command {
         #[arg(long, default_value = "1m")]
         row_step: String,
     },
+    /// Forecasts with 80% / 95% intervals for every series of a long-format `unique_id,ds,y`
+    /// CSV; writes `unique_id,step,yhat,lo80,hi80,lo95,hi95`.
+    Forecast {
+        /// Input CSV, long format `unique_id,ds,y` with a header.
+        #[arg(long)]
+        input: PathBuf,
+        /// Steps to forecast per series.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        horizon: u64,
+        /// Main season length (ARIMA and seasonal naive); detected per series when absent.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        season: Option<u64>,
+        /// Further seasonal periods for MSTL, comma-separated (e.g. 168 beside --season 24).
+        #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+        extra_seasons: Vec<u64>,
+        /// Model family: chosen per series on a holdout window (auto) or fixed.
+        #[arg(long, value_enum, default_value_t = ForecastModel::Auto)]
+        model: ForecastModel,
+        /// Worker threads (default: the available parallelism).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        threads: Option<u64>,
+        /// Output CSV.
+        #[arg(long)]
+        output: PathBuf,
+    },
     /// Score an alerts.jsonl against a simulator truth.json (detection, delay, false alerts).
     Evaluate {
         /// The simulator's ground truth.
@@ -192,6 +217,35 @@ pub enum Command {
         #[arg(long)]
         rules: Option<PathBuf>,
     },
+}
+
+/// The model family of `harbinger forecast`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ForecastModel {
+    /// Per series: the ARIMA + MSTL/ETS combination, unless one model (or seasonal naive) is
+    /// clearly better on a holdout window.
+    Auto,
+    /// The equal-weight combination of automatic ARIMA and MSTL + ETS.
+    Combo,
+    /// Automatic seasonal ARIMA.
+    Arima,
+    /// MSTL decomposition with an ETS trend.
+    Mstl,
+    /// Seasonal naive.
+    Snaive,
+}
+
+impl From<ForecastModel> for operators::models::forecast::ModelChoice {
+    fn from(m: ForecastModel) -> Self {
+        use operators::models::forecast::ModelChoice;
+        match m {
+            ForecastModel::Auto => ModelChoice::Auto,
+            ForecastModel::Combo => ModelChoice::Combination,
+            ForecastModel::Arima => ModelChoice::Arima,
+            ForecastModel::Mstl => ModelChoice::MstlEts,
+            ForecastModel::Snaive => ModelChoice::SeasonalNaive,
+        }
+    }
 }
 
 impl ClusterArgs {

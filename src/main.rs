@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use harbinger::cli::{parse_duration_ms, Cli, Command};
-use harbinger::commands::{pipeline, produce, score, simulate, validate, Failure};
+use harbinger::cli::{parse_duration_ms, Cli, Command, ForecastModel};
+use harbinger::commands::{forecast, pipeline, produce, score, simulate, validate, Failure};
 use harbinger::sources::simulator::SimulatorConfig;
 
 fn main() -> ExitCode {
@@ -72,6 +72,23 @@ fn main() -> ExitCode {
                     step,
                 )
             }),
+        Command::Forecast {
+            input,
+            horizon,
+            season,
+            extra_seasons,
+            model,
+            threads,
+            output,
+        } => forecast_command(
+            input,
+            output,
+            *horizon,
+            *season,
+            extra_seasons,
+            *model,
+            *threads,
+        ),
         Command::Validate { config, rules } => {
             validate::validate(config.as_deref(), rules.as_deref())
         }
@@ -119,6 +136,33 @@ fn simulate_command(
         ..SimulatorConfig::default()
     };
     simulate::simulate(config, out)
+}
+
+fn forecast_command(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    horizon: u64,
+    season: Option<u64>,
+    extra_seasons: &[u64],
+    model: ForecastModel,
+    threads: Option<u64>,
+) -> Result<(), Failure> {
+    let size = |v: u64| usize::try_from(v).map_err(Failure::usage);
+    let config = operators::models::forecast::ForecastConfig {
+        horizon: size(horizon)?,
+        season: season.map(size).transpose()?,
+        extra_seasons: extra_seasons
+            .iter()
+            .map(|&s| size(s))
+            .collect::<Result<_, _>>()?,
+        model: model.into(),
+        ..Default::default()
+    };
+    let threads = match threads {
+        Some(t) => size(t)?,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    forecast::forecast(input, output, &config, threads)
 }
 
 fn evaluate_command(

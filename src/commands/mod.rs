@@ -1,6 +1,7 @@
 //! One module per subcommand. Each returns a [`Failure`] carrying its exit code, so `main` stays a
 //! thin dispatcher.
 
+pub mod forecast;
 pub mod pipeline;
 pub mod produce;
 pub mod score;

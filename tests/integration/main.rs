@@ -5,6 +5,7 @@ mod alertmanager;
 mod cli;
 mod common;
 mod determinism;
+mod forecast;
 mod golden;
 #[cfg(feature = "kafka-tests")]
 mod kafka;
