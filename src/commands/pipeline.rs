@@ -192,6 +192,8 @@ pub fn open_outputs(sinks: &SinkPlan) -> std::io::Result<Outputs> {
             KafkaOutput::connect(&k.brokers, &k.properties).map_err(std::io::Error::other)?;
         let alerts = KafkaSink::new(producer.clone(), &k.alerts_topic);
         outputs.alerts.push(Arc::new(Mutex::new(alerts)));
+        let incidents = KafkaSink::new(producer.clone(), &k.incidents_topic);
+        outputs.incidents.push(Arc::new(Mutex::new(incidents)));
         let dead = KafkaSink::new(producer, &k.dead_letters_topic);
         outputs.dead_letters.push(Arc::new(Mutex::new(dead)));
     }

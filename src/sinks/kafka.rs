@@ -175,6 +175,12 @@ impl KafkaKey for operators::records::AlertRecord {
     }
 }
 
+impl KafkaKey for operators::records::IncidentRecord {
+    fn kafka_key(&self) -> String {
+        self.incident_id.clone()
+    }
+}
+
 impl KafkaKey for operators::records::DeadLetter {
     fn kafka_key(&self) -> String {
         self.id.clone()

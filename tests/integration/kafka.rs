@@ -77,6 +77,7 @@ fn fresh(prefix: &str) -> String {
 struct Names {
     metrics: String,
     alerts: String,
+    incidents: String,
     dead: String,
     group: String,
 }
@@ -86,6 +87,7 @@ impl Names {
         Names {
             metrics: fresh("metrics"),
             alerts: fresh("alerts"),
+            incidents: fresh("incidents"),
             dead: fresh("dead"),
             group: fresh("group"),
         }
@@ -188,8 +190,10 @@ idle_partition_timeout_secs = 20
 type = "kafka"
 brokers = "{b}"
 alerts_topic = "{a}"
+incidents_topic = "{i}"
 dead_letters_topic = "{d}"
 "#,
+            i = names.incidents,
             b = brokers(),
             m = names.metrics,
             g = names.group,
@@ -364,6 +368,28 @@ fn kafka_in_and_out_gives_the_alerts_of_a_file_replay() {
     assert_eq!(
         got, expected,
         "alerts through Kafka equal the file replay's"
+    );
+    // Incidents: the same lifecycle events, keyed by incident id.
+    let reference =
+        std::fs::read_to_string(dir.path().join("reference/incidents.jsonl")).expect("incidents");
+    let mut want: Vec<Value> = reference
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let mut incidents: Vec<Value> = read_topic(&names.incidents)
+        .into_iter()
+        .map(|(key, payload)| {
+            let v: Value = serde_json::from_str(&payload).expect("incident JSON");
+            assert_eq!(v["incident_id"].as_str(), Some(key.as_str()));
+            v
+        })
+        .collect();
+    assert!(!want.is_empty(), "the data opens incidents to compare");
+    want.sort_by_key(|v| v.to_string());
+    incidents.sort_by_key(|v| v.to_string());
+    assert_eq!(
+        incidents, want,
+        "incident events through Kafka equal the file replay's"
     );
     assert_eq!(
         dead.len(),
