@@ -18,7 +18,6 @@
 //! Run: `cargo bench --bench correlate`.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +25,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, Criterion};
 use operators::correlate::{CorrelateExt, CorrelatePlan, CorrelateState};
 use operators::models::topology::{ServiceSpec, Topology, TopologyEdge};
-use operators::records::{AlertEvent, AlertRecord, AlertStatus, AnomalyType, Severity};
+use operators::records::{AlertEvent, AlertRecord, AnomalyType};
 use operators::series::EventTime;
 use timely::dataflow::operators::core::Input as _;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
@@ -75,50 +74,24 @@ fn raw(n: u64, second: u64, event: AlertEvent, count: u64) -> AlertRecord {
     let service = ((n * 37) as usize) % services();
     let fp = format!("a{n}");
     let at = BASE_MS + second * 1000;
+    let labels = [
+        ("alertname".to_string(), "HarbingerAnomaly".to_string()),
+        ("service".to_string(), format!("svc{service}")),
+        ("metric".to_string(), format!("m{}", n % 7)),
+        ("alert".to_string(), fp.clone()),
+        ("severity".to_string(), "high".to_string()),
+    ]
+    .into();
     AlertRecord {
-        labels: [
-            ("alertname".to_string(), "HarbingerAnomaly".to_string()),
-            ("service".to_string(), format!("svc{service}")),
-            ("metric".to_string(), format!("m{}", n % 7)),
-            ("alert".to_string(), fp.clone()),
-            ("severity".to_string(), "high".to_string()),
-        ]
-        .into(),
-        annotations: BTreeMap::new(),
-        starts_at: String::new(),
-        ends_at: None,
-        generator_url: None,
         id: format!("{fp}|{second}|{event:?}"),
-        fingerprint: fp,
-        event,
-        status: if event == AlertEvent::Resolved {
-            AlertStatus::Resolved
-        } else {
-            AlertStatus::Firing
-        },
         anomaly_type: if n.is_multiple_of(3) {
             AnomalyType::ResourceSpike
         } else {
             AnomalyType::LatencySpike
         },
-        anomaly_shape: None,
-        severity: Severity::High,
         score: 0.5 + (n % 50) as f64 / 100.0,
-        confidence: 1.0,
-        actual_value: 2.0,
-        expected_value: 1.0,
-        deviation: 1.0,
-        threshold: 1.5,
-        detectors: BTreeMap::new(),
-        affected_features: vec![],
         count,
-        escalation_level: None,
-        incident_id: None,
-        muted_by: None,
-        flapping: false,
-        occurrences: None,
-        entity: format!("svc{service}"),
-        event_time: at,
+        ..AlertRecord::sample(labels, fp, event, format!("svc{service}"), at)
     }
 }
 

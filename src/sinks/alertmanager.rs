@@ -284,7 +284,7 @@ impl Drop for AlertmanagerSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use operators::records::{AlertStatus, AnomalyType, RootCauseCandidate, Severity};
+    use operators::records::{AlertStatus, RootCauseCandidate, Severity};
 
     fn book(uncorrelated: bool) -> Book {
         Book {
@@ -297,47 +297,22 @@ mod tests {
     }
 
     fn alert(fp: &str, incident: Option<&str>, resolved: bool) -> AlertRecord {
+        let labels = [
+            ("alertname".to_string(), "A".to_string()),
+            ("fp".into(), fp.into()),
+        ]
+        .into();
+        let event = if resolved {
+            AlertEvent::Resolved
+        } else {
+            AlertEvent::Updated
+        };
         AlertRecord {
-            labels: [
-                ("alertname".to_string(), "A".to_string()),
-                ("fp".into(), fp.into()),
-            ]
-            .into(),
-            annotations: BTreeMap::new(),
             starts_at: "2024-01-01T00:00:00.000Z".into(),
-            ends_at: None,
-            generator_url: None,
             id: fp.into(),
-            fingerprint: fp.into(),
-            event: if resolved {
-                AlertEvent::Resolved
-            } else {
-                AlertEvent::Updated
-            },
-            status: if resolved {
-                AlertStatus::Resolved
-            } else {
-                AlertStatus::Firing
-            },
-            anomaly_type: AnomalyType::LatencySpike,
-            anomaly_shape: None,
-            severity: Severity::High,
-            score: 0.9,
-            confidence: 1.0,
-            actual_value: 2.0,
-            expected_value: 1.0,
-            deviation: 1.0,
-            threshold: 1.5,
-            detectors: BTreeMap::new(),
-            affected_features: vec![],
             count: 2,
-            escalation_level: None,
             incident_id: incident.map(str::to_string),
-            muted_by: None,
-            flapping: false,
-            occurrences: None,
-            entity: "svc".into(),
-            event_time: 60_000,
+            ..AlertRecord::sample(labels, fp.into(), event, "svc".into(), 60_000)
         }
     }
 

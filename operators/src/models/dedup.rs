@@ -415,7 +415,6 @@ fn emit(fp: &str, open: &mut Open, event: AlertEvent, now: EventTime) -> AlertRe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::Severity;
 
     pub(crate) fn raw(
         labels: &[(&str, &str)],
@@ -429,34 +428,9 @@ mod tests {
             .collect();
         let fp = DedupConfig::default().fingerprint(&labels);
         AlertRecord {
-            labels,
-            annotations: BTreeMap::new(),
-            starts_at: String::new(),
-            ends_at: None,
-            generator_url: None,
-            id: String::new(),
-            fingerprint: fp,
-            event,
             status: AlertStatus::Firing,
-            anomaly_type: AnomalyType::LatencySpike,
-            anomaly_shape: None,
-            severity: Severity::High,
-            score: 0.9,
-            confidence: 1.0,
-            actual_value: 2.0,
-            expected_value: 1.0,
-            deviation: 1.0,
-            threshold: 1.5,
-            detectors: BTreeMap::new(),
-            affected_features: vec![],
             count,
-            escalation_level: None,
-            incident_id: None,
-            muted_by: None,
-            flapping: false,
-            occurrences: None,
-            entity: "carts".into(),
-            event_time: at,
+            ..AlertRecord::sample(labels, fp, event, "carts".into(), at)
         }
     }
 

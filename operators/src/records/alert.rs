@@ -171,3 +171,51 @@ pub struct AlertRecord {
     /// Event time of this lifecycle event (ms since the epoch).
     pub event_time: EventTime,
 }
+
+impl AlertRecord {
+    /// A plausible high-severity latency alert with the given identity, event and time (score
+    /// 0.9, value 2 against an expected 1, nothing else set): the starting point of tests,
+    /// benchmarks and tools that inject alerts; change other fields with struct update syntax.
+    pub fn sample(
+        labels: BTreeMap<String, String>,
+        fingerprint: String,
+        event: AlertEvent,
+        entity: String,
+        event_time: EventTime,
+    ) -> Self {
+        AlertRecord {
+            labels,
+            annotations: BTreeMap::new(),
+            starts_at: String::new(),
+            ends_at: None,
+            generator_url: None,
+            id: String::new(),
+            fingerprint,
+            event,
+            status: if event == AlertEvent::Resolved {
+                AlertStatus::Resolved
+            } else {
+                AlertStatus::Firing
+            },
+            anomaly_type: AnomalyType::LatencySpike,
+            anomaly_shape: None,
+            severity: Severity::High,
+            score: 0.9,
+            confidence: 1.0,
+            actual_value: 2.0,
+            expected_value: 1.0,
+            deviation: 1.0,
+            threshold: 1.5,
+            detectors: BTreeMap::new(),
+            affected_features: vec![],
+            count: 1,
+            escalation_level: None,
+            incident_id: None,
+            muted_by: None,
+            flapping: false,
+            occurrences: None,
+            entity,
+            event_time,
+        }
+    }
+}
