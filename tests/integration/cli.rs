@@ -48,6 +48,30 @@ fn validate_accepts_the_embedded_default_and_shipped_rules() {
 }
 
 #[test]
+fn every_shipped_example_config_validates() {
+    let examples = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(examples).expect("examples") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = harbinger()
+                .args(["validate", "--config"])
+                .arg(&path)
+                .output()
+                .expect("run");
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "the examples are there to check");
+}
+
+#[test]
 fn runtime_errors_exit_1_and_usage_errors_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = harbinger()
