@@ -6,10 +6,8 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
-use operators::series::EventTime;
-
 use crate::checkpoint::PartitionPosition;
-use crate::ingest::{Batch, Interner, PartitionClock, PartitionIngest};
+use crate::ingest::{Batch, Interner, PartitionIngest};
 use crate::parse::{csv::CsvDecoder, influx::InfluxDecoder, json::JsonDecoder};
 use crate::parse::{DecodeCtx, Decoder, Format, Precision};
 use crate::sources::pacing::Pace;
@@ -191,16 +189,12 @@ impl Partition for FilePartition {
         }
     }
 
-    fn clock(&self) -> &PartitionClock {
-        &self.ingest.clock
+    fn ingest(&self) -> &PartitionIngest {
+        &self.ingest
     }
 
-    fn lateness_ms(&self) -> u64 {
-        self.ingest.lateness_ms
-    }
-
-    fn set_floor(&mut self, floor: EventTime) {
-        self.ingest.floor = floor;
+    fn ingest_mut(&mut self) -> &mut PartitionIngest {
+        &mut self.ingest
     }
 
     fn progress(&self) -> (u64, Option<u64>) {

@@ -38,7 +38,6 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::sources::broker_health::{start_probe, Health};
-use operators::series::EventTime;
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::base_consumer::PartitionQueue;
@@ -49,7 +48,7 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 
 use crate::checkpoint::PartitionPosition;
-use crate::ingest::{Batch, Interner, LabelLimits, PartitionClock, PartitionIngest, PositionKind};
+use crate::ingest::{Batch, Interner, LabelLimits, PartitionIngest, PositionKind};
 use crate::parse::{DecodeCtx, Decoder, Format, Precision};
 use crate::sources::file::decoder_for;
 use crate::sources::{Partition, PartitionProvider, ReadStatus};
@@ -641,16 +640,12 @@ impl Partition for KafkaPartition {
         }
     }
 
-    fn clock(&self) -> &PartitionClock {
-        &self.ingest.clock
+    fn ingest(&self) -> &PartitionIngest {
+        &self.ingest
     }
 
-    fn lateness_ms(&self) -> u64 {
-        self.ingest.lateness_ms
-    }
-
-    fn set_floor(&mut self, floor: EventTime) {
-        self.ingest.floor = floor;
+    fn ingest_mut(&mut self) -> &mut PartitionIngest {
+        &mut self.ingest
     }
 
     fn is_idle(&self) -> bool {

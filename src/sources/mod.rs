@@ -11,7 +11,7 @@ pub mod simulator;
 use operators::series::EventTime;
 
 use crate::checkpoint::PartitionPosition;
-use crate::ingest::{Batch, Interner, PartitionClock};
+use crate::ingest::{Batch, Interner, PartitionIngest};
 
 /// What a read produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,15 +37,16 @@ pub trait Partition {
         batch: &mut Batch,
     ) -> ReadStatus;
 
-    /// The partition's clock (largest accepted event time).
-    fn clock(&self) -> &PartitionClock;
+    /// The partition's ingest state: its event-time clock, lateness and floor.
+    fn ingest(&self) -> &PartitionIngest;
 
-    /// Allowed lateness of this partition (ms).
-    fn lateness_ms(&self) -> u64;
+    /// The same, to change.
+    fn ingest_mut(&mut self) -> &mut PartitionIngest;
 
     /// The partition's watermark: nothing earlier will be accepted from it.
     fn watermark(&self) -> Option<EventTime> {
-        self.clock().watermark(self.lateness_ms())
+        let ingest = self.ingest();
+        ingest.clock.watermark(ingest.lateness_ms)
     }
 
     /// Bytes or records read so far, for progress reporting: (done, total if known).
@@ -72,7 +73,9 @@ pub trait Partition {
 
     /// Tells the partition the worker's frontier: points before it are late (see
     /// `PartitionIngest::floor`).
-    fn set_floor(&mut self, floor: EventTime);
+    fn set_floor(&mut self, floor: EventTime) {
+        self.ingest_mut().floor = floor;
+    }
 }
 
 /// Partitions that appear while the engine runs (Kafka assignments).

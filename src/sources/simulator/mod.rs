@@ -9,10 +9,9 @@ pub mod fleet;
 pub mod incidents;
 pub mod model;
 
-use operators::series::EventTime;
 use serde::Serialize;
 
-use crate::ingest::{Batch, Interner, PartitionClock, PartitionIngest, PositionKind, RawPoint};
+use crate::ingest::{Batch, Interner, PartitionIngest, PositionKind, RawPoint};
 use crate::sources::pacing::Pace;
 use crate::sources::{Partition, ReadStatus};
 use fleet::Fleet;
@@ -237,16 +236,12 @@ impl Partition for SimulatorPartition {
         }
     }
 
-    fn clock(&self) -> &PartitionClock {
-        &self.ingest.clock
+    fn ingest(&self) -> &PartitionIngest {
+        &self.ingest
     }
 
-    fn lateness_ms(&self) -> u64 {
-        self.ingest.lateness_ms
-    }
-
-    fn set_floor(&mut self, floor: EventTime) {
-        self.ingest.floor = floor;
+    fn ingest_mut(&mut self) -> &mut PartitionIngest {
+        &mut self.ingest
     }
 
     fn progress(&self) -> (u64, Option<u64>) {
