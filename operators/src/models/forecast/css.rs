@@ -8,6 +8,25 @@
 //! residuals are linear in the data, so its least-squares coefficient follows from two passes
 //! of the same recursion.
 
+/// Coefficient of a single regressor from the cross sums of series and regressor residuals
+/// (0 without a regressor). Shared by CSS and the Kalman filter's GLS.
+pub(crate) fn regression_beta(s_xy: f64, s_xx: f64) -> f64 {
+    if s_xx > 0.0 {
+        s_xy / s_xx
+    } else {
+        0.0
+    }
+}
+
+/// Residual sum of squares at [`regression_beta`]'s coefficient.
+pub(crate) fn regression_ssq(s_yy: f64, s_xy: f64, s_xx: f64) -> f64 {
+    if s_xx > 0.0 {
+        (s_yy - s_xy * s_xy / s_xx).max(0.0)
+    } else {
+        s_yy
+    }
+}
+
 /// Sums of one CSS pass.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CssSums {
@@ -24,20 +43,12 @@ pub(crate) struct CssSums {
 impl CssSums {
     /// Least-squares coefficient of the regressor (0 without one).
     pub(crate) fn beta(&self) -> f64 {
-        if self.s_xx > 0.0 {
-            self.s_xy / self.s_xx
-        } else {
-            0.0
-        }
+        regression_beta(self.s_xy, self.s_xx)
     }
 
     /// Residual sum of squares at that coefficient.
     pub(crate) fn ssq(&self) -> f64 {
-        if self.s_xx > 0.0 {
-            (self.s_yy - self.s_xy * self.s_xy / self.s_xx).max(0.0)
-        } else {
-            self.s_yy
-        }
+        regression_ssq(self.s_yy, self.s_xy, self.s_xx)
     }
 
     /// CSS estimate of the innovation variance, ssq / n.

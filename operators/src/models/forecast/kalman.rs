@@ -265,20 +265,12 @@ pub(crate) struct FilterSums {
 impl FilterSums {
     /// GLS coefficient of the regressor (0 without one).
     pub(crate) fn beta(&self) -> f64 {
-        if self.s_xx > 0.0 {
-            self.s_xy / self.s_xx
-        } else {
-            0.0
-        }
+        super::css::regression_beta(self.s_xy, self.s_xx)
     }
 
     /// Residual sum of squares at the GLS coefficient.
     pub(crate) fn ssq(&self) -> f64 {
-        if self.s_xx > 0.0 {
-            (self.s_yy - self.s_xy * self.s_xy / self.s_xx).max(0.0)
-        } else {
-            self.s_yy
-        }
+        super::css::regression_ssq(self.s_yy, self.s_xy, self.s_xx)
     }
 
     /// `0.5 ln(σ̂²) + 0.5 Σ ln F / n`: minus the concentrated log-likelihood per observation,
