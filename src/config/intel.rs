@@ -64,6 +64,8 @@ struct RawGrouping {
     group_by: Option<Vec<String>>,
     min_alerts: Option<Spanned<i64>>,
     dbscan_eps: Option<Spanned<f64>>,
+    reopen_secs: Option<Spanned<f64>>,
+    reopen_hops: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -194,6 +196,22 @@ pub fn correlation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Corre
             100.0,
             "dbscan_eps",
         ),
+        // 0 turns the wait off: an incident resolves with its last alert.
+        reopen_ms: (c.float(
+            &raw.grouping.reopen_secs,
+            g.reopen_ms as f64 / 1000.0,
+            0.0,
+            1e9,
+            "reopen_secs",
+        ) * 1000.0)
+            .round() as u64,
+        reopen_hops: c.int(
+            &raw.grouping.reopen_hops,
+            g.reopen_hops as i64,
+            0,
+            5,
+            "reopen_hops",
+        ) as u8,
     };
     let w = |c: &mut Check<'_, '_>, v: &Option<Spanned<f64>>, d: f64, what: &str| {
         c.float(v, d, 0.0, 100.0, what)

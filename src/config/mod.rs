@@ -294,6 +294,8 @@ fn compile(
             min_alerts: corr.grouping.min_alerts,
             root_cause: corr.root_cause,
             escalation: rules.escalation.clone(),
+            reopen_ms: corr.grouping.reopen_ms,
+            reopen_hops: corr.grouping.reopen_hops,
         },
         grouping: corr.grouping,
         mutes: rules.mutes.clone(),

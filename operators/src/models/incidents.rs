@@ -64,6 +64,12 @@ pub struct IncidentPolicy {
     pub root_cause: RootCauseConfig,
     /// Escalation.
     pub escalation: EscalationPolicy,
+    /// How long an incident whose alerts have all resolved stays open, waiting for related
+    /// alerts (0: it resolves at once). A fault's end and its late symptoms raise a second
+    /// wave of alerts minutes after the first resolves; they belong to the same incident.
+    pub reopen_ms: u64,
+    /// Call hops within which a new group counts as related to a waiting incident's entities.
+    pub reopen_hops: u8,
 }
 
 /// Alerts whose evidence an incident keeps for ranking. Incidents of more alerts are rare and
@@ -80,6 +86,21 @@ struct Incident {
     /// Evidence of every alert held while open (keys sort by onset), for ranking.
     #[serde(default)]
     evidence: BTreeMap<NodeKey, Evidence>,
+    /// When its last alert resolved, while it waits for related alerts (see
+    /// [`IncidentPolicy::reopen_ms`]); `None` while it has active alerts.
+    #[serde(default)]
+    emptied: Option<EventTime>,
+}
+
+impl Incident {
+    /// Whether the incident, waiting with no active alerts, may take `entities`' new group.
+    fn takes(&self, entities: &BTreeSet<&str>, topo: &Topology, hops: u8) -> bool {
+        self.evidence.values().any(|e| {
+            entities
+                .iter()
+                .any(|n| topo.relation(&e.entity, n, hops).is_some())
+        })
+    }
 }
 
 /// Open incidents and which alert belongs to which.
@@ -137,6 +158,8 @@ impl IncidentBook {
             ids.dedup();
             if let Some(id) = ids.first() {
                 claimed.insert((*id).clone(), g);
+            } else if let Some(id) = self.waiting_for(now, &g, info, topo, policy, &claimed) {
+                claimed.insert(id, g);
             } else if g.nodes.len() >= policy.min_alerts.max(1) {
                 let first = &g.nodes[0];
                 let id = format!(
@@ -164,10 +187,18 @@ impl IncidentBook {
             .collect();
         let mut inherited: BTreeMap<String, BTreeMap<NodeKey, Evidence>> = BTreeMap::new();
         for id in gone {
-            let Some(inc) = self.incidents.remove(&id) else {
+            let Some(mut inc) = self.incidents.remove(&id) else {
                 continue;
             };
             let merged_into = inc.members.iter().find_map(|k| new_of.get(k)).cloned();
+            if merged_into.is_none() && policy.reopen_ms > 0 {
+                // Its alerts all resolved: it waits for related alerts before resolving
+                // (`tick` resolves it when the wait is over).
+                inc.emptied.get_or_insert(now);
+                inc.members.clear();
+                self.incidents.insert(id, inc);
+                continue;
+            }
             if let Some(into) = &merged_into {
                 inherited
                     .entry(into.clone())
@@ -243,6 +274,7 @@ impl IncidentBook {
                     level,
                     last,
                     evidence,
+                    emptied: None,
                 },
             );
         }
@@ -265,10 +297,56 @@ impl IncidentBook {
         changes
     }
 
-    /// Escalation timers fired at `now`: incidents whose level rose emit `escalated`.
+    /// The waiting incident (see [`IncidentPolicy::reopen_ms`]) a new group `g` with no
+    /// incident of its own joins: one related to the group's entities, the most recently
+    /// emptied first.
+    fn waiting_for(
+        &self,
+        now: EventTime,
+        g: &Group,
+        info: &BTreeMap<NodeKey, MemberInfo>,
+        topo: &Topology,
+        policy: &IncidentPolicy,
+        claimed: &BTreeMap<String, Group>,
+    ) -> Option<String> {
+        let entities: BTreeSet<&str> = g
+            .nodes
+            .iter()
+            .filter_map(|k| info.get(k))
+            .map(|m| m.node.entity.as_str())
+            .collect();
+        self.incidents
+            .iter()
+            .filter(|(id, _)| !claimed.contains_key(*id))
+            .filter(|(_, inc)| inc.emptied.is_some_and(|e| now < e + policy.reopen_ms))
+            .filter(|(_, inc)| inc.takes(&entities, topo, policy.reopen_hops))
+            .max_by(|a, b| a.1.emptied.cmp(&b.1.emptied).then(b.0.cmp(a.0)))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Timers fired at `now`: incidents whose escalation level rose emit `escalated`; incidents
+    /// that waited `reopen_ms` with no active alerts resolve.
     pub fn tick(&mut self, now: EventTime, policy: &IncidentPolicy) -> Vec<IncidentRecord> {
         let mut out = Vec::new();
-        for inc in self.incidents.values_mut() {
+        let expired: Vec<String> = self
+            .incidents
+            .iter()
+            .filter(|(_, i)| i.emptied.is_some_and(|e| e + policy.reopen_ms <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            let Some(inc) = self.incidents.remove(&id) else {
+                continue;
+            };
+            let mut rec = inc.last;
+            rec.event = AlertEvent::Resolved;
+            rec.status = AlertStatus::Resolved;
+            rec.event_time = now;
+            // Its duration ends with its last alert, not with the wait.
+            rec.duration_minutes = minutes(inc.emptied.unwrap_or(now), inc.first);
+            out.push(rec);
+        }
+        for inc in self.incidents.values_mut().filter(|i| i.emptied.is_none()) {
             let (level, _) =
                 policy
                     .escalation
@@ -292,7 +370,10 @@ impl IncidentBook {
     pub fn next_deadline(&self, now: EventTime, policy: &IncidentPolicy) -> Option<EventTime> {
         self.incidents
             .values()
-            .filter_map(|i| policy.escalation.next_deadline(i.opened, now))
+            .filter_map(|i| match i.emptied {
+                Some(e) => Some((e + policy.reopen_ms).max(now + 1)),
+                None => policy.escalation.next_deadline(i.opened, now),
+            })
             .min()
     }
 }
@@ -544,5 +625,58 @@ mod tests {
         let ch = book.update(50, vec![], &BTreeMap::new(), &topo, &policy);
         assert_eq!(ch.records[0].event, AlertEvent::Resolved);
         assert_eq!(book.state_len(), 0);
+    }
+
+    #[test]
+    fn waits_for_related_alerts_before_resolving() {
+        let policy = IncidentPolicy {
+            min_alerts: 2,
+            reopen_ms: 100,
+            reopen_hops: 1,
+            ..IncidentPolicy::default()
+        };
+        let topo = Topology::from_services(&[
+            crate::models::topology::ServiceSpec {
+                name: "x".into(),
+                calls: vec!["y".into()],
+                ..Default::default()
+            },
+            crate::models::topology::ServiceSpec {
+                name: "y".into(),
+                ..Default::default()
+            },
+        ]);
+        let mut book = IncidentBook::default();
+        let (ka, a) = member("a", "x", 0);
+        let (kb, b) = member("b", "y", 1);
+        let info = BTreeMap::from([(ka.clone(), a), (kb.clone(), b)]);
+        let ch = book.update(10, vec![group(&[&ka, &kb])], &info, &topo, &policy);
+        let id = ch.records[0].incident_id.clone();
+        // Every alert resolves: no event yet, a timer for the end of the wait.
+        let ch = book.update(20, vec![], &BTreeMap::new(), &topo, &policy);
+        assert!(ch.records.is_empty());
+        assert_eq!(book.next_deadline(20, &policy), Some(120));
+        // A lone alert on a related service joins the waiting incident (below min_alerts).
+        let (kc, c) = member("c", "y", 50);
+        let info = BTreeMap::from([(kc.clone(), c)]);
+        let ch = book.update(60, vec![group(&[&kc])], &info, &topo, &policy);
+        assert_eq!(ch.records.len(), 1);
+        assert_eq!(
+            (ch.records[0].incident_id.as_str(), ch.records[0].event),
+            (id.as_str(), AlertEvent::Updated)
+        );
+        // It resolves; an unrelated alert later does not join, and the wait ends in `tick`.
+        book.update(70, vec![], &BTreeMap::new(), &topo, &policy);
+        let (kd, d) = member("d", "elsewhere", 80);
+        let info = BTreeMap::from([(kd.clone(), d)]);
+        let ch = book.update(80, vec![group(&[&kd])], &info, &topo, &policy);
+        assert!(ch.records.is_empty());
+        assert!(book.tick(169, &policy).is_empty());
+        let ch = book.tick(170, &policy);
+        assert_eq!(
+            (ch[0].incident_id.as_str(), ch[0].event),
+            (id.as_str(), AlertEvent::Resolved)
+        );
+        assert_eq!(book.open_count(), 0);
     }
 }
