@@ -16,8 +16,10 @@
 //! *Slack* is the mean over minutes of (request − demand) where positive: the capacity paid for
 //! and unused. Over-provisioning reduction = 1 − slack(ours) / slack(VPA).
 //!
-//! Entry points: [`generate`], [`evaluate`], [`evaluate_suite`], [`Totals`]; the unit test
-//! prints the table and asserts issue 6's target on the whole suite.
+//! Entry points: [`generate`], [`evaluate`], [`evaluate_suite`], [`Totals`], [`report`]. The
+//! right-sizing defaults were chosen with the ignored `sweep` test on seeds 1–5; the unit test
+//! `ours_beats_vpa_on_the_suite` runs seeds 101–105, prints the table and asserts issue 6's
+//! target on the whole suite and on the trend + season workload.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -495,19 +497,19 @@ mod tests {
         assert!(g.mean_slack_reduction_pct >= 20.0, "{g:?}");
     }
 
-    /// Parameter sweep for the design notes (`cargo test -p operators sweep -- --ignored
-    /// --nocapture`): totals per setting, every shape and seed.
+    /// Parameter sweep on the tuning seeds (`cargo test -p operators sweep -- --ignored
+    /// --nocapture`): totals and per-shape `vpa/ours under-provisioned/slack reduction`.
     #[test]
     #[ignore]
     fn sweep() {
-        for q in [0.5, 0.8] {
-            for cap in [2.0, 3.0, 4.0, 6.0] {
-                for m in [0.05, 0.1] {
+        for q in [0.8] {
+            for cap in [2.0, 4.0] {
+                for m in [0, 10 * 60_000, 20 * 60_000] {
                     let cfg = EvalConfig {
                         right_sizing: RightSizingConfig {
                             min_request_percentile: q,
                             miss_cost: cap,
-                            safety_margin: m,
+                            carry_recent_ms: m,
                             ..RightSizingConfig::default()
                         },
                         ..EvalConfig::default()
