@@ -141,9 +141,15 @@ impl CapacityScalingConfig {
             .insert("add".into(), new_capacity - current_capacity);
         d.current.insert("capacity".into(), current_capacity);
         d.confidence = cap.probability.clamp(0.0, 1.0);
-        let deadline = forecast.time + cap.time_to_limit_ms.unwrap_or(cap.horizon_ms);
+        let deadline = forecast
+            .time
+            .saturating_add(cap.time_to_limit_ms.unwrap_or(cap.horizon_ms));
         d.act_by = Some(deadline.saturating_sub(self.lead_ms).max(forecast.time));
-        d.valid_until = Some(forecast.time + (cap.horizon_ms as f64 * self.cover_factor) as u64);
+        d.valid_until = Some(
+            forecast
+                .time
+                .saturating_add((cap.horizon_ms as f64 * self.cover_factor) as u64),
+        );
         d.expected_improvement_pct = match cap.time_to_limit_ms {
             Some(ttl) if cap.horizon_ms > 0 => {
                 100.0 * cap.horizon_ms.saturating_sub(ttl) as f64 / cap.horizon_ms as f64

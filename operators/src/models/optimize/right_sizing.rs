@@ -317,7 +317,7 @@ impl RightSizing {
     /// scored against the forecast and the model is refitted. Call before [`Self::recommend`].
     pub fn advance_to(&mut self, now_ms: EventTime) {
         let Some(open) = self.open else { return };
-        if (open.index + 1) * self.cfg.step_ms > now_ms {
+        if (open.index + 1).saturating_mul(self.cfg.step_ms) > now_ms {
             return;
         }
         self.open = None;
@@ -438,7 +438,8 @@ impl RightSizing {
     }
 
     /// Request and limit covering the peak of the steps that overlap `[now_ms, now_ms +
-    /// horizon_ms)` (at least the step containing `now_ms`). `None` before the first sample.
+    /// horizon_ms)` (at least the step containing `now_ms`, at most `history_steps` steps).
+    /// `None` before the first sample.
     pub fn estimate(&self, now_ms: EventTime, horizon_ms: u64) -> Option<RightSizingEstimate> {
         let history_days = self.steps.len() as f64 / self.cfg.season_steps as f64;
         let confidence = history_confidence(history_days, self.cfg.full_confidence_days);
@@ -463,8 +464,11 @@ impl RightSizing {
         };
         let first = now_ms / self.cfg.step_ms;
         let end = now_ms.saturating_add(horizon_ms.max(1));
-        let last = (end - 1) / self.cfg.step_ms;
-        let last = last.max(first);
+        // A horizon longer than the history cannot be forecast honestly; it is cut there (and
+        // the loop below stays bounded for any input).
+        let last = ((end - 1) / self.cfg.step_ms)
+            .max(first)
+            .min(first.saturating_add(self.cfg.history_steps as u64));
         let peak = (first..=last).map(|k| fit.predict(k)).fold(0.0, f64::max);
         let margin = 1.0 + self.cfg.safety_margin;
         let since = now_ms.saturating_sub(self.cfg.carry_recent_ms);
@@ -614,6 +618,8 @@ mod tests {
             );
             assert!(e.limit >= e.request);
         }
+        // Absurd horizons are cut at the history length instead of looping for ever.
+        assert!(r.estimate(end, u64::MAX).is_some());
         let d = r.recommend(end, HOUR, Some(5.0)).unwrap();
         assert!(d.expected_improvement_pct > 50.0);
         assert!((d.confidence - 1.0).abs() < 1e-12);
