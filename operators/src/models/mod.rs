@@ -31,6 +31,7 @@ pub mod isolation_forest;
 pub mod knn_detector;
 pub mod matchers;
 pub mod one_class_svm;
+pub mod optimize;
 pub mod peers;
 pub mod quantile_sketch;
 pub mod reservoir;
