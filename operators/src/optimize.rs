@@ -222,3 +222,96 @@ impl<'scope> OptimizeExt<'scope> for StreamVec<'scope, EventTime, Routed> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::rec_rules::{RecRule, Template};
+    use crate::models::window_stats::FeatureValues;
+    use crate::records::{Level, RecommendationCategory, WindowFeatures};
+    use crate::series::SeriesKey;
+
+    fn plan() -> Arc<OptimizePlan> {
+        let e = |s: &str| crate::models::cel_rule::CelExpr::compile(s).unwrap();
+        Arc::new(OptimizePlan {
+            rules: vec![RecRule {
+                name: "r".into(),
+                category: RecommendationCategory::CapacityScaling,
+                metric: regex::Regex::new("^cpu$").unwrap(),
+                labels: BTreeMap::new(),
+                when: e("hours.p95 > 50.0"),
+                current: None,
+                recommended: e("hours.p95 * 2.0"),
+                improvement: None,
+                confidence: None,
+                title: Template::parse("t {entity}").unwrap(),
+                description: Template::parse("d").unwrap(),
+                steps: vec![],
+                effort: Level::Low,
+                risk: Level::Low,
+                expire_ms: None,
+                config_keys: Default::default(),
+            }],
+            ..OptimizePlan::default()
+        })
+    }
+
+    fn input(entity: &str, end: EventTime, v: f64) -> Routed {
+        let key = Arc::new(SeriesKey::new("cpu", [("service".into(), entity.into())]));
+        (
+            entity.into(),
+            OptimizeInput::Features(WindowFeatures {
+                series: key.id(),
+                key,
+                window: "1m".into(),
+                start: end - 60_000,
+                end,
+                values: FeatureValues::single(v),
+            }),
+        )
+    }
+
+    #[test]
+    fn a_restored_state_continues_exactly() {
+        let mut a = OptimizeState::new(plan(), Vec::new());
+        let batch: Vec<Routed> = (1..=30)
+            .flat_map(|i| [input("x", i * 60_000, 60.0), input("y", i * 60_000, 70.0)])
+            .collect();
+        a.apply(batch);
+        let first = a.evaluate(1_800_000);
+        assert_eq!(first.len(), 2);
+        a.prepare_snapshot();
+        let saved: OptimizeState =
+            serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+        let mut b = OptimizeState::new(plan(), Vec::new());
+        b.restore_from(saved).unwrap();
+        for s in [&mut a, &mut b] {
+            s.apply((31..=60).map(|i| input("x", i * 60_000, 90.0)).collect());
+        }
+        let (ra, rb) = (a.evaluate(3_600_000), b.evaluate(3_600_000));
+        assert_eq!(ra, rb);
+        // Only x changed materially (60 → 90); y is unchanged and not repeated.
+        assert_eq!(ra.len(), 1);
+        assert_eq!(ra[0].component, "x");
+        assert_eq!(ra[0].recommendation_id, first[0].recommendation_id);
+    }
+
+    #[test]
+    fn input_order_within_a_time_does_not_matter() {
+        let batch: Vec<Routed> = (1..=30)
+            .flat_map(|i| {
+                [
+                    input("x", i * 60_000, i as f64 * 3.0),
+                    input("y", i * 60_000, 70.0),
+                ]
+            })
+            .collect();
+        let mut reversed = batch.clone();
+        reversed.reverse();
+        let mut a = OptimizeState::new(plan(), Vec::new());
+        let mut b = OptimizeState::new(plan(), Vec::new());
+        a.apply(batch);
+        b.apply(reversed);
+        assert_eq!(a.evaluate(1_800_000), b.evaluate(1_800_000));
+    }
+}

@@ -444,3 +444,55 @@ pub struct EntityView<'a> {
     /// What counts as a quick alert resolution (ms).
     pub quick_ms: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn horizons_keep_the_current_and_previous_block() {
+        let mut h = Horizon::new(100);
+        for t in 0..100 {
+            h.insert(t, 1.0, 1.0);
+        }
+        for t in 100..150 {
+            h.insert(t, 3.0, 5.0);
+        }
+        let a = h.aggregates();
+        assert_eq!(a.count, 150.0);
+        assert_eq!(a.max, 5.0);
+        assert!((a.mean - (100.0 + 150.0) / 150.0).abs() < 1e-12);
+        assert_eq!(a.p50, 1.0);
+        assert_eq!(a.p99, 3.0);
+        // The next block drops the first; a gap of two blocks drops both.
+        h.insert(200, 2.0, 2.0);
+        assert_eq!(h.aggregates().count, 51.0);
+        h.insert(500, 7.0, 7.0);
+        let a = h.aggregates();
+        assert_eq!((a.count, a.p50, a.max), (1.0, 7.0, 7.0));
+        // Non-finite values are ignored.
+        h.insert(501, f64::NAN, 1.0);
+        assert_eq!(h.aggregates().count, 1.0);
+    }
+
+    fn alert(fp: &str, event: AlertEvent, t: EventTime, incident: bool) -> AlertRecord {
+        AlertRecord {
+            incident_id: incident.then(|| "i".to_string()),
+            ..AlertRecord::sample(Default::default(), fp.into(), event, "svc".into(), t)
+        }
+    }
+
+    #[test]
+    fn alert_statistics_count_open_resolved_and_quick_noise() {
+        let mut s = AlertStats::default();
+        s.apply(&alert("a", AlertEvent::Opened, 0, false));
+        s.apply(&alert("a", AlertEvent::Resolved, 300_000, false));
+        s.apply(&alert("b", AlertEvent::Opened, 0, false));
+        s.apply(&alert("b", AlertEvent::Resolved, 1_800_000, true));
+        s.apply(&alert("c", AlertEvent::Opened, 2_000_000, false));
+        let v = s.view(600_000);
+        assert_eq!((v.opened, v.open, v.resolved), (3.0, 1.0, 2.0));
+        assert_eq!(v.mttr_minutes, (5.0 + 30.0) / 2.0);
+        assert_eq!((v.without_incident, v.quick_without_incident), (1.0, 1.0));
+    }
+}

@@ -1003,3 +1003,96 @@ impl Publication {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(k: &[&str]) -> BTreeSet<String> {
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn templates_render_placeholders_and_literal_braces() {
+        let t = Template::parse("x={a * 2.0} {{lit}} {name}").unwrap();
+        let mut ctx = Context::with_env(shared_env());
+        ctx.add_variable_from_value("a", 1.25);
+        ctx.add_variable_from_value("name", "orders");
+        assert_eq!(t.render(&ctx).unwrap(), "x=2.5 {lit} orders");
+        let e = Template::parse("ab {a >}").unwrap_err();
+        assert!(e.offset >= 4, "{e:?}");
+        assert_eq!(Template::parse("ab {a").unwrap_err().offset, 3);
+    }
+
+    #[test]
+    fn paths_are_checked_against_the_context() {
+        let ok = CelExpr::compile(
+            "window.p95 > hours.p99 && days.count > 1.0 && labels.zone == 'a' && \
+             metrics.cpu.hours_p95 > 1.0 && config.pool_size > 1.0 && entity == 'x'",
+        )
+        .unwrap();
+        assert_eq!(
+            check_paths(&ok, &keys(&["pool_size"])).unwrap(),
+            keys(&["pool_size"])
+        );
+        for (bad, at) in [
+            ("window.p96 > 1.0", 0),
+            ("1.0 < hours.max.x", 6),
+            ("metrics.cpu.p42 > 0.0", 0),
+            ("config.nope > 1.0", 0),
+            ("entity.x == 'a'", 0),
+            ("foo > 1", 0),
+        ] {
+            let e = check_paths(&CelExpr::compile(bad).unwrap(), &keys(&["pool_size"]));
+            assert_eq!(e.map_err(|e| e.offset), Err(at), "{bad}");
+        }
+    }
+
+    fn draft(value: f64, confidence: f64) -> Draft {
+        Draft {
+            source: "rule:x".into(),
+            category: RecommendationCategory::ConfigurationTuning,
+            title: "t".into(),
+            description: "d".into(),
+            component: "c".into(),
+            target: [("service".to_string(), "c".to_string())].into(),
+            current_value: None,
+            recommended_value: serde_json::json!(value),
+            expected_improvement: 40.0,
+            confidence,
+            urgency: 0.2,
+            implementation_steps: vec![],
+            estimated_effort: Level::Low,
+            risk_level: Level::Medium,
+            expire_ms: None,
+            evidence: vec![],
+        }
+    }
+
+    #[test]
+    fn priority_weighs_improvement_urgency_confidence_and_risk() {
+        // 100 × 0.5 × (0.5 × 0.4 + 0.5 × 0.2) × 0.85 = 12.75 → 12.8 (one decimal).
+        assert_eq!(priority(&draft(1.0, 0.5)), 12.8);
+    }
+
+    #[test]
+    fn publication_emits_new_material_and_lapsing_only() {
+        let s = OptimizeSettings::default();
+        let mut p = Publication::default();
+        let first = p.publish(draft(10.0, 0.5), 0, &s).unwrap();
+        assert_eq!(first.expires_at, rfc3339_millis(s.expire_ms));
+        // 5 % change: not material.
+        assert!(p.publish(draft(10.5, 0.5), s.every_ms, &s).is_none());
+        // 20 % change: material, same id.
+        let changed = p.publish(draft(12.0, 0.5), 2 * s.every_ms, &s).unwrap();
+        assert_eq!(changed.recommendation_id, first.recommendation_id);
+        // Priority up by ≥ 10 points.
+        assert!(p.publish(draft(12.0, 1.0), 3 * s.every_ms, &s).is_some());
+        // Close to expiry: renewed.
+        let late = 3 * s.every_ms + s.expire_ms - s.every_ms;
+        assert!(p.publish(draft(12.0, 1.0), late, &s).is_some());
+        // After expiry it is forgotten.
+        p.expire(late + s.expire_ms);
+        assert!(p.is_empty());
+    }
+}
