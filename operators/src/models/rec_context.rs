@@ -261,13 +261,13 @@ impl EntityBook {
                     key: f.key.clone(),
                     first: f.end,
                     last: f.end,
-                    latest: v.clone(),
+                    latest: *v,
                     short: Horizon::new(horizons.short_ms),
                     long: Horizon::new(horizons.long_ms),
                     forecast: None,
                 });
                 s.last = s.last.max(f.end);
-                s.latest = v.clone();
+                s.latest = *v;
                 s.short.insert(f.end, v.mean, v.max);
                 s.long.insert(f.end, v.mean, v.max);
             }

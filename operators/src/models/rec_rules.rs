@@ -387,7 +387,7 @@ pub fn check_paths(
         };
         let depth_ok = match fields {
             None => path.len() <= 2,
-            Some(f) if f.is_empty() => path.len() == 1,
+            Some([]) => path.len() == 1,
             Some(f) => path.get(1).is_none_or(|x| f.contains(&x.as_str())) && path.len() <= 2,
         };
         if !depth_ok {
