@@ -502,7 +502,7 @@ pool_size = 20
 name = "good"
 category = "configuration_tuning"
 metric = "saturation_ratio"
-when = "window.mean > 0.5"
+when = "window.mean >= 0.0"
 recommended = "config.pool_size * 2.0"
 title = "t"
 description = "d"
@@ -727,4 +727,51 @@ fn a_simulator_replay_recommends_with_stable_ids_and_no_repeats() {
 /// Parses the RFC 3339 times the records carry.
 fn time(s: &str) -> u64 {
     harbinger::parse::timestamp::parse_text(s).unwrap_or_else(|e| panic!("bad time {s}: {e:?}"))
+}
+
+#[test]
+fn a_replay_with_a_bad_rule_runs_the_good_ones() {
+    let text = format!(
+        "{GOOD_RULE}{}",
+        r#"
+[[recommendation]]
+name = "broken"
+category = "system_settings"
+metric = ".*"
+when = "window.mean >"
+recommended = "1"
+title = "t"
+description = "d"
+effort = "low"
+risk = "low"
+"#
+    );
+    let rules = rules_dir_with(&text);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("sim");
+    let config = SimulatorConfig {
+        duration_ms: 2 * HOUR,
+        seed: 7,
+        ..SimulatorConfig::default()
+    };
+    simulate(config, &sim).expect("simulate");
+    let out = dir.path().join("out");
+    replay(
+        &[sim.join("metrics.jsonl")],
+        None,
+        None,
+        Some(rules.path()),
+        None,
+        false,
+        &out,
+        &cluster(2),
+    )
+    .expect("a bad recommendation rule does not stop the run");
+    let text = std::fs::read_to_string(out.join("recommendations.jsonl")).expect("read");
+    let recs: Vec<RecommendationRecord> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .collect();
+    assert!(!recs.is_empty());
+    assert!(recs.iter().all(|r| r.source == "rule:good"), "{recs:?}");
 }

@@ -583,6 +583,7 @@ fn add<T: Serialize>(ctx: &mut Context<'_, '_>, name: &str, v: &T) {
 fn series_context(
     view: &EntityView<'_>,
     s: &SeriesStats,
+    (hours, days): &(Aggregates, Aggregates),
     shared: &[(&'static str, Value)],
 ) -> Context<'static, 'static> {
     let mut ctx = Context::with_env(shared_env());
@@ -621,8 +622,8 @@ fn series_context(
             counter_rate: f.counter_rate,
         },
     );
-    add(&mut ctx, "hours", &s.short.aggregates());
-    add(&mut ctx, "days", &s.long.aggregates());
+    add(&mut ctx, "hours", hours);
+    add(&mut ctx, "days", days);
     let (forecast, capacity) = match &s.forecast {
         None => (ForecastView::default(), CapacityView::default()),
         Some(fc) => (
@@ -663,10 +664,13 @@ fn series_context(
     ctx
 }
 
-/// Variables shared by every series of the entity.
-fn entity_context(view: &EntityView<'_>) -> Vec<(&'static str, Value)> {
+/// Variables shared by every series of the entity; `aggregates` are each series' (hours, days).
+fn entity_context(
+    view: &EntityView<'_>,
+    aggregates: &[(Aggregates, Aggregates)],
+) -> Vec<(&'static str, Value)> {
     let mut metrics = BTreeMap::new();
-    for s in view.book.series.values() {
+    for (s, (hours, days)) in view.book.series.values().zip(aggregates) {
         // Series of the same metric with other labels: the first (by id) stands for them.
         metrics
             .entry(s.key.name.as_str())
@@ -675,8 +679,8 @@ fn entity_context(view: &EntityView<'_>) -> Vec<(&'static str, Value)> {
                 max: s.latest.max,
                 p95: s.latest.p95,
                 p99: s.latest.p99,
-                hours_p95: s.short.aggregates().p95,
-                days_p95: s.long.aggregates().p95,
+                hours_p95: hours.p95,
+                days_p95: days.p95,
             });
     }
     let mut out = Vec::new();
@@ -751,17 +755,30 @@ impl Recommender for RuleRecommender {
 
     fn recommend(&mut self, view: &EntityView<'_>, out: &mut Vec<Draft>) {
         let plan = self.plan.clone();
-        let mut shared = None;
-        for s in view.book.series.values() {
+        let applicable = |rule: &RecRule, s: &SeriesStats| {
+            rule.selects(s) && rule.config_keys.iter().all(|k| view.config.contains_key(k))
+        };
+        let series = &view.book.series;
+        if !series
+            .values()
+            .any(|s| plan.rules.iter().any(|r| applicable(r, s)))
+        {
+            return;
+        }
+        // Percentiles merge two sketches: compute them once per series and evaluation.
+        let aggregates: Vec<(Aggregates, Aggregates)> = series
+            .values()
+            .map(|s| (s.short.aggregates(), s.long.aggregates()))
+            .collect();
+        let shared = entity_context(view, &aggregates);
+        for (s, aggs) in series.values().zip(&aggregates) {
             let mut ctx = None;
             for (i, rule) in plan.rules.iter().enumerate() {
-                if !rule.selects(s) || !rule.config_keys.iter().all(|k| view.config.contains_key(k))
-                {
+                if !applicable(rule, s) {
                     continue;
                 }
-                let shared = shared.get_or_insert_with(|| entity_context(view));
-                let ctx = ctx.get_or_insert_with(|| series_context(view, s, shared));
-                match self.draft(view, s, rule, ctx) {
+                let ctx = ctx.get_or_insert_with(|| series_context(view, s, aggs, &shared));
+                match self.draft(view, s, aggs, rule, ctx) {
                     Outcome::Value(Some(d)) => out.push(d),
                     Outcome::Value(None) | Outcome::NotApplicable => {}
                     Outcome::Failed(e) => self.report(i, "", &e),
@@ -776,6 +793,7 @@ impl RuleRecommender {
         &mut self,
         view: &EntityView<'_>,
         s: &SeriesStats,
+        (hours, days): &(Aggregates, Aggregates),
         rule: &RecRule,
         ctx: &Context<'_, '_>,
     ) -> Outcome<Option<Draft>> {
@@ -828,7 +846,7 @@ impl RuleRecommender {
         let history_hours = s.last.saturating_sub(s.first) as f64 / MS_PER_HOUR;
         let confidence = match &rule.confidence {
             Some(e) => get!(number(get!(eval(e, ctx)), "confidence")),
-            None => default_confidence(history_hours, &s.long.aggregates()),
+            None => default_confidence(history_hours, days),
         };
         let title = get!(render(&rule.title, ctx));
         let description = get!(render(&rule.description, ctx));
@@ -838,8 +856,6 @@ impl RuleRecommender {
         }
         let mut target: BTreeMap<String, String> = s.key.labels.iter().cloned().collect();
         target.insert("metric".into(), s.key.name.clone());
-        let days = s.long.aggregates();
-        let hours = s.short.aggregates();
         let evidence = vec![
             format!(
                 "{}: latest window mean {}, p95 {}",
