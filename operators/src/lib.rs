@@ -11,6 +11,7 @@ pub mod correlate;
 pub mod detect;
 pub mod entity;
 pub mod models;
+pub mod optimize;
 pub mod records;
 pub mod rules;
 pub mod series;

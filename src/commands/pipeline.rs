@@ -171,6 +171,12 @@ pub fn open_outputs(sinks: &SinkPlan) -> std::io::Result<Outputs> {
                 &dir.join("dead_letters.jsonl"),
                 false,
             )?)));
+        outputs
+            .recommendations
+            .push(Arc::new(Mutex::new(JsonlWriter::create(
+                &dir.join("recommendations.jsonl"),
+                true,
+            )?)));
         if sinks.features {
             outputs
                 .features
@@ -194,6 +200,10 @@ pub fn open_outputs(sinks: &SinkPlan) -> std::io::Result<Outputs> {
         outputs.alerts.push(Arc::new(Mutex::new(alerts)));
         let incidents = KafkaSink::new(producer.clone(), &k.incidents_topic);
         outputs.incidents.push(Arc::new(Mutex::new(incidents)));
+        let recommendations = KafkaSink::new(producer.clone(), &k.recommendations_topic);
+        outputs
+            .recommendations
+            .push(Arc::new(Mutex::new(recommendations)));
         let dead = KafkaSink::new(producer, &k.dead_letters_topic);
         outputs.dead_letters.push(Arc::new(Mutex::new(dead)));
     }
@@ -213,6 +223,7 @@ fn print_report(r: &RunReport, out: Option<&Path>) {
         .map(|(k, v)| format!("{k} {v}"))
         .collect();
     eprintln!("Incidents: {}.", incidents.join(", "));
+    eprintln!("Recommendations: {}.", r.recommendations);
     eprintln!(
         "Dead letters: {} ({} late). State per series: windows {:.0} B, detectors {:.0} B.",
         r.dead_letters, r.late_points, r.window_bytes_per_series, r.detector_bytes_per_series

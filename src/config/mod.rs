@@ -11,6 +11,7 @@ pub mod detectors;
 pub mod error;
 pub mod intel;
 pub mod raw;
+pub mod recommend;
 pub mod rules;
 pub mod sinks;
 pub mod sources;
@@ -141,6 +142,8 @@ pub struct Plan {
     pub topology: Vec<ServiceSpec>,
     /// The topology file to watch for reloads, if any.
     pub topology_path: Option<PathBuf>,
+    /// The optimizer's rules and settings.
+    pub optimize: Arc<operators::models::rec_rules::OptimizePlan>,
 }
 
 /// Reads and compiles `path` (the embedded default when `None`); `rules_dir` overrides the file's
@@ -301,7 +304,16 @@ fn compile(
         mutes: rules.mutes.clone(),
         links: corr.links,
     };
+    if let Some(w) = &rules.recommendations.settings.window {
+        if !windows.iter().any(|s| &s.name == w) {
+            c.err(
+                0..0,
+                format!("recommendations.toml: window {w:?} is not a configured window"),
+            );
+        }
+    }
     Plan {
+        optimize: rules.recommendations.clone(),
         correlate: Arc::new(correlate),
         topology: rules.topology.clone(),
         topology_path: rules.topology_path.clone(),

@@ -6,6 +6,7 @@
 //! * `anomaly_types.toml` — metric-name (and shape) rules naming an anomaly's type.
 //! * `fusion.toml` — how detector scores are calibrated, fused and damped, and each detector
 //!   kind's weight.
+//! * `recommendations.toml` — the optimizer's rules (see `super::recommend`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,10 @@ pub const RULE_FILES: &[RuleFile] = &[
         name: "topology.toml",
         default: include_str!("../../rules/topology.toml"),
     },
+    RuleFile {
+        name: "recommendations.toml",
+        default: include_str!("../../rules/recommendations.toml"),
+    },
 ];
 
 /// Detector kinds a weight may name.
@@ -99,6 +104,8 @@ pub struct Rules {
     pub topology: Vec<operators::models::topology::ServiceSpec>,
     /// Where `topology.toml` was read from, when it is a real file (for reloads).
     pub topology_path: Option<PathBuf>,
+    /// The optimizer's settings, declared config values and recommendation rules.
+    pub recommendations: std::sync::Arc<operators::models::rec_rules::OptimizePlan>,
 }
 
 /// Reads `name` from `dir` if it exists there, else the embedded default; returns (path shown in
@@ -241,6 +248,10 @@ pub fn load_rules(dir: Option<&Path>, errors: &mut Vec<ConfigError>) -> Rules {
             "topology.toml" => {
                 rules.topology = super::intel::topology(&src, errors);
                 rules.topology_path = path.exists().then(|| path.clone());
+            }
+            "recommendations.toml" => {
+                rules.recommendations =
+                    std::sync::Arc::new(super::recommend::recommendations(&src, errors));
             }
             other => unreachable!("rule file {other} has no loader"),
         }

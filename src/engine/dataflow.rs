@@ -1,5 +1,6 @@
 //! Builds the dataflow on one worker: three inputs (points, series keys, dead letters), the
-//! windows → detect → alerts chain, and the ordered sinks on worker 0.
+//! windows → detect → alerts → correlate chain, the optimizer fed by all of them, and the
+//! ordered sinks on worker 0.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -8,8 +9,12 @@ use operators::alerting::{AlertState, AlertingExt};
 use operators::correlate::{CorrelateExt, CorrelateOut, CorrelateState};
 use operators::detect::{DetectExt, DetectState};
 use operators::entity::{EntityDetectExt, EntityState};
+use operators::models::rec_context::OptimizeInput;
 use operators::models::topology::TopologyEdge;
-use operators::records::{AlertRecord, DeadLetter, IncidentRecord, WindowFeatures};
+use operators::optimize::{OptimizeExt, OptimizeState, Routed};
+use operators::records::{
+    AlertRecord, DeadLetter, ForecastRecord, IncidentRecord, RecommendationRecord, WindowFeatures,
+};
 use operators::series::{EventTime, Point, SeriesId, SharedKey};
 use operators::sink::OrderedSinkExt;
 use operators::window::{WindowFeaturesExt, WindowState};
@@ -52,6 +57,8 @@ pub struct States {
     pub entity: Option<Rc<RefCell<EntityState>>>,
     /// Correlation state (worker 0 holds it all). Not part of checkpoints: see docs/design.md.
     pub correlate: Rc<RefCell<CorrelateState>>,
+    /// Optimizer state (the entities this worker owns).
+    pub optimize: Rc<RefCell<OptimizeState>>,
     /// Each sink's progress: everything before it has been written.
     pub sinks: Vec<Rc<Cell<EventTime>>>,
 }
@@ -63,6 +70,9 @@ struct Snapshot {
     detect: DetectState,
     alerts: AlertState,
     entity: Option<EntityState>,
+    /// Absent in checkpoints written before the optimizer existed.
+    #[serde(default)]
+    optimize: Option<OptimizeState>,
 }
 
 impl States {
@@ -72,6 +82,7 @@ impl States {
             self.windows.borrow().progress(),
             self.detect.borrow().progress(),
             self.alerts.borrow().progress(),
+            self.optimize.borrow().progress(),
         ];
         operators
             .into_iter()
@@ -86,7 +97,9 @@ impl States {
     pub fn snapshot(&self) -> serde_json::Value {
         self.windows.borrow_mut().prepare_snapshot();
         self.alerts.borrow_mut().prepare_snapshot();
+        self.optimize.borrow_mut().prepare_snapshot();
         serde_json::json!({
+            "optimize": &*self.optimize.borrow(),
             "windows": &*self.windows.borrow(),
             "detect": &*self.detect.borrow(),
             "alerts": &*self.alerts.borrow(),
@@ -111,6 +124,9 @@ impl States {
                 *current.borrow_mut() = saved;
             }
             _ => return Err("the entity detectors changed since the checkpoint".into()),
+        }
+        if let Some(saved) = snapshot.optimize {
+            self.optimize.borrow_mut().restore_from(saved)?;
         }
         *self.windows.borrow_mut() = snapshot.windows;
         *self.detect.borrow_mut() = snapshot.detect;
@@ -138,6 +154,8 @@ pub struct Written {
     pub dead_letters: u64,
     /// Feature records written.
     pub features: u64,
+    /// Recommendation records written.
+    pub recommendations: u64,
 }
 
 /// Builds the dataflow; `outputs` are only fed on worker 0. The dataflow's shape must depend on
@@ -165,9 +183,9 @@ pub fn build(
             plan.alerts.bands.low,
         ))),
         alerts: Rc::new(RefCell::new(AlertState::default())),
-        // Alerts (0), dead letters (1) and incidents (2) always; then features (3) and the
-        // alert+incident stream when the plan writes them.
-        sinks: (0..3
+        // Alerts (0), dead letters (1), incidents (2) and recommendations (3) always; then
+        // features (4) and the alert+incident stream when the plan writes them.
+        sinks: (0..4
             + usize::from(plan.sinks.features)
             + usize::from(plan.sinks.alertmanager.is_some()))
             .map(|_| Rc::new(Cell::new(0)))
@@ -181,6 +199,11 @@ pub fn build(
             )))
         }),
         correlate: Rc::new(RefCell::new(CorrelateState::default())),
+        // The ML recommenders (operators::models) plug in here as `Box<dyn Recommender>`s.
+        optimize: Rc::new(RefCell::new(OptimizeState::new(
+            plan.optimize.clone(),
+            Vec::new(),
+        ))),
     };
     let probes = Probes {
         exchanged: ProbeHandle::new(),
@@ -199,7 +222,7 @@ pub fn build(
         let sinks = outputs.features.clone();
         features.clone().probe_with(&probes.output).ordered_sink(
             "FeatureSink",
-            states.sinks[3].clone(),
+            states.sinks[4].clone(),
             |f: &WindowFeatures| (f.series, f.window.clone()),
             move |time, records| {
                 w.borrow_mut().features += records.len() as u64;
@@ -212,7 +235,7 @@ pub fn build(
     // Entity detections join the series' (the graph's shape depends on the plan only).
     let detections = match &states.entity {
         Some(entity) => {
-            let by_entity = features.entity_detect(entity.clone());
+            let by_entity = features.clone().entity_detect(entity.clone());
             detections.concat(by_entity)
         }
         None => detections,
@@ -225,7 +248,7 @@ pub fn build(
         let sinks = outputs.correlated.clone();
         correlated.clone().ordered_sink(
             "CorrelatedSink",
-            states.sinks[3 + usize::from(plan.sinks.features)].clone(),
+            states.sinks[4 + usize::from(plan.sinks.features)].clone(),
             |o: &CorrelateOut| match o {
                 CorrelateOut::Alert(a) => (0u8, a.fingerprint.clone(), a.event, a.id.clone()),
                 CorrelateOut::Incident(i) => (1u8, i.incident_id.clone(), i.event, String::new()),
@@ -241,6 +264,58 @@ pub fn build(
         CorrelateOut::Incident(i) => Some(i),
         CorrelateOut::Alert(_) => None,
     });
+
+    // The optimizer: features of its window, forecasts, alerts and incidents, routed by entity.
+    let opt_window = plan
+        .optimize
+        .settings
+        .window
+        .clone()
+        .or_else(|| plan.windows.first().map(|w| w.name.clone()))
+        .unwrap_or_default();
+    let labels = plan.engine.entity_labels.clone();
+    let routed_features = features.flat_map(move |f: WindowFeatures| {
+        (f.window == opt_window).then(|| {
+            let entity = f.key.entity(&labels).to_string();
+            (entity, OptimizeInput::Features(f))
+        })
+    });
+    // Until the forecast stage exists the forecasts stream is empty (the lead connects it).
+    let forecasts = routed_features
+        .clone()
+        .flat_map(|_| Option::<ForecastRecord>::None);
+    let labels = plan.engine.entity_labels.clone();
+    let routed_forecasts = forecasts.map(move |f: ForecastRecord| {
+        let entity = f.key.entity(&labels).to_string();
+        (entity, OptimizeInput::Forecast(f))
+    });
+    let routed_alerts = alerts
+        .clone()
+        .map(|a: AlertRecord| (a.entity.clone(), OptimizeInput::Alert(a)));
+    let routed_incidents = incidents.clone().flat_map(|i: IncidentRecord| {
+        i.entities
+            .clone()
+            .into_iter()
+            .map(move |e| (e, OptimizeInput::Incident(i.clone())))
+            .collect::<Vec<Routed>>()
+    });
+    let recommendations = routed_features
+        .concat(routed_forecasts)
+        .concat(routed_alerts)
+        .concat(routed_incidents)
+        .optimize(states.optimize.clone())
+        .probe_with(&probes.output);
+    let w = written.clone();
+    let sinks = outputs.recommendations.clone();
+    recommendations.ordered_sink(
+        "RecommendationSink",
+        states.sinks[3].clone(),
+        |r: &RecommendationRecord| (r.recommendation_id.clone(), r.created_at.clone()),
+        move |time, records| {
+            w.borrow_mut().recommendations += records.len() as u64;
+            deliver(&sinks, time, &records);
+        },
+    );
 
     let w = written.clone();
     let sinks = outputs.alerts.clone();

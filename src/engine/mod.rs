@@ -80,6 +80,8 @@ pub struct RunReport {
     pub correlation_state_entries: u64,
     /// Feature records written.
     pub feature_records: u64,
+    /// Recommendation records written (new or changed recommendations).
+    pub recommendations: u64,
     /// Wall-clock seconds.
     pub elapsed_secs: f64,
     /// Points per second of wall-clock time.
@@ -200,6 +202,11 @@ impl Finalize for EngineFinalize {
 /// set for live (Kafka) sources.
 pub fn run(plan: Arc<Plan>, outputs: Outputs, opts: RunOptions) -> Result<RunReport, EngineError> {
     let started = Instant::now();
+    // Recommendation rules that do not compile are skipped; the others run (`validate` fails on
+    // them instead).
+    for rejected in &plan.optimize.rejected {
+        tracing::warn!(rule = %rejected, "Recommendation rule skipped: it does not compile.");
+    }
     let workers = match &opts.timely.communication {
         timely::CommunicationConfig::Thread => 1,
         timely::CommunicationConfig::Process(n) | timely::CommunicationConfig::ProcessBinary(n) => {
@@ -414,6 +421,7 @@ pub fn run(plan: Arc<Plan>, outputs: Outputs, opts: RunOptions) -> Result<RunRep
         report.late_points += r.read.late;
         report.series = report.series.max(r.read.series);
         report.feature_records += r.written.features;
+        report.recommendations += r.written.recommendations;
         report.correlation_state_entries += r.correlation_entries as u64;
         for (i, name) in ["opened", "updated", "escalated", "resolved"]
             .iter()

@@ -187,6 +187,12 @@ impl KafkaKey for operators::records::DeadLetter {
     }
 }
 
+impl KafkaKey for operators::records::RecommendationRecord {
+    fn kafka_key(&self) -> String {
+        self.recommendation_id.clone()
+    }
+}
+
 impl KafkaKey for operators::records::WindowFeatures {
     fn kafka_key(&self) -> String {
         self.series.to_string()

@@ -9,7 +9,9 @@ pub mod stdout;
 use std::sync::{Arc, Mutex};
 
 use operators::correlate::CorrelateOut;
-use operators::records::{AlertRecord, DeadLetter, IncidentRecord, WindowFeatures};
+use operators::records::{
+    AlertRecord, DeadLetter, IncidentRecord, RecommendationRecord, WindowFeatures,
+};
 use operators::series::EventTime;
 
 pub use alertmanager::{AlertmanagerSettings, AlertmanagerSink};
@@ -38,6 +40,8 @@ pub struct Outputs {
     pub dead_letters: Vec<Shared<DeadLetter>>,
     /// Closed windows' features.
     pub features: Vec<Shared<WindowFeatures>>,
+    /// Recommendations made or changed.
+    pub recommendations: Vec<Shared<RecommendationRecord>>,
     /// Alerts and incidents of each time together (sinks that need both, e.g. Alertmanager).
     pub correlated: Vec<Shared<CorrelateOut>>,
 }
@@ -57,6 +61,7 @@ impl Outputs {
         flush(&self.incidents)?;
         flush(&self.dead_letters)?;
         flush(&self.features)?;
+        flush(&self.recommendations)?;
         flush(&self.correlated)
     }
 }

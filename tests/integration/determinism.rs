@@ -86,8 +86,19 @@ fn output_is_byte_identical_for_one_two_and_three_workers() {
     assert!(alerts.len() > 1000, "the run produced alerts to compare");
     let dead = read(&first.join("dead_letters.jsonl"));
     assert!(!dead.is_empty(), "the run produced dead letters to compare");
+    let recommendations = read(&first.join("recommendations.jsonl"));
+    assert!(
+        !recommendations.is_empty(),
+        "the run produced recommendations to compare"
+    );
     for other in &outputs[1..] {
-        for file in ["alerts.jsonl", "dead_letters.jsonl", "features.jsonl"] {
+        for file in [
+            "alerts.jsonl",
+            "dead_letters.jsonl",
+            "features.jsonl",
+            "incidents.jsonl",
+            "recommendations.jsonl",
+        ] {
             assert!(
                 read(&first.join(file)) == read(&other.join(file)),
                 "{file} differs between {} and {}",

@@ -10,6 +10,7 @@ mod golden;
 #[cfg(feature = "kafka-tests")]
 mod kafka;
 mod malformed;
+mod optimize;
 mod parsers;
 mod score;
 mod simulation;

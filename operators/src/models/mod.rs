@@ -34,6 +34,8 @@ pub mod one_class_svm;
 pub mod optimize;
 pub mod peers;
 pub mod quantile_sketch;
+pub mod rec_context;
+pub mod rec_rules;
 pub mod reservoir;
 pub mod robust_z;
 pub mod root_cause;

@@ -1,0 +1,777 @@
+//! The optimizer: a golden test per shipped recommendation rule (a small input that makes it
+//! fire, with the expected fields written from the rule's meaning, and one that does not), dedup
+//! and expiry, bad rules (rejected at load with file:line:col, failing at run time while the
+//! other rules keep running), and a simulator replay.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use harbinger::cli::ClusterArgs;
+use harbinger::commands::pipeline::replay;
+use harbinger::commands::simulate::simulate;
+use harbinger::config::rules::load_rules;
+use harbinger::sources::simulator::SimulatorConfig;
+use operators::models::rec_context::{EntityBook, EntityView, OptimizeInput};
+use operators::models::rec_rules::{OptimizePlan, Recommender, RuleRecommender};
+use operators::models::window_stats::FeatureValues;
+use operators::optimize::OptimizeState;
+use operators::records::{
+    CapacityForecast, ForecastRecord, ForecastStep, IncidentRecord, Level, LimitDirection,
+    RecommendationCategory, RecommendationRecord, WindowFeatures,
+};
+use operators::series::{EventTime, SeriesKey};
+
+const MIN: u64 = 60_000;
+const HOUR: u64 = 3_600_000;
+const MIB: f64 = 1_048_576.0;
+
+fn shipped() -> Arc<OptimizePlan> {
+    let mut errors = Vec::new();
+    let rules = load_rules(None, &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(rules.recommendations.rejected.is_empty());
+    rules.recommendations.clone()
+}
+
+fn key(service: &str, metric: &str) -> Arc<SeriesKey> {
+    Arc::new(SeriesKey::new(
+        metric,
+        [
+            ("service".to_string(), service.to_string()),
+            ("host".to_string(), "host-1".to_string()),
+        ],
+    ))
+}
+
+/// `n` one-minute windows of a constant `value`, the last ending at `end`.
+fn windows(
+    service: &str,
+    metric: &str,
+    value: f64,
+    n: u64,
+    end: EventTime,
+) -> Vec<(String, OptimizeInput)> {
+    let k = key(service, metric);
+    (0..n)
+        .map(|i| {
+            let e = end - (n - 1 - i) * MIN;
+            (
+                service.to_string(),
+                OptimizeInput::Features(WindowFeatures {
+                    series: k.id(),
+                    key: k.clone(),
+                    window: "1m".into(),
+                    start: e - MIN,
+                    end: e,
+                    values: FeatureValues::single(value),
+                }),
+            )
+        })
+        .collect()
+}
+
+/// A forecast made at `time` rising linearly from `from` to `to` over 24 hourly steps (95%
+/// band ±5%), with a capacity prediction crossing `limit` in `hours_to_limit` hours (if any).
+fn forecast(
+    service: &str,
+    metric: &str,
+    time: EventTime,
+    (from, to): (f64, f64),
+    limit: f64,
+    hours_to_limit: Option<u64>,
+    probability: f64,
+) -> (String, OptimizeInput) {
+    let k = key(service, metric);
+    let steps = (0..24)
+        .map(|i| {
+            let y = from + (to - from) * i as f64 / 23.0;
+            ForecastStep {
+                yhat: y,
+                lo80: y * 0.97,
+                hi80: y * 1.03,
+                lo95: y * 0.95,
+                hi95: y * 1.05,
+            }
+        })
+        .collect();
+    (
+        service.to_string(),
+        OptimizeInput::Forecast(ForecastRecord {
+            series: k.id(),
+            key: k,
+            window: "1m".into(),
+            time,
+            step_ms: HOUR,
+            model: "test_model".into(),
+            steps,
+            capacity: Some(CapacityForecast {
+                rule: "limit".into(),
+                limit,
+                direction: LimitDirection::Above,
+                horizon_ms: 24 * HOUR,
+                time_to_limit_ms: hours_to_limit.map(|h| h * HOUR),
+                crossing_time: hours_to_limit.map(|h| time + h * HOUR),
+                probability,
+                linear_time_to_limit_ms: hours_to_limit.map(|h| 2 * h * HOUR),
+            }),
+        }),
+    )
+}
+
+fn incident(service: &str, time: EventTime) -> (String, OptimizeInput) {
+    let i: IncidentRecord = serde_json::from_value(serde_json::json!({
+        "incident_id": "inc-1", "event": "opened", "status": "firing", "alerts": ["f"],
+        "entities": [service], "severity": "high", "priority_score": 50.0,
+        "root_cause_candidates": [], "first_alert_time": "", "last_alert_time": "",
+        "duration_minutes": 0.0, "common_labels": {}, "cluster_type": "labels",
+        "confidence": 0.5,
+        "impact_assessment": {"entities": 1, "alerts": 1, "user_facing": [],
+                              "max_severity": "high", "summary": ""},
+        "escalation_level": 0, "muted": false, "event_time": time
+    }))
+    .expect("incident");
+    (service.to_string(), OptimizeInput::Incident(i))
+}
+
+/// Runs the shipped rules over `inputs` (applied one time at a time) and evaluates at `now`;
+/// returns the records of the rule `rule`.
+fn run(
+    rule: &str,
+    inputs: Vec<(String, OptimizeInput)>,
+    now: EventTime,
+) -> Vec<RecommendationRecord> {
+    let mut state = OptimizeState::new(shipped(), Vec::new());
+    state.apply(inputs);
+    state
+        .evaluate(now)
+        .into_iter()
+        .filter(|r| r.source == format!("rule:{rule}"))
+        .collect()
+}
+
+fn one(records: &[RecommendationRecord]) -> &RecommendationRecord {
+    assert_eq!(records.len(), 1, "{records:#?}");
+    &records[0]
+}
+
+fn num(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn close(a: f64, b: f64, tol: f64, what: &str) {
+    assert!((a - b).abs() <= tol, "{what}: {a} vs {b}");
+}
+
+const T0: EventTime = 1_704_067_200_000;
+
+#[test]
+fn cpu_request_rightsize() {
+    // orders requests 1 core; 2 h at 35 % → a request for 70 % at the p99 is 0.5 core.
+    let now = T0 + 2 * HOUR;
+    let recs = run(
+        "cpu-request-rightsize",
+        windows("orders", "cpu_utilization_percent", 35.0, 120, now),
+        now,
+    );
+    let r = one(&recs);
+    assert_eq!(r.category, RecommendationCategory::ResourceAllocation);
+    assert_eq!(r.component, "orders");
+    assert_eq!(r.target["metric"], "cpu_utilization_percent");
+    assert_eq!(r.target["service"], "orders");
+    close(num(r.current_value.as_ref().unwrap()), 1.0, 1e-9, "current");
+    close(num(&r.recommended_value), 0.5, 1e-3, "recommended");
+    close(r.expected_improvement, 50.0, 0.1, "improvement");
+    assert_eq!((r.estimated_effort, r.risk_level), (Level::Low, Level::Low));
+    assert!(r.title.contains("0.5 cores"), "{}", r.title);
+    // 60 % sits in the comfortable band: nothing to change.
+    let quiet = run(
+        "cpu-request-rightsize",
+        windows("orders", "cpu_utilization_percent", 60.0, 120, now),
+        now,
+    );
+    assert!(quiet.is_empty(), "{quiet:#?}");
+}
+
+#[test]
+fn memory_limit_headroom() {
+    // orders declares a 2200 MiB limit; a 2000 MiB peak is above 80 % → limit 1.25 × 2000.
+    let now = T0 + HOUR;
+    let r = run(
+        "memory-limit-headroom",
+        windows("orders", "memory_used_bytes", 2000.0 * MIB, 60, now),
+        now,
+    );
+    let r = one(&r);
+    assert_eq!(r.category, RecommendationCategory::ResourceAllocation);
+    close(num(&r.recommended_value), 2500.0, 1e-3, "recommended");
+    close(
+        num(r.current_value.as_ref().unwrap()),
+        2200.0,
+        1e-9,
+        "current",
+    );
+    close(r.expected_improvement, 300.0 / 22.0, 0.1, "improvement");
+    assert_eq!(r.risk_level, Level::Medium);
+    let quiet = run(
+        "memory-limit-headroom",
+        windows("orders", "memory_used_bytes", 1000.0 * MIB, 60, now),
+        now,
+    );
+    assert!(quiet.is_empty());
+}
+
+#[test]
+fn connection_pool_size() {
+    // Pool of 20 at 0.9 saturation: sized for 0.7 is 20 × 0.9 / 0.7 = 25.7 → 26.
+    let now = T0 + HOUR;
+    let r = run(
+        "connection-pool-size",
+        windows("orders", "saturation_ratio", 0.9, 60, now),
+        now,
+    );
+    let r = one(&r);
+    assert_eq!(r.category, RecommendationCategory::ConfigurationTuning);
+    assert_eq!(r.recommended_value, serde_json::json!(26));
+    close(
+        num(r.current_value.as_ref().unwrap()),
+        20.0,
+        1e-9,
+        "current",
+    );
+    close(r.expected_improvement, 30.0, 0.1, "relative change 20 → 26");
+    assert!(run(
+        "connection-pool-size",
+        windows("orders", "saturation_ratio", 0.5, 60, now),
+        now
+    )
+    .is_empty());
+}
+
+#[test]
+fn latency_slo_tuning() {
+    // orders' SLO is 120 ms; p99 at 200 ms with CPU at 40 % → target 120, 40 % faster.
+    let now = T0 + HOUR;
+    let mut input = windows("orders", "http_request_duration_p99_ms", 200.0, 60, now);
+    input.extend(windows("orders", "cpu_utilization_percent", 40.0, 60, now));
+    let r = run("latency-slo-tuning", input, now);
+    let r = one(&r);
+    assert_eq!(r.category, RecommendationCategory::PerformanceTuning);
+    close(num(&r.recommended_value), 120.0, 1e-9, "recommended");
+    close(
+        num(r.current_value.as_ref().unwrap()),
+        200.0,
+        1e-3,
+        "current",
+    );
+    close(r.expected_improvement, 40.0, 0.1, "improvement");
+    assert_eq!(r.estimated_effort, Level::High);
+    // The same latency with a busy CPU is a capacity problem, not this rule's.
+    let mut busy = windows("orders", "http_request_duration_p99_ms", 200.0, 60, now);
+    busy.extend(windows("orders", "cpu_utilization_percent", 90.0, 60, now));
+    assert!(run("latency-slo-tuning", busy, now).is_empty());
+}
+
+#[test]
+fn replica_scale_out() {
+    // front-end runs 3 replicas at 90 % CPU: 3 × 90 / 65 = 4.15 → 5 replicas.
+    let now = T0 + HOUR;
+    let r = run(
+        "replica-scale-out",
+        windows("front-end", "cpu_utilization_percent", 90.0, 60, now),
+        now,
+    );
+    let r = one(&r);
+    assert_eq!(r.category, RecommendationCategory::CapacityScaling);
+    assert_eq!(r.recommended_value, serde_json::json!(5));
+    close(
+        r.expected_improvement,
+        25.0 / 90.0 * 100.0,
+        0.1,
+        "improvement",
+    );
+    assert!(run(
+        "replica-scale-out",
+        windows("front-end", "cpu_utilization_percent", 60.0, 60, now),
+        now
+    )
+    .is_empty());
+}
+
+#[test]
+fn disk_fill_forecast() {
+    // The forecast crosses 95 % in 10 h with probability 0.9, peaking at 93.33 × 1.05 = 98:
+    // a disk 98 / 70 = 140 % of today's keeps the peak at 70 %.
+    let now = T0 + HOUR;
+    let mut input = windows("orders-db", "disk_used_percent", 75.0, 60, now);
+    input.push(forecast(
+        "orders-db",
+        "disk_used_percent",
+        now,
+        (76.0, 98.0 / 1.05),
+        95.0,
+        Some(10),
+        0.9,
+    ));
+    let r = run("disk-fill-forecast", input, now);
+    let r = one(&r);
+    assert_eq!(r.category, RecommendationCategory::CapacityScaling);
+    close(num(&r.recommended_value), 140.0, 1e-3, "recommended");
+    close(
+        r.confidence,
+        0.9,
+        1e-9,
+        "confidence is the crossing probability",
+    );
+    assert!(r.title.contains("within 10 h"), "{}", r.title);
+    // No crossing within the horizon: nothing to do.
+    let mut calm = windows("orders-db", "disk_used_percent", 75.0, 60, now);
+    calm.push(forecast(
+        "orders-db",
+        "disk_used_percent",
+        now,
+        (75.0, 76.0),
+        95.0,
+        None,
+        0.01,
+    ));
+    assert!(run("disk-fill-forecast", calm, now).is_empty());
+}
+
+#[test]
+fn memory_leak_forecast() {
+    // Limit 2048 MiB crossed in 5 h; peak upper bound 2500 MiB → limit 1.2 × 2500 = 3000 MiB.
+    let now = T0 + HOUR;
+    let mut input = windows("carts", "memory_used_bytes", 1500.0 * MIB, 60, now);
+    input.push(forecast(
+        "carts",
+        "memory_used_bytes",
+        now,
+        (1600.0 * MIB, 2500.0 / 1.05 * MIB),
+        2048.0 * MIB,
+        Some(5),
+        0.8,
+    ));
+    let r = run("memory-leak-forecast", input, now);
+    let r = one(&r);
+    assert_eq!(r.category, RecommendationCategory::CapacityScaling);
+    close(num(&r.recommended_value), 3000.0, 1e-2, "recommended");
+    close(
+        num(r.current_value.as_ref().unwrap()),
+        2048.0,
+        1e-6,
+        "current",
+    );
+    close(r.confidence, 0.8, 1e-9, "confidence");
+    close(r.expected_improvement, 80.0, 1e-6, "improvement");
+    // A crossing 30 h away is beyond the rule's 24 h.
+    let mut later = windows("carts", "memory_used_bytes", 1500.0 * MIB, 60, now);
+    later.push(forecast(
+        "carts",
+        "memory_used_bytes",
+        now,
+        (1600.0 * MIB, 1900.0 * MIB),
+        2048.0 * MIB,
+        Some(30),
+        0.3,
+    ));
+    assert!(run("memory-leak-forecast", later, now).is_empty());
+}
+
+#[test]
+fn latency_alert_threshold() {
+    // carts alerts at 40 ms while normal p99 latency is 50 ms and no incident: raise to 55.
+    let now = T0 + HOUR;
+    let r = run(
+        "latency-alert-threshold",
+        windows("carts", "http_request_duration_p99_ms", 50.0, 60, now),
+        now,
+    );
+    let r = one(&r);
+    assert_eq!(r.category, RecommendationCategory::AlertThresholds);
+    close(num(&r.recommended_value), 55.0, 1e-3, "recommended");
+    close(
+        num(r.current_value.as_ref().unwrap()),
+        40.0,
+        1e-9,
+        "current",
+    );
+    // With an incident on the entity, the threshold did its job: keep it.
+    let mut with_incident = windows("carts", "http_request_duration_p99_ms", 50.0, 60, now);
+    with_incident.push(incident("carts", now - 10 * MIN));
+    assert!(run("latency-alert-threshold", with_incident, now).is_empty());
+}
+
+#[test]
+fn log_retention() {
+    // orders keeps logs 14 days at 90 % disk: 14 × 70 / 90 = 10.9 → 10 days.
+    let now = T0 + HOUR;
+    let r = run(
+        "log-retention",
+        windows("orders", "disk_used_percent", 90.0, 5, now),
+        now,
+    );
+    let r = one(&r);
+    assert_eq!(r.category, RecommendationCategory::SystemSettings);
+    assert_eq!(r.recommended_value, serde_json::json!(10));
+    close(r.expected_improvement, 20.0, 1e-9, "points of disk freed");
+    assert!(run(
+        "log-retention",
+        windows("orders", "disk_used_percent", 75.0, 5, now),
+        now
+    )
+    .is_empty());
+}
+
+#[test]
+fn shipped_rules_cover_every_category() {
+    let plan = shipped();
+    let categories: BTreeSet<RecommendationCategory> =
+        plan.rules.iter().map(|r| r.category).collect();
+    assert_eq!(categories.len(), 6, "{categories:?}");
+}
+
+#[test]
+fn unchanged_recommendations_are_not_repeated_and_changes_keep_the_id() {
+    let mut state = OptimizeState::new(shipped(), Vec::new());
+    let every = shipped().settings.every_ms;
+    let t1 = T0 + 2 * HOUR;
+    state.apply(windows("orders", "saturation_ratio", 0.9, 120, t1));
+    let first: Vec<_> = state
+        .evaluate(t1)
+        .into_iter()
+        .filter(|r| r.source == "rule:connection-pool-size")
+        .collect();
+    let id = one(&first).recommendation_id.clone();
+    // The same picture half an hour later: no record.
+    let t2 = t1 + every;
+    state.apply(windows("orders", "saturation_ratio", 0.9, 30, t2));
+    assert!(state
+        .evaluate(t2)
+        .iter()
+        .all(|r| r.source != "rule:connection-pool-size"));
+    // Saturation rises to 1.0 over the next hours: 20 / 0.7 = 28.6 → 29, a material change.
+    let t3 = t2 + 7 * HOUR;
+    state.apply(windows("orders", "saturation_ratio", 1.0, 420, t3));
+    let changed: Vec<_> = state
+        .evaluate(t3)
+        .into_iter()
+        .filter(|r| r.source == "rule:connection-pool-size")
+        .collect();
+    let c = one(&changed);
+    assert_eq!(c.recommendation_id, id, "same source, category and target");
+    assert_eq!(c.recommended_value, serde_json::json!(29));
+}
+
+#[test]
+fn a_recommendation_is_renewed_before_it_expires() {
+    let plan = shipped();
+    let s = &plan.settings;
+    let mut state = OptimizeState::new(plan.clone(), Vec::new());
+    // A day of history first, so the confidence (and the priority) no longer grows.
+    let mut t = T0 + 25 * HOUR;
+    state.apply(windows("orders", "disk_used_percent", 90.0, 25 * 60, t));
+    let mut emitted = Vec::new();
+    while t < T0 + 25 * HOUR + s.expire_ms + 2 * s.every_ms {
+        state.apply(windows("orders", "disk_used_percent", 90.0, 1, t));
+        emitted.extend(
+            state
+                .evaluate(t)
+                .into_iter()
+                .filter(|r| r.source == "rule:log-retention")
+                .map(|r| (t, r.expires_at)),
+        );
+        t += s.every_ms;
+    }
+    // Once at the start and once when it would have lapsed before the next evaluation.
+    assert_eq!(emitted.len(), 2, "{emitted:?}");
+    assert_eq!(emitted[1].0 - emitted[0].0, s.expire_ms - s.every_ms);
+}
+
+fn rules_dir_with(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("recommendations.toml"), text).expect("write");
+    dir
+}
+
+const GOOD_RULE: &str = r#"
+[[config]]
+service = "orders"
+pool_size = 20
+
+[[recommendation]]
+name = "good"
+category = "configuration_tuning"
+metric = "saturation_ratio"
+when = "window.mean >= 0.0"
+recommended = "config.pool_size * 2.0"
+title = "t"
+description = "d"
+effort = "low"
+risk = "low"
+"#;
+
+#[test]
+fn a_bad_rule_is_located_and_the_others_still_load() {
+    let text = format!(
+        "{GOOD_RULE}{}",
+        r#"
+[[recommendation]]
+name = "syntax"
+category = "system_settings"
+metric = ".*"
+when = "window.mean >"
+recommended = "1"
+title = "t"
+description = "d"
+effort = "low"
+risk = "low"
+
+[[recommendation]]
+name = "unknown-field"
+category = "system_settings"
+metric = ".*"
+when = "window.mean > 1.0 && windw.p95 > 2.0"
+recommended = "1"
+title = "t {config.no_such_key}"
+description = "d"
+effort = "low"
+risk = "low"
+"#
+    );
+    let dir = rules_dir_with(&text);
+    let mut errors = Vec::new();
+    let rules = load_rules(Some(dir.path()), &mut errors);
+    assert!(errors.is_empty(), "{errors:?}");
+    let plan = &rules.recommendations;
+    assert_eq!(
+        plan.rules
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        ["good"]
+    );
+    let file = dir
+        .path()
+        .join("recommendations.toml")
+        .display()
+        .to_string();
+    // Positions: line of each `when`/`title`, column of the offending character.
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let syntax = line_of("when = \"window.mean >\"");
+    let unknown = line_of("windw.p95");
+    let title = line_of("no_such_key");
+    let col_unknown = "when = \"window.mean > 1.0 && ".len() + 1;
+    let col_title = "title = \"t {".len() + 1;
+    assert_eq!(plan.rejected.len(), 3, "{:#?}", plan.rejected);
+    assert!(
+        plan.rejected[0].starts_with(&format!("{file}:{syntax}:")),
+        "{:?}",
+        plan.rejected[0]
+    );
+    assert!(plan.rejected[0].contains("rule \"syntax\""));
+    assert_eq!(
+        plan.rejected[1],
+        format!(
+            "{file}:{unknown}:{col_unknown}: rule \"unknown-field\": unknown context field windw (known: entity, metric, labels, history_hours, window, hours, days, forecast, capacity, alerts, incidents, config, metrics)"
+        )
+    );
+    assert!(
+        plan.rejected[2].starts_with(&format!(
+            "{file}:{title}:{col_title}: rule \"unknown-field\": unknown context field config.no_such_key"
+        )),
+        "{:?}",
+        plan.rejected[2]
+    );
+    // `harbinger validate` fails on them, with the positions.
+    let err = harbinger::commands::validate::validate(None, Some(dir.path())).unwrap_err();
+    assert_eq!(err.code, 78);
+    assert!(
+        err.message
+            .contains(&format!("{file}:{unknown}:{col_unknown}")),
+        "{}",
+        err.message
+    );
+}
+
+#[test]
+fn a_rule_failing_at_run_time_is_skipped_and_the_others_keep_running() {
+    let text = format!(
+        "{GOOD_RULE}{}",
+        r#"
+[[recommendation]]
+name = "type-error"
+category = "system_settings"
+metric = "saturation_ratio"
+when = "window.mean + 'x' > 1.0"
+recommended = "1"
+title = "t"
+description = "d"
+effort = "low"
+risk = "low"
+"#
+    );
+    let dir = rules_dir_with(&text);
+    let mut errors = Vec::new();
+    let plan = load_rules(Some(dir.path()), &mut errors).recommendations;
+    assert!(errors.is_empty() && plan.rejected.is_empty(), "{errors:?}");
+    let mut rules = RuleRecommender::new(plan.clone());
+    let mut book = EntityBook::default();
+    for (_, input) in windows("orders", "saturation_ratio", 0.9, 10, T0 + HOUR) {
+        book.apply(&input, plan.settings.horizons);
+    }
+    let config: BTreeMap<String, f64> = plan.config["orders"].clone();
+    let view = EntityView {
+        entity: "orders",
+        now: T0 + HOUR,
+        book: &book,
+        config: &config,
+        horizons: plan.settings.horizons,
+        quick_ms: plan.settings.quick_ms,
+    };
+    for _ in 0..3 {
+        let mut out = Vec::new();
+        rules.recommend(&view, &mut out);
+        assert_eq!(
+            out.iter().map(|d| d.source.as_str()).collect::<Vec<_>>(),
+            ["rule:good"]
+        );
+        assert_eq!(out[0].recommended_value, serde_json::json!(40.0));
+    }
+    assert_eq!(
+        rules.failed_rules(),
+        ["type-error"],
+        "reported once, by name"
+    );
+}
+
+fn cluster(workers: usize) -> ClusterArgs {
+    ClusterArgs {
+        workers: Some(workers),
+        processes: 1,
+        process: 0,
+        hostfile: None,
+    }
+}
+
+#[test]
+fn a_simulator_replay_recommends_with_stable_ids_and_no_repeats() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("sim");
+    let config = SimulatorConfig {
+        duration_ms: 8 * HOUR,
+        seed: 5,
+        ..SimulatorConfig::default()
+    };
+    simulate(config, &sim).expect("simulate");
+    let input = [sim.join("metrics.jsonl")];
+    let mut texts = Vec::new();
+    for run in 0..2 {
+        let out = dir.path().join(format!("out-{run}"));
+        replay(
+            &input,
+            None,
+            None,
+            None,
+            None,
+            false,
+            &out,
+            &cluster(1 + run),
+        )
+        .expect("replay");
+        texts.push(std::fs::read_to_string(out.join("recommendations.jsonl")).expect("read"));
+    }
+    assert_eq!(
+        texts[0], texts[1],
+        "the same replay gives the same recommendations"
+    );
+    let recs: Vec<RecommendationRecord> = texts[0]
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .collect();
+    let sources: BTreeSet<&str> = recs.iter().map(|r| r.source.as_str()).collect();
+    assert!(
+        sources.len() >= 3,
+        "several shipped rules fire: {sources:?}"
+    );
+    let shipped = shipped();
+    let settings = &shipped.settings;
+    let mut last: BTreeMap<&str, &RecommendationRecord> = BTreeMap::new();
+    for r in &recs {
+        assert!(r.source.starts_with("rule:"));
+        assert!((0.0..=1.0).contains(&r.confidence) && (0.0..=100.0).contains(&r.priority));
+        // The id is the hash of source, category and target.
+        assert_eq!(
+            r.recommendation_id,
+            operators::models::rec_rules::recommendation_id(&r.source, r.category, &r.target)
+        );
+        if let Some(prev) = last.get(r.recommendation_id.as_str()) {
+            // A repeat must carry a material change or renew an expiring recommendation.
+            let material = match (
+                prev.recommended_value.as_f64(),
+                r.recommended_value.as_f64(),
+            ) {
+                (Some(a), Some(b)) => (b - a).abs() > settings.material_change * a.abs(),
+                _ => prev.recommended_value != r.recommended_value,
+            };
+            let priority = (prev.priority - r.priority).abs() >= settings.priority_change;
+            let renewal = time(&prev.expires_at) <= time(&r.created_at) + settings.every_ms;
+            assert!(
+                material || priority || renewal,
+                "repeat without change: {prev:?} → {r:?}"
+            );
+        }
+        last.insert(&r.recommendation_id, r);
+    }
+}
+
+/// Parses the RFC 3339 times the records carry.
+fn time(s: &str) -> u64 {
+    harbinger::parse::timestamp::parse_text(s).unwrap_or_else(|e| panic!("bad time {s}: {e:?}"))
+}
+
+#[test]
+fn a_replay_with_a_bad_rule_runs_the_good_ones() {
+    let text = format!(
+        "{GOOD_RULE}{}",
+        r#"
+[[recommendation]]
+name = "broken"
+category = "system_settings"
+metric = ".*"
+when = "window.mean >"
+recommended = "1"
+title = "t"
+description = "d"
+effort = "low"
+risk = "low"
+"#
+    );
+    let rules = rules_dir_with(&text);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("sim");
+    let config = SimulatorConfig {
+        duration_ms: 2 * HOUR,
+        seed: 7,
+        ..SimulatorConfig::default()
+    };
+    simulate(config, &sim).expect("simulate");
+    let out = dir.path().join("out");
+    replay(
+        &[sim.join("metrics.jsonl")],
+        None,
+        None,
+        Some(rules.path()),
+        None,
+        false,
+        &out,
+        &cluster(2),
+    )
+    .expect("a bad recommendation rule does not stop the run");
+    let text = std::fs::read_to_string(out.join("recommendations.jsonl")).expect("read");
+    let recs: Vec<RecommendationRecord> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .collect();
+    assert!(!recs.is_empty());
+    assert!(recs.iter().all(|r| r.source == "rule:good"), "{recs:?}");
+}
