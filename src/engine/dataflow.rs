@@ -11,6 +11,10 @@ use operators::detect::{DetectExt, DetectState};
 use operators::entity::{EntityDetectExt, EntityState};
 use operators::models::rec_context::OptimizeInput;
 use operators::models::topology::TopologyEdge;
+use operators::models::optimize::recommenders::{
+    CapacityRecommender, DetectorTuningRecommender, RightSizingRecommender,
+};
+use operators::models::rec_rules::Recommender;
 use operators::optimize::{OptimizeExt, OptimizeState, Routed};
 use operators::records::{
     AlertRecord, DeadLetter, ForecastRecord, IncidentRecord, RecommendationRecord, WindowFeatures,
@@ -135,6 +139,19 @@ impl States {
     }
 }
 
+/// The optimizer's ML models (see `operators::models::optimize::recommenders`), with their
+/// documented defaults; detector tuning starts from the alert threshold (the low band).
+fn ml_recommenders(plan: &Plan) -> Vec<Box<dyn Recommender>> {
+    vec![
+        Box::new(RightSizingRecommender::new(Default::default())),
+        Box::new(CapacityRecommender::new(Default::default())),
+        Box::new(DetectorTuningRecommender::new(
+            Default::default(),
+            plan.alerts.bands.low,
+        )),
+    ]
+}
+
 /// Probes the driver watches.
 pub struct Probes {
     /// Points delivered to their owning worker (for backpressure).
@@ -199,10 +216,10 @@ pub fn build(
             )))
         }),
         correlate: Rc::new(RefCell::new(CorrelateState::default())),
-        // The ML recommenders (operators::models) plug in here as `Box<dyn Recommender>`s.
+        // The ML recommenders run after the rules, in this order.
         optimize: Rc::new(RefCell::new(OptimizeState::new(
             plan.optimize.clone(),
-            Vec::new(),
+            ml_recommenders(plan),
         ))),
     };
     let probes = Probes {

@@ -17,6 +17,8 @@
 //! * [`evaluation`]: simulated workloads with known true demand, and the rolling comparison of
 //!   right-sizing against VPA that issue 6's "Done when" asks for.
 //!
+//! * [`recommenders`]: the models above as the optimizer's plug-ins (`Recommender`).
+//!
 //! Shared pieces: [`draft`] (the output), [`decaying_histogram`] (VPA's histogram) and
 //! [`confidence`] (how confidences are computed from counts and history lengths).
 
@@ -26,6 +28,7 @@ pub mod decaying_histogram;
 pub mod detector_tuning;
 pub mod draft;
 pub mod evaluation;
+pub mod recommenders;
 pub mod right_sizing;
 pub mod threshold_tuning;
 pub mod vpa;

@@ -1,0 +1,398 @@
+//! The ML models of this module as optimizer plug-ins: each implements the [`Recommender`]
+//! interface the rules use, so the optimizer feeds them the same inputs in the same order and
+//! publishes their drafts with the same ids, priorities, dedup and expiry.
+//!
+//! * [`RightSizingRecommender`] (`ml:right_sizing`): the CPU request of every service that
+//!   declares `cpu_request_cores` in the rules' `[[config]]`, from its CPU use in cores
+//!   (`cpu_utilization_percent` × the request), forecast-aware (see [`right_sizing`]).
+//! * [`CapacityRecommender`] (`ml:capacity_scaling`): the scale-out of a series whose forecast
+//!   crosses its capacity limit (see [`capacity_scaling`]).
+//! * [`DetectorTuningRecommender`] (`ml:detector_tuning`): a higher alert threshold for an entity
+//!   whose alerts keep resolving quickly without an incident (see [`detector_tuning`]).
+//!
+//! [`right_sizing`]: super::right_sizing
+//! [`capacity_scaling`]: super::capacity_scaling
+//! [`detector_tuning`]: super::detector_tuning
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::capacity_scaling::CapacityScalingConfig;
+use super::detector_tuning::{AlertStats, DetectorTuningConfig};
+use super::right_sizing::{RightSizing, RightSizingConfig};
+use super::RecommendationDraft;
+use crate::models::rec_context::{EntityView, OptimizeInput};
+use crate::models::rec_rules::{Draft, Recommender};
+use crate::records::{AlertEvent, ForecastRecord, Level};
+use crate::series::EventTime;
+
+/// The metric whose window means give CPU use, as a percentage of the request.
+const CPU_METRIC: &str = "cpu_utilization_percent";
+/// The declared configuration value right-sizing reads and recommends.
+const CPU_REQUEST: &str = "cpu_request_cores";
+
+/// Right-sizing recommendations below this confidence are not made (see its use).
+const MIN_CONFIDENCE: f64 = 0.2;
+
+/// Rounds for display: recommendations are read by people.
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The common part of turning a model's draft into the optimizer's.
+fn base_draft(d: &RecommendationDraft, entity: &str, value: &str) -> Draft {
+    Draft {
+        source: d.source.clone(),
+        category: d.category,
+        title: String::new(),
+        description: String::new(),
+        component: entity.to_string(),
+        target: BTreeMap::from([("service".to_string(), entity.to_string())]),
+        current_value: d.current.get(value).map(|v| serde_json::json!(round3(*v))),
+        recommended_value: serde_json::json!(round3(d.value(value).unwrap_or(f64::NAN))),
+        expected_improvement: d.expected_improvement_pct.max(0.0),
+        confidence: d.confidence.clamp(0.0, 1.0),
+        urgency: 0.0,
+        implementation_steps: Vec::new(),
+        estimated_effort: Level::Low,
+        risk_level: Level::Low,
+        expire_ms: None,
+        evidence: d.evidence.clone(),
+    }
+}
+
+/// Forecast-aware right-sizing of CPU requests.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RightSizingRecommender {
+    cfg: RightSizingConfig,
+    /// Per entity: its model, fed with CPU utilization in percent of the request. Inputs carry
+    /// no configuration, so the model learns in percent and the recommendation scales by the
+    /// declared request (a constant factor: percentiles and forecasts scale with it).
+    models: BTreeMap<String, RightSizing>,
+}
+
+impl RightSizingRecommender {
+    /// A recommender with the model's default settings.
+    pub fn new(cfg: RightSizingConfig) -> Self {
+        RightSizingRecommender {
+            cfg,
+            ..Default::default()
+        }
+    }
+}
+
+impl Recommender for RightSizingRecommender {
+    fn name(&self) -> &str {
+        "ml:right_sizing"
+    }
+
+    fn observe(&mut self, entity: &str, input: &OptimizeInput) {
+        let OptimizeInput::Features(f) = input else {
+            return;
+        };
+        if f.key.name != CPU_METRIC || !f.values.mean.is_finite() {
+            return;
+        }
+        if !self.models.contains_key(entity) {
+            match self.cfg.start() {
+                Ok(m) => {
+                    self.models.insert(entity.to_string(), m);
+                }
+                Err(_) => return,
+            }
+        }
+        if let Some(m) = self.models.get_mut(entity) {
+            // A sample the model rejects (out of order) teaches nothing; nothing else to do.
+            let _ = m.observe(f.end, f.values.mean);
+        }
+    }
+
+    fn recommend(&mut self, view: &EntityView<'_>, out: &mut Vec<Draft>) {
+        let Some(request) = view.config.get(CPU_REQUEST).copied() else {
+            return;
+        };
+        if !(request.is_finite() && request > 0.0) {
+            return;
+        }
+        let Some(model) = self.models.get_mut(view.entity) else {
+            return;
+        };
+        model.advance_to(view.now);
+        let horizon = view.horizons.short_ms.max(3_600_000);
+        // In percent of the current request: the current request is 100 %.
+        let Some(mut d) = model.recommend(view.now, horizon, Some(100.0)) else {
+            return;
+        };
+        for v in d.recommended.values_mut().chain(d.current.values_mut()) {
+            *v *= request / 100.0;
+        }
+        let Some(new) = d.value("request") else {
+            return;
+        };
+        // Confidence grows with days of history (a week for full confidence): below a fifth,
+        // about a day and a half, the daily season has not been seen often enough to act on.
+        if d.confidence < MIN_CONFIDENCE {
+            return;
+        }
+        // Within 10 % of the current request: not worth a change.
+        if (new - request).abs() < 0.1 * request {
+            return;
+        }
+        let mut draft = base_draft(&d, view.entity, "request");
+        draft.title = format!(
+            "Set the CPU request of {} to {} cores (now {})",
+            view.entity,
+            round3(new),
+            round3(request)
+        );
+        draft.description = format!(
+            "Forecast-aware right-sizing: CPU use over the next {} h, trend and daily season \
+             included, peaks at about {} cores with the observed forecast errors; limit {} \
+             cores.",
+            horizon / 3_600_000,
+            round3(new),
+            round3(d.value("limit").unwrap_or(new)),
+        );
+        draft.implementation_steps = vec![
+            format!(
+                "Change resources.requests.cpu of {} to {}",
+                view.entity,
+                round3(new)
+            ),
+            "Roll out and watch cpu_utilization_percent through a daily peak".to_string(),
+        ];
+        draft.risk_level = if new < request {
+            Level::Medium
+        } else {
+            Level::Low
+        };
+        draft.expire_ms = Some(horizon);
+        out.push(draft);
+    }
+
+    fn save(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
+        if state.is_null() {
+            return Ok(());
+        }
+        *self = serde_json::from_value(state).map_err(|e| format!("right_sizing: {e}"))?;
+        Ok(())
+    }
+}
+
+/// Scale-out when a capacity forecast crosses its limit.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CapacityRecommender {
+    cfg: CapacityScalingConfig,
+    /// Per entity: the latest forecast with a capacity prediction, per series name.
+    latest: BTreeMap<String, BTreeMap<String, ForecastRecord>>,
+}
+
+impl CapacityRecommender {
+    /// A recommender with the given settings.
+    pub fn new(cfg: CapacityScalingConfig) -> Self {
+        CapacityRecommender {
+            cfg,
+            ..Default::default()
+        }
+    }
+}
+
+impl Recommender for CapacityRecommender {
+    fn name(&self) -> &str {
+        "ml:capacity_scaling"
+    }
+
+    fn observe(&mut self, entity: &str, input: &OptimizeInput) {
+        if let OptimizeInput::Forecast(f) = input {
+            if f.capacity.is_some() {
+                self.latest
+                    .entry(entity.to_string())
+                    .or_default()
+                    .insert(f.key.name.clone(), f.clone());
+            }
+        }
+    }
+
+    fn recommend(&mut self, view: &EntityView<'_>, out: &mut Vec<Draft>) {
+        let Some(series) = self.latest.get(view.entity) else {
+            return;
+        };
+        for (metric, f) in series {
+            let Some(cap) = &f.capacity else { continue };
+            // The limit is the capacity in force, in the series' unit.
+            let Ok(Some(d)) = self.cfg.recommend(f, cap.limit) else {
+                continue;
+            };
+            let Some(new) = d.value("capacity") else {
+                continue;
+            };
+            let mut draft = base_draft(&d, view.entity, "capacity");
+            draft.target.insert("metric".into(), metric.clone());
+            let by = d
+                .act_by
+                .map(crate::time_format::rfc3339_millis)
+                .unwrap_or_else(|| "now".into());
+            let hours = cap
+                .time_to_limit_ms
+                .map_or("beyond the horizon".to_string(), |ms| {
+                    format!("in {:.1} h", ms as f64 / 3_600_000.0)
+                });
+            draft.title = format!(
+                "Grow {metric} capacity of {} from {} to {} by {by}",
+                view.entity,
+                round3(cap.limit),
+                round3(new)
+            );
+            draft.description = format!(
+                "The forecast ({}) reaches the {} limit of {} {hours} (probability {:.2}); a \
+                 straight line through the same history says {}.",
+                f.model,
+                round3(cap.limit),
+                metric,
+                cap.probability,
+                cap.linear_time_to_limit_ms
+                    .map_or("never".to_string(), |ms| format!(
+                        "{:.1} h",
+                        ms as f64 / 3_600_000.0
+                    )),
+            );
+            draft.implementation_steps = vec![
+                format!("Add capacity to {} for {metric} before {by}", view.entity),
+                "Or remove the growth (clean-up, leak fix) and watch the forecast".to_string(),
+            ];
+            draft.estimated_effort = Level::Medium;
+            draft.urgency = cap.probability.clamp(0.0, 1.0);
+            out.push(draft);
+        }
+    }
+
+    fn save(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
+        if state.is_null() {
+            return Ok(());
+        }
+        *self = serde_json::from_value(state).map_err(|e| format!("capacity_scaling: {e}"))?;
+        Ok(())
+    }
+}
+
+/// One alert the detector-tuning recommender follows until it resolves.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct OpenAlert {
+    opened: EventTime,
+    peak: f64,
+    in_incident: bool,
+}
+
+/// Higher alert thresholds for entities whose alerts are mostly quick noise.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DetectorTuningRecommender {
+    cfg: DetectorTuningConfig,
+    /// The alert threshold in force (the low severity band's score).
+    current: f64,
+    open: BTreeMap<String, OpenAlert>,
+    stats: BTreeMap<String, AlertStats>,
+}
+
+impl DetectorTuningRecommender {
+    /// A recommender for alerts that open at score `current`.
+    pub fn new(cfg: DetectorTuningConfig, current: f64) -> Self {
+        DetectorTuningRecommender {
+            cfg,
+            current,
+            ..Default::default()
+        }
+    }
+}
+
+impl Recommender for DetectorTuningRecommender {
+    fn name(&self) -> &str {
+        "ml:detector_tuning"
+    }
+
+    fn observe(&mut self, entity: &str, input: &OptimizeInput) {
+        let OptimizeInput::Alert(a) = input else {
+            return;
+        };
+        let o = self.open.entry(a.fingerprint.clone()).or_insert(OpenAlert {
+            opened: a.event_time,
+            peak: a.score,
+            in_incident: false,
+        });
+        o.peak = o.peak.max(a.score);
+        o.in_incident |= a.incident_id.is_some();
+        if a.event != AlertEvent::Resolved {
+            return;
+        }
+        let Some(o) = self.open.remove(&a.fingerprint) else {
+            return;
+        };
+        if !self.stats.contains_key(entity) {
+            match self.cfg.start() {
+                Ok(s) => {
+                    self.stats.insert(entity.to_string(), s);
+                }
+                Err(_) => return,
+            }
+        }
+        if let Some(s) = self.stats.get_mut(entity) {
+            let _ = s.record(o.peak, a.event_time.saturating_sub(o.opened), o.in_incident);
+        }
+    }
+
+    fn recommend(&mut self, view: &EntityView<'_>, out: &mut Vec<Draft>) {
+        let Some(d) = self
+            .stats
+            .get(view.entity)
+            .and_then(|s| s.recommend(self.current))
+        else {
+            return;
+        };
+        let Some(new) = d.value("threshold") else {
+            return;
+        };
+        let (alerts, noise, _) = self.stats[view.entity].counts();
+        let mut draft = base_draft(&d, view.entity, "threshold");
+        draft.title = format!(
+            "Raise the anomaly score threshold of {} from {} to {}",
+            view.entity,
+            round3(self.current),
+            round3(new)
+        );
+        draft.description = format!(
+            "{noise} of {alerts} alerts on {} resolved within minutes without joining an \
+             incident; a threshold of {} would have kept the alerts that did.",
+            view.entity,
+            round3(new)
+        );
+        draft.implementation_steps = vec![
+            format!(
+                "Add a [[band]] override or a per-service detector threshold for {} at {}",
+                view.entity,
+                round3(new)
+            ),
+            "Replay last week's data (harbinger replay) and compare the alerts".to_string(),
+        ];
+        out.push(draft);
+    }
+
+    fn save(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
+        if state.is_null() {
+            return Ok(());
+        }
+        *self = serde_json::from_value(state).map_err(|e| format!("detector_tuning: {e}"))?;
+        Ok(())
+    }
+}
