@@ -9,12 +9,12 @@ use operators::alerting::{AlertState, AlertingExt};
 use operators::correlate::{CorrelateExt, CorrelateOut, CorrelateState};
 use operators::detect::{DetectExt, DetectState};
 use operators::entity::{EntityDetectExt, EntityState};
-use operators::models::rec_context::OptimizeInput;
-use operators::models::topology::TopologyEdge;
 use operators::models::optimize::recommenders::{
     CapacityRecommender, DetectorTuningRecommender, RightSizingRecommender,
 };
+use operators::models::rec_context::OptimizeInput;
 use operators::models::rec_rules::Recommender;
+use operators::models::topology::TopologyEdge;
 use operators::optimize::{OptimizeExt, OptimizeState, Routed};
 use operators::records::{
     AlertRecord, DeadLetter, ForecastRecord, IncidentRecord, RecommendationRecord, WindowFeatures,

@@ -32,6 +32,10 @@ const CPU_METRIC: &str = "cpu_utilization_percent";
 /// The declared configuration value right-sizing reads and recommends.
 const CPU_REQUEST: &str = "cpu_request_cores";
 
+/// How far ahead a request must hold: a day, so it covers the daily peak whenever it is applied
+/// (requests are not changed several times a day).
+const RIGHT_SIZING_HORIZON_MS: u64 = 24 * 3_600_000;
+
 /// Right-sizing recommendations below this confidence are not made (see its use).
 const MIN_CONFIDENCE: f64 = 0.2;
 
@@ -119,7 +123,7 @@ impl Recommender for RightSizingRecommender {
             return;
         };
         model.advance_to(view.now);
-        let horizon = view.horizons.short_ms.max(3_600_000);
+        let horizon = RIGHT_SIZING_HORIZON_MS;
         // In percent of the current request: the current request is 100 %.
         let Some(mut d) = model.recommend(view.now, horizon, Some(100.0)) else {
             return;
@@ -394,5 +398,200 @@ impl Recommender for DetectorTuningRecommender {
         }
         *self = serde_json::from_value(state).map_err(|e| format!("detector_tuning: {e}"))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::models::rec_context::{EntityBook, Horizons};
+    use crate::models::window_stats::FeatureValues;
+    use crate::records::{
+        AlertRecord, CapacityForecast, ForecastStep, LimitDirection, RecommendationCategory,
+        WindowFeatures,
+    };
+    use crate::series::{SeriesId, SeriesKey};
+
+    const HOUR: u64 = 3_600_000;
+    const HORIZONS: Horizons = Horizons {
+        short_ms: 6 * HOUR,
+        long_ms: 7 * 24 * HOUR,
+    };
+
+    fn recommend(
+        r: &mut dyn Recommender,
+        entity: &str,
+        now: EventTime,
+        config: &BTreeMap<String, f64>,
+    ) -> Vec<Draft> {
+        let book = EntityBook::default();
+        let view = EntityView {
+            entity,
+            now,
+            book: &book,
+            config,
+            horizons: HORIZONS,
+            quick_ms: 600_000,
+        };
+        let mut out = Vec::new();
+        r.recommend(&view, &mut out);
+        out
+    }
+
+    fn cpu_window(end: EventTime, mean: f64) -> OptimizeInput {
+        OptimizeInput::Features(WindowFeatures {
+            series: SeriesId(1),
+            key: Arc::new(SeriesKey::new(
+                CPU_METRIC,
+                [("service".to_string(), "orders".to_string())],
+            )),
+            window: "1m".into(),
+            start: end - 60_000,
+            end,
+            values: FeatureValues {
+                count: 6,
+                mean,
+                min: mean,
+                max: mean,
+                std: 0.0,
+                last: mean,
+                p50: mean,
+                p95: mean,
+                p99: mean,
+                rate_of_change: None,
+                counter_rate: 0.0,
+            },
+        })
+    }
+
+    #[test]
+    fn right_sizing_scales_the_request_to_the_daily_peak() {
+        let mut r = RightSizingRecommender::new(RightSizingConfig::default());
+        // Four days at 10 % of a 2-core request, 30 % in the daily peak hour: the request
+        // should shrink to well under 2 cores yet cover the peak's 0.6 cores.
+        for minute in 0..4 * 24 * 60u64 {
+            let t = (minute + 1) * 60_000;
+            let util = if (minute / 60) % 24 == 12 { 30.0 } else { 10.0 };
+            r.observe("orders", &cpu_window(t, util));
+        }
+        let config = BTreeMap::from([(CPU_REQUEST.to_string(), 2.0)]);
+        let out = recommend(&mut r, "orders", 4 * 24 * HOUR, &config);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let d = &out[0];
+        assert_eq!(d.source, "ml:right_sizing");
+        assert_eq!(d.category, RecommendationCategory::ResourceAllocation);
+        assert_eq!(d.current_value, Some(serde_json::json!(2.0)));
+        let new = d.recommended_value.as_f64().expect("number");
+        assert!((0.6..1.5).contains(&new), "request {new}");
+        // No declared request: nothing to recommend.
+        assert!(recommend(&mut r, "orders", 4 * 24 * HOUR, &BTreeMap::new()).is_empty());
+    }
+
+    #[test]
+    fn capacity_recommends_growth_before_the_crossing() {
+        let mut r = CapacityRecommender::new(CapacityScalingConfig::default());
+        let now = 100 * HOUR;
+        // Disk at 80 % growing 1 %/h: crosses 100 % in 20 h.
+        let steps: Vec<ForecastStep> = (1..=48)
+            .map(|h| {
+                let y = 80.0 + h as f64;
+                ForecastStep {
+                    yhat: y,
+                    lo80: y - 1.0,
+                    hi80: y + 1.0,
+                    lo95: y - 2.0,
+                    hi95: y + 2.0,
+                }
+            })
+            .collect();
+        let f = ForecastRecord {
+            series: SeriesId(2),
+            key: Arc::new(SeriesKey::new(
+                "disk_used_percent",
+                [("service".to_string(), "orders-db".to_string())],
+            )),
+            window: "1h".into(),
+            time: now,
+            step_ms: HOUR,
+            model: "arima".into(),
+            steps,
+            capacity: Some(CapacityForecast {
+                rule: "disk".into(),
+                limit: 100.0,
+                direction: LimitDirection::Above,
+                horizon_ms: 48 * HOUR,
+                time_to_limit_ms: Some(20 * HOUR),
+                crossing_time: Some(now + 20 * HOUR),
+                probability: 0.9,
+                linear_time_to_limit_ms: Some(22 * HOUR),
+            }),
+        };
+        r.observe("orders-db", &OptimizeInput::Forecast(f));
+        let out = recommend(&mut r, "orders-db", now, &BTreeMap::new());
+        assert_eq!(out.len(), 1, "{out:?}");
+        let d = &out[0];
+        assert_eq!(d.category, RecommendationCategory::CapacityScaling);
+        assert_eq!(
+            d.target.get("metric").map(String::as_str),
+            Some("disk_used_percent")
+        );
+        assert!(d.recommended_value.as_f64().expect("number") > 100.0);
+        assert!(d.title.contains("orders-db"), "{}", d.title);
+    }
+
+    fn alert(
+        fp: &str,
+        event: AlertEvent,
+        t: EventTime,
+        score: f64,
+        incident: bool,
+    ) -> OptimizeInput {
+        let mut a = AlertRecord::sample(
+            BTreeMap::new(),
+            fp.to_string(),
+            event,
+            "carts".to_string(),
+            t,
+        );
+        a.score = score;
+        a.incident_id = incident.then(|| "i1".to_string());
+        OptimizeInput::Alert(a)
+    }
+
+    #[test]
+    fn detector_tuning_raises_the_threshold_of_quick_noise_only() {
+        let mut r = DetectorTuningRecommender::new(DetectorTuningConfig::default(), 0.5);
+        // Forty alerts that resolve within two minutes in no incident, scores 0.5–0.7.
+        for i in 0..40u64 {
+            let t = i * HOUR;
+            let fp = format!("n{i}");
+            let score = 0.5 + 0.005 * i as f64;
+            r.observe("carts", &alert(&fp, AlertEvent::Opened, t, score, false));
+            r.observe(
+                "carts",
+                &alert(&fp, AlertEvent::Resolved, t + 120_000, score, false),
+            );
+        }
+        let out = recommend(&mut r, "carts", 40 * HOUR, &BTreeMap::new());
+        assert_eq!(out.len(), 1, "{out:?}");
+        let new = out[0].recommended_value.as_f64().expect("number");
+        assert!(new > 0.5, "threshold {new}");
+        assert_eq!(out[0].category, RecommendationCategory::AlertThresholds);
+        // An entity whose alerts all join incidents keeps its threshold.
+        let mut r = DetectorTuningRecommender::new(DetectorTuningConfig::default(), 0.5);
+        for i in 0..40u64 {
+            let fp = format!("i{i}");
+            r.observe(
+                "carts",
+                &alert(&fp, AlertEvent::Opened, i * HOUR, 0.6, true),
+            );
+            r.observe(
+                "carts",
+                &alert(&fp, AlertEvent::Resolved, i * HOUR + 60_000, 0.6, true),
+            );
+        }
+        assert!(recommend(&mut r, "carts", 40 * HOUR, &BTreeMap::new()).is_empty());
     }
 }
