@@ -8,8 +8,9 @@ use operators::alerting::{AlertState, AlertingExt};
 use operators::correlate::{CorrelateExt, CorrelateOut, CorrelateState};
 use operators::detect::{DetectExt, DetectState};
 use operators::entity::{EntityDetectExt, EntityState};
+use operators::forecast::{ForecastExt, ForecastState};
 use operators::models::topology::TopologyEdge;
-use operators::records::{AlertRecord, DeadLetter, IncidentRecord, WindowFeatures};
+use operators::records::{AlertRecord, DeadLetter, ForecastRecord, IncidentRecord, WindowFeatures};
 use operators::series::{EventTime, Point, SeriesId, SharedKey};
 use operators::sink::OrderedSinkExt;
 use operators::window::{WindowFeaturesExt, WindowState};
@@ -50,6 +51,8 @@ pub struct States {
     pub alerts: Rc<RefCell<AlertState>>,
     /// Entity detector state, when entity detectors are configured.
     pub entity: Option<Rc<RefCell<EntityState>>>,
+    /// Forecast state, when forecasts are configured.
+    pub forecast: Option<Rc<RefCell<ForecastState>>>,
     /// Correlation state (worker 0 holds it all). Not part of checkpoints: see docs/design.md.
     pub correlate: Rc<RefCell<CorrelateState>>,
     /// Each sink's progress: everything before it has been written.
@@ -63,6 +66,9 @@ struct Snapshot {
     detect: DetectState,
     alerts: AlertState,
     entity: Option<EntityState>,
+    /// Absent in checkpoints written before forecasts existed.
+    #[serde(default)]
+    forecast: Option<ForecastState>,
 }
 
 impl States {
@@ -76,6 +82,7 @@ impl States {
         operators
             .into_iter()
             .chain(self.entity.iter().map(|e| e.borrow().progress()))
+            .chain(self.forecast.iter().map(|f| f.borrow().progress()))
             .chain(self.sinks.iter().map(|s| s.get()))
             .min()
             .unwrap_or(0)
@@ -91,6 +98,7 @@ impl States {
             "detect": &*self.detect.borrow(),
             "alerts": &*self.alerts.borrow(),
             "entity": self.entity.as_ref().map(|e| e.borrow()).as_deref(),
+            "forecast": self.forecast.as_ref().map(|f| f.borrow()).as_deref(),
         })
     }
 
@@ -111,6 +119,11 @@ impl States {
                 *current.borrow_mut() = saved;
             }
             _ => return Err("the entity detectors changed since the checkpoint".into()),
+        }
+        match (&self.forecast, snapshot.forecast) {
+            (None, None) => {}
+            (Some(current), Some(saved)) => current.borrow_mut().restore(saved)?,
+            _ => return Err("the forecasts changed since the checkpoint".into()),
         }
         *self.windows.borrow_mut() = snapshot.windows;
         *self.detect.borrow_mut() = snapshot.detect;
@@ -138,6 +151,8 @@ pub struct Written {
     pub dead_letters: u64,
     /// Feature records written.
     pub features: u64,
+    /// Forecast records written.
+    pub forecasts: u64,
 }
 
 /// Builds the dataflow; `outputs` are only fed on worker 0. The dataflow's shape must depend on
@@ -165,11 +180,12 @@ pub fn build(
             plan.alerts.bands.low,
         ))),
         alerts: Rc::new(RefCell::new(AlertState::default())),
-        // Alerts (0), dead letters (1) and incidents (2) always; then features (3) and the
-        // alert+incident stream when the plan writes them.
+        // Alerts (0), dead letters (1) and incidents (2) always; then features (3), the
+        // alert+incident stream and forecasts when the plan has them.
         sinks: (0..3
             + usize::from(plan.sinks.features)
-            + usize::from(plan.sinks.alertmanager.is_some()))
+            + usize::from(plan.sinks.alertmanager.is_some())
+            + usize::from(plan.forecast.is_some()))
             .map(|_| Rc::new(Cell::new(0)))
             .collect(),
         entity: plan.entity.as_ref().map(|p| {
@@ -180,6 +196,10 @@ pub fn build(
                 plan.alerts.bands.low,
             )))
         }),
+        forecast: plan
+            .forecast
+            .as_ref()
+            .map(|p| Rc::new(RefCell::new(ForecastState::new(p.clone())))),
         correlate: Rc::new(RefCell::new(CorrelateState::default())),
     };
     let probes = Probes {
@@ -208,6 +228,26 @@ pub fn build(
         );
         features
     };
+    // Forecasts only when configured: the default plan builds no forecast operator at all.
+    if let Some(state) = &states.forecast {
+        let w = written.clone();
+        let sinks = outputs.forecasts.clone();
+        let slot =
+            3 + usize::from(plan.sinks.features) + usize::from(plan.sinks.alertmanager.is_some());
+        features
+            .clone()
+            .forecast(state.clone())
+            .probe_with(&probes.output)
+            .ordered_sink(
+                "ForecastSink",
+                states.sinks[slot].clone(),
+                |r: &ForecastRecord| (r.series, r.window.clone(), r.spec.clone()),
+                move |time, records| {
+                    w.borrow_mut().forecasts += records.len() as u64;
+                    deliver(&sinks, time, &records);
+                },
+            );
+    }
     let detections = features.clone().detect(states.detect.clone());
     // Entity detections join the series' (the graph's shape depends on the plan only).
     let detections = match &states.entity {

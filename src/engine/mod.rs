@@ -80,6 +80,8 @@ pub struct RunReport {
     pub correlation_state_entries: u64,
     /// Feature records written.
     pub feature_records: u64,
+    /// Forecast records written.
+    pub forecast_records: u64,
     /// Wall-clock seconds.
     pub elapsed_secs: f64,
     /// Points per second of wall-clock time.
@@ -414,6 +416,7 @@ pub fn run(plan: Arc<Plan>, outputs: Outputs, opts: RunOptions) -> Result<RunRep
         report.late_points += r.read.late;
         report.series = report.series.max(r.read.series);
         report.feature_records += r.written.features;
+        report.forecast_records += r.written.forecasts;
         report.correlation_state_entries += r.correlation_entries as u64;
         for (i, name) in ["opened", "updated", "escalated", "resolved"]
             .iter()

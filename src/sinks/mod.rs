@@ -9,7 +9,7 @@ pub mod stdout;
 use std::sync::{Arc, Mutex};
 
 use operators::correlate::CorrelateOut;
-use operators::records::{AlertRecord, DeadLetter, IncidentRecord, WindowFeatures};
+use operators::records::{AlertRecord, DeadLetter, ForecastRecord, IncidentRecord, WindowFeatures};
 use operators::series::EventTime;
 
 pub use alertmanager::{AlertmanagerSettings, AlertmanagerSink};
@@ -38,6 +38,8 @@ pub struct Outputs {
     pub dead_letters: Vec<Shared<DeadLetter>>,
     /// Closed windows' features.
     pub features: Vec<Shared<WindowFeatures>>,
+    /// Forecasts (with capacity predictions).
+    pub forecasts: Vec<Shared<ForecastRecord>>,
     /// Alerts and incidents of each time together (sinks that need both, e.g. Alertmanager).
     pub correlated: Vec<Shared<CorrelateOut>>,
 }
@@ -57,6 +59,7 @@ impl Outputs {
         flush(&self.incidents)?;
         flush(&self.dead_letters)?;
         flush(&self.features)?;
+        flush(&self.forecasts)?;
         flush(&self.correlated)
     }
 }
