@@ -225,6 +225,9 @@ fn print_report(r: &RunReport, out: Option<&Path>) {
         "Dead letters: {} ({} late). State per series: windows {:.0} B, detectors {:.0} B.",
         r.dead_letters, r.late_points, r.window_bytes_per_series, r.detector_bytes_per_series
     );
+    if r.forecast_records > 0 {
+        eprintln!("Forecasts: {} records.", r.forecast_records);
+    }
     if let Some(dir) = out {
         eprintln!("Output written to {}/.", dir.display());
     }
