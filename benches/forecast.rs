@@ -10,10 +10,10 @@
 //! in forecast steps (or updates) per second for the state operations.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use operators::forecast::{ForecastSpec, SeriesForecast};
 use operators::models::forecast::{
     fit_state, Arima, ArimaOrder, AutoArima, ForecastConfig, ModelChoice, ModelState, MstlEts,
 };
-use operators::forecast::{ForecastSpec, SeriesForecast};
 use operators::models::window_stats::Feature;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -11,9 +11,11 @@
 //!
 //! Refit triggers: no model yet (or the last one failed), `refit_every` windows since the last
 //! fit, a gap in the series, or an observation outside the previous forecast's 95% interval
-//! that the change-point test ([`recent_change`]) confirms as a recent level shift. A detected
-//! shift refits on the values since the change (when at least [`MIN_SEGMENT`] of them exist,
-//! else on the whole history): values before a shift describe a level that no longer exists.
+//! when the change-point test ([`recent_change`]) on the recent standardised one-step errors
+//! confirms a level shift (testing the errors rather than the values keeps a seasonal series'
+//! cycle from passing for a shift). A shift at least [`MIN_SEGMENT`] windows old refits on the
+//! values since the change and drops the older ones; a younger one refits on the whole history:
+//! values before a shift describe a level that no longer exists.
 //!
 //! Window features arrive on the worker that owns the series (the window operator exchanges by
 //! series), in time order through the stash, so each series' sequence and therefore every fit
@@ -139,8 +141,17 @@ pub struct SeriesForecast {
     model: Option<ModelState>,
     /// Windows since the last fit.
     since_fit: u32,
-    /// The previous forecast's one-step 95% interval.
+    /// The previous forecast's one-step mean and standard deviation.
     band: Option<(f64, f64)>,
+    /// Standardised one-step errors of the consecutive forecasts up to now (the last is the
+    /// current window's), at most the change-point span: the sequence the level-shift test
+    /// reads. A model's errors are white noise while it fits, so a step in them is a change the
+    /// model did not expect, whatever the series' season.
+    #[serde(default)]
+    residuals: VecDeque<f32>,
+    /// A window was missing or had no value since the last fit: the model's origin is behind.
+    #[serde(default)]
+    stale: bool,
 }
 
 impl SeriesForecast {
@@ -154,12 +165,17 @@ impl SeriesForecast {
             model: None,
             since_fit: 0,
             band: None,
+            residuals: VecDeque::new(),
+            stale: false,
         }
     }
 
-    /// Bytes of model state beyond the history buffer (the 8 KB budget's subject).
+    /// Bytes of model state beyond the history buffer (the 8 KB budget's subject): the
+    /// struct, the error sequence and the model.
     pub fn model_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.model.as_ref().map_or(0, ModelState::size_bytes)
+        std::mem::size_of::<Self>()
+            + self.residuals.capacity() * std::mem::size_of::<f32>()
+            + self.model.as_ref().map_or(0, ModelState::size_bytes)
     }
 
     /// Bytes of the history buffer.
@@ -174,7 +190,8 @@ impl SeriesForecast {
 
     /// Absorbs the value of the window ending at `end` and returns the forecast from there
     /// (`None` before the first fit or when no model fits). `value` may be non-finite (a window
-    /// without the feature): it is kept as a gap.
+    /// without the feature): it is kept as a gap, no forecast is made from it, and the next
+    /// finite value refits (the model cannot absorb a missing value).
     pub fn observe(
         &mut self,
         spec: &ForecastSpec,
@@ -201,29 +218,49 @@ impl SeriesForecast {
             self.push(f64::NAN, cap);
         }
         self.push(value, cap);
-        let outside = match self.band {
-            Some((lo, hi)) if value.is_finite() => value < lo || value > hi,
-            _ => false,
+        if missing > 0 || !value.is_finite() {
+            self.stale = true;
+        }
+        if !value.is_finite() {
+            self.band = None;
+            return None;
+        }
+        let outside = match self.band.take() {
+            Some((mean, sd)) => {
+                let r = (value - mean) / sd.max(f64::MIN_POSITIVE);
+                if self.residuals.len() >= ChangepointConfig::default().span {
+                    self.residuals.pop_front();
+                }
+                // Clamped so one wild value stays finite for the test.
+                self.residuals.push_back(r.clamp(-1e6, 1e6) as f32);
+                r.abs() > Z95
+            }
+            None => {
+                // No forecast for this window: the error sequence restarts.
+                self.residuals.clear();
+                false
+            }
         };
-        self.band = None;
         self.since_fit = self.since_fit.saturating_add(1);
 
         let mut refit_from: Option<usize> = None;
-        let scheduled = self.model.is_none()
-            || missing > 0
-            || !value.is_finite()
-            || self.since_fit as usize >= spec.refit_every;
+        let scheduled =
+            self.model.is_none() || self.stale || self.since_fit as usize >= spec.refit_every;
         if scheduled {
             refit_from = Some(0);
         } else if outside {
             refit_from = self.level_shift();
         }
         let refitted = refit_from.is_some_and(|from| self.refit(spec, from));
-        if !refitted && value.is_finite() {
-            if let Some(m) = &mut self.model {
-                if m.update(value).is_err() {
-                    self.model = None;
-                }
+        if refitted {
+            self.stale = false;
+        } else if self.stale {
+            // Not enough values to refit yet; the stale model would forecast from the wrong
+            // origin.
+            self.model = None;
+        } else if let Some(m) = &mut self.model {
+            if m.update(value).is_err() {
+                self.model = None;
             }
         }
         let model = self.model.as_ref()?;
@@ -236,7 +273,7 @@ impl SeriesForecast {
             self.model = None;
             return None;
         };
-        self.band = Some((p.point[0] - Z95 * p.sd[0], p.point[0] + Z95 * p.sd[0]));
+        self.band = Some((p.point[0], p.sd[0]));
         Some((model.name(), p.point, p.sd))
     }
 
@@ -247,18 +284,23 @@ impl SeriesForecast {
         self.history.push_back(v);
     }
 
-    /// Start (index into the history) of the segment after a confirmed recent level shift.
-    fn level_shift(&self) -> Option<usize> {
+    /// Start (index into the history) of the segment after a level shift that BOCPD confirms
+    /// in the recent one-step errors; 0 (refit on everything) when the shift is too recent for
+    /// the segment to be fitted alone.
+    fn level_shift(&mut self) -> Option<usize> {
         let cfg = ChangepointConfig {
             recent: SHIFT_RECENT,
             ..ChangepointConfig::default()
         };
-        let n = self.history.len();
-        let from = n.saturating_sub(cfg.span);
-        let recent: Vec<f64> = self.history.range(from..).copied().collect();
-        let cp = recent_change(&cfg, &recent)?;
-        let start = n - cp.age;
-        Some(if cp.age >= MIN_SEGMENT { start } else { 0 })
+        let errors: Vec<f64> = self.residuals.iter().map(|r| f64::from(*r)).collect();
+        let cp = recent_change(&cfg, &errors)?;
+        if cp.age < MIN_SEGMENT {
+            return Some(0);
+        }
+        // The errors end at the current window, as the history does.
+        self.residuals
+            .drain(..self.residuals.len().saturating_sub(cp.age));
+        Some(self.history.len().saturating_sub(cp.age))
     }
 
     /// Refits on the history from index `from` on; values before `from` (the level before a
@@ -651,5 +693,18 @@ mod tests {
         assert!(f.history.len() <= s.history);
         let far = f.observe(&s, 10_000 * 60_000, f64::INFINITY);
         assert!(far.is_none());
+        assert!(
+            f.model().is_none(),
+            "a gap longer than the history drops the model"
+        );
+        // A window without a value gives no forecast; the next value refits from the right origin.
+        let mut g = SeriesForecast::new(0, None);
+        for t in 1..=25u64 {
+            let _ = g.observe(&s, t * 60_000, 10.0 + noise(t));
+        }
+        assert!(g.observe(&s, 26 * 60_000, f64::NAN).is_none());
+        assert!(g.stale);
+        assert!(g.observe(&s, 27 * 60_000, 10.0).is_some());
+        assert!(!g.stale);
     }
 }

@@ -3,7 +3,8 @@
 //! lead time is printed, ours and the least-squares line's), and `forecasts.jsonl` byte-identical
 //! for one and three workers.
 //!
-//! Run with `cargo test --test integration forecast_stream -- --nocapture` to see the figures.
+//! Run with `cargo test --test integration forecast_stream -- --nocapture` to see the figures
+//! (a simulated day, three disk-filling incidents).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +18,7 @@ use serde_json::Value;
 /// The limit of the shipped `rules/capacity.toml` for `disk_used_percent`.
 const LIMIT: f64 = 90.0;
 const HORIZON: usize = 30;
+const HOURS: u64 = 24;
 
 const CONFIG: &str = r#"
 [[windows]]
@@ -67,11 +69,11 @@ fn service(v: &Value) -> &str {
 fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = dir.path().join("sim");
-    // Six incidents in rotation: the sixth is a disk filling (IncidentKind::ALL's order).
+    // Eighteen incidents in rotation: every sixth is a disk filling (IncidentKind::ALL's order).
     let config = SimulatorConfig {
-        duration_ms: 9 * 3_600_000,
+        duration_ms: HOURS * 3_600_000,
         seed: 5,
-        incidents: Some(6),
+        incidents: Some(18),
         overlap_probability: 0.0,
         ..SimulatorConfig::default()
     };
@@ -128,8 +130,8 @@ fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
             .entry(service(&r["key"]).to_string())
             .or_default() += 1;
     }
-    // 9 h of 1-minute windows, the first forecast after 30 windows.
-    let windows = 9 * 60;
+    // 1-minute windows, the first forecast after 30 windows.
+    let windows = HOURS as usize * 60;
     assert!(per_series.len() >= 3, "{per_series:?}");
     for (s, n) in &per_series {
         assert!(
@@ -138,91 +140,95 @@ fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
         );
     }
 
-    // The disk-filling incident: when did the disk really reach the limit?
+    // Each disk-filling incident: when did the disk really reach the limit, and when did each
+    // method first warn (a forecast made during the incident, before the crossing, whose
+    // predicted crossing is within the horizon)?
     let truth: Value =
         serde_json::from_str(&std::fs::read_to_string(sim.join("truth.json")).expect("truth"))
             .expect("truth json");
-    let incident = truth["incidents"]
+    let incidents: Vec<Value> = truth["incidents"]
         .as_array()
         .expect("incidents")
         .iter()
-        .find(|i| i["type"] == "disk_filling")
-        .expect("a disk-filling incident")
-        .clone();
-    let root = incident["root_cause"].as_str().expect("root").to_string();
-    let start = incident["start"].as_u64().expect("start");
-    let end = incident["end"].as_u64().expect("end");
-    let metrics = lines(&sim.join("metrics.jsonl"));
-    let reached = metrics
-        .iter()
-        .filter(|m| m["name"] == "disk_used_percent" && service(m) == root)
-        .filter(|m| m["value"].as_f64().is_some_and(|v| v >= LIMIT))
-        .filter_map(|m| m["timestamp"].as_u64())
-        .filter(|t| *t >= start)
-        .min()
-        .expect("the disk reaches the limit during the incident");
-    assert!(reached <= end);
-
-    // The first forecast made during the incident that puts the crossing within the horizon.
-    let root_records: Vec<&Value> = records
-        .iter()
-        .filter(|r| service(&r["key"]) == root)
+        .filter(|i| i["type"] == "disk_filling")
+        .cloned()
         .collect();
-    let first = |field: &str| {
-        root_records
+    assert_eq!(incidents.len(), 3, "three disk-filling incidents");
+    let metrics = lines(&sim.join("metrics.jsonl"));
+    let mut spans = Vec::new();
+    let mut leads = Vec::new();
+    for incident in &incidents {
+        let root = incident["root_cause"].as_str().expect("root").to_string();
+        let start = incident["start"].as_u64().expect("start");
+        let end = incident["end"].as_u64().expect("end");
+        spans.push((root.clone(), start, end));
+        let Some(reached) = metrics
             .iter()
-            .filter(|r| {
-                let t = r["time"].as_u64().unwrap_or(0);
-                t >= start && t <= reached
+            .filter(|m| m["name"] == "disk_used_percent" && service(m) == root)
+            .filter(|m| m["value"].as_f64().is_some_and(|v| v >= LIMIT))
+            .filter_map(|m| m["timestamp"].as_u64())
+            .filter(|t| *t >= start && *t <= end)
+            .min()
+        else {
+            println!("disk filling on {root}: the limit was not reached before the fix");
+            continue;
+        };
+        let first = |field: &str| {
+            records
+                .iter()
+                .filter(|r| service(&r["key"]) == root)
+                .filter(|r| {
+                    let t = r["time"].as_u64().unwrap_or(0);
+                    t >= start && t <= reached
+                })
+                .find(|r| r["capacity"][field].is_u64())
+                .map(|r| {
+                    let t = r["time"].as_u64().unwrap_or(0);
+                    (reached - t, r["capacity"][field].as_u64().unwrap_or(0))
+                })
+        };
+        let ours = first("time_to_limit_ms");
+        let linear = first("linear_time_to_limit_ms");
+        let show = |x: Option<(u64, u64)>| {
+            x.map_or("never".to_string(), |(lead, ttl)| {
+                format!(
+                    "{:.1} min before the limit (predicted time to limit {:.1} min)",
+                    lead as f64 / 60_000.0,
+                    ttl as f64 / 60_000.0
+                )
             })
-            .find(|r| r["capacity"][field].is_u64())
-            .map(|r| {
-                let t = r["time"].as_u64().unwrap_or(0);
-                (reached - t, r["capacity"][field].as_u64().unwrap_or(0))
-            })
+        };
+        println!(
+            "disk filling on {root}: reaches {LIMIT}% {:.1} min after the incident starts",
+            (reached - start) as f64 / 60_000.0
+        );
+        println!("  forecast: first capacity warning {}", show(ours));
+        println!("  least-squares line (predict_linear): {}", show(linear));
+        leads.push((root, ours.map(|x| x.0)));
+    }
+    // Predictions of a crossing for any disk series outside the incidents: false alarms.
+    let outside = |r: &&Value| {
+        let t = r["time"].as_u64().unwrap_or(0);
+        !spans
+            .iter()
+            .any(|(root, start, end)| service(&r["key"]) == root && t >= *start && t <= *end)
     };
-    let ours = first("time_to_limit_ms");
-    let linear = first("linear_time_to_limit_ms");
-    // Predictions of a crossing for any disk series outside the incident: false alarms.
-    let false_alarms = records
-        .iter()
-        .filter(|r| r["capacity"]["time_to_limit_ms"].is_u64())
-        .filter(|r| {
-            let t = r["time"].as_u64().unwrap_or(0);
-            service(&r["key"]) != root || t < start || t > end
-        })
-        .count();
-    let linear_false_alarms = records
-        .iter()
-        .filter(|r| r["capacity"]["linear_time_to_limit_ms"].is_u64())
-        .filter(|r| {
-            let t = r["time"].as_u64().unwrap_or(0);
-            service(&r["key"]) != root || t < start || t > end
-        })
-        .count();
-    let show = |x: Option<(u64, u64)>| {
-        x.map_or("never".to_string(), |(lead, ttl)| {
-            format!(
-                "{:.1} min before the limit (predicted time to limit {:.1} min)",
-                lead as f64 / 60_000.0,
-                ttl as f64 / 60_000.0
-            )
-        })
+    let false_alarms = |field: &str| {
+        records
+            .iter()
+            .filter(|r| r["capacity"][field].is_u64())
+            .filter(outside)
+            .count()
     };
     println!(
-        "disk filling on {root}: starts {start}, reaches {LIMIT}% at {reached} ({:.1} min in)",
-        (reached - start) as f64 / 60_000.0
-    );
-    println!("  forecast (ARIMA): first capacity warning {}", show(ours));
-    println!(
-        "  least-squares line (predict_linear): first warning {}",
-        show(linear)
-    );
-    println!(
-        "  warnings outside the incident: ours {false_alarms}, least squares {linear_false_alarms} \
-         (of {} records)",
+        "warnings outside the incidents: forecast {}, least squares {} (of {} records)",
+        false_alarms("time_to_limit_ms"),
+        false_alarms("linear_time_to_limit_ms"),
         records.len()
     );
-    let (lead, _) = ours.expect("the forecast predicts the crossing before it happens");
-    assert!(lead > 0, "lead time {lead} ms");
+    assert!(!leads.is_empty(), "a disk reached the limit");
+    for (root, lead) in leads {
+        let lead = lead.unwrap_or_else(|| panic!("{root}: the crossing was not predicted"));
+        assert!(lead > 0, "{root}: lead time {lead} ms");
+    }
 }
