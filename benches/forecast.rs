@@ -1,13 +1,20 @@
 //! Forecasting cost: fitting by series length (100, 1,000 and 10,000 points of a seeded synthetic
 //! hourly-like series with a daily cycle), and forecasting / updating from a fitted state.
 //!
+//! The streaming operator's per-series state (`operators::forecast::SeriesForecast`): the cost
+//! of a window (amortised over a refit interval, one refit included) and its memory, printed
+//! before the timings (model state beyond the history buffer, the history buffer, and the
+//! serialised checkpoint size).
+//!
 //! Run: `cargo bench --bench forecast`. Throughput is in points of input per second for fits and
 //! in forecast steps (or updates) per second for the state operations.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use operators::forecast::{ForecastSpec, SeriesForecast};
 use operators::models::forecast::{
     fit_state, Arima, ArimaOrder, AutoArima, ForecastConfig, ModelChoice, ModelState, MstlEts,
 };
+use operators::models::window_stats::Feature;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
@@ -97,5 +104,72 @@ fn state_benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fit_benches, state_benches);
+/// Streaming specs: a 1-minute disk-like series (ARIMA, no season) and an hourly-like one with a
+/// daily cycle (automatic family choice, season 24), both with 240 windows of history.
+fn streaming_specs() -> Vec<(&'static str, ForecastSpec)> {
+    let base = ForecastSpec {
+        name: "bench".into(),
+        window: "1m".into(),
+        step_ms: 60_000,
+        feature: Feature::Mean,
+        metric: ".*".into(),
+        horizon: 30,
+        history: 240,
+        min_history: 30,
+        refit_every: 30,
+        season: Some(1),
+        model: ModelChoice::Arima,
+    };
+    vec![
+        ("arima_h30", base.clone()),
+        (
+            "auto_m24_h48",
+            ForecastSpec {
+                horizon: 48,
+                season: Some(24),
+                model: ModelChoice::Auto,
+                ..base
+            },
+        ),
+    ]
+}
+
+fn warmed(spec: &ForecastSpec, y: &[f64]) -> SeriesForecast {
+    let mut s = SeriesForecast::new(0, None);
+    for (i, v) in y.iter().enumerate() {
+        let _ = s.observe(spec, (i as u64 + 1) * 60_000, *v);
+    }
+    s
+}
+
+fn streaming_benches(c: &mut Criterion) {
+    let y = synthetic(600, 11);
+    let mut g = c.benchmark_group("forecast_streaming");
+    g.sample_size(10);
+    for (label, spec) in streaming_specs() {
+        let state = warmed(&spec, &y[..300]);
+        let json = serde_json::to_vec(&state).map_or(0, |v| v.len());
+        println!(
+            "streaming state {label}: model {} B beyond the history buffer ({} B of history), \
+             {json} B serialised with the history; model {}",
+            state.model_bytes(),
+            state.history_bytes(),
+            state.model().map_or("none".into(), |m| m.name()),
+        );
+        let window = spec.refit_every as u64;
+        g.throughput(Throughput::Elements(window));
+        g.bench_function(BenchmarkId::new("observe_refit_interval", label), |b| {
+            b.iter(|| {
+                let mut s = state.clone();
+                for (i, v) in y[300..300 + window as usize].iter().enumerate() {
+                    black_box(s.observe(&spec, (301 + i as u64) * 60_000, *v));
+                }
+                black_box(s)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fit_benches, state_benches, streaming_benches);
 criterion_main!(benches);

@@ -10,6 +10,7 @@ pub mod alerting;
 pub mod correlate;
 pub mod detect;
 pub mod entity;
+pub mod forecast;
 pub mod models;
 pub mod optimize;
 pub mod records;

@@ -114,7 +114,7 @@ fn execute(plan: Plan, cluster: &ClusterArgs, progress_bar: bool) -> Outcome {
     let timely = cluster
         .timely_config(plan.engine.workers)
         .map_err(Failure::config)?;
-    let outputs = open_outputs(&plan.sinks).map_err(Failure::runtime)?;
+    let outputs = open_outputs(&plan.sinks, plan.forecast.is_some()).map_err(Failure::runtime)?;
     let out_dir = plan.sinks.jsonl_dir.clone();
     tracing::info!(
         sources = plan.sources.len(),
@@ -141,8 +141,8 @@ fn execute(plan: Plan, cluster: &ClusterArgs, progress_bar: bool) -> Outcome {
     Ok(())
 }
 
-/// Creates the sinks a plan asks for.
-pub fn open_outputs(sinks: &SinkPlan) -> std::io::Result<Outputs> {
+/// Creates the sinks a plan asks for; `forecasts` adds `forecasts.jsonl` to a JSONL directory.
+pub fn open_outputs(sinks: &SinkPlan, forecasts: bool) -> std::io::Result<Outputs> {
     let mut outputs = Outputs::default();
     if sinks.stdout {
         outputs.alerts.push(Arc::new(Mutex::new(StdoutSummary)));
@@ -182,6 +182,14 @@ pub fn open_outputs(sinks: &SinkPlan) -> std::io::Result<Outputs> {
                 .features
                 .push(Arc::new(Mutex::new(JsonlWriter::create(
                     &dir.join("features.jsonl"),
+                    false,
+                )?)));
+        }
+        if forecasts {
+            outputs
+                .forecasts
+                .push(Arc::new(Mutex::new(JsonlWriter::create(
+                    &dir.join("forecasts.jsonl"),
                     false,
                 )?)));
         }
@@ -228,6 +236,9 @@ fn print_report(r: &RunReport, out: Option<&Path>) {
         "Dead letters: {} ({} late). State per series: windows {:.0} B, detectors {:.0} B.",
         r.dead_letters, r.late_points, r.window_bytes_per_series, r.detector_bytes_per_series
     );
+    if r.forecast_records > 0 {
+        eprintln!("Forecasts: {} records.", r.forecast_records);
+    }
     if let Some(dir) = out {
         eprintln!("Output written to {}/.", dir.display());
     }

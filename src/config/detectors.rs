@@ -7,6 +7,7 @@ use operators::models::changepoint::ChangepointConfig;
 use operators::models::cusum::CusumConfig;
 use operators::models::detector_set::{DetectorKind, DetectorPlan, FeatureChoice};
 use operators::models::ewma::EwmaConfig;
+use operators::models::forecast_residual::ForecastResidualConfig;
 use operators::models::forest_detector::ForestDetectorConfig;
 use operators::models::iqr::IqrConfig;
 use operators::models::knn_detector::KnnDetectorConfig;
@@ -169,6 +170,9 @@ pub fn compile_detectors(
                 DetectorKind::OneClassSvm(params(c, d, SvmDetectorConfig::default()))
             }
             DetectorType::Knn => DetectorKind::Knn(params(c, d, KnnDetectorConfig::default())),
+            DetectorType::ForecastResidual => {
+                DetectorKind::ForecastResidual(params(c, d, ForecastResidualConfig::default()))
+            }
         };
         if let Err(e) = kind.validate() {
             let span = d.params.as_ref().map_or(d.kind.span(), |p| p.span());

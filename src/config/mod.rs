@@ -9,6 +9,7 @@
 pub mod checker;
 pub mod detectors;
 pub mod error;
+pub mod forecasts;
 pub mod intel;
 pub mod raw;
 pub mod recommend;
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use operators::correlate::CorrelatePlan;
+use operators::forecast::ForecastPlan;
 use operators::models::alert_lifecycle::AlertPolicy;
 use operators::models::detector_set::Ensemble;
 use operators::models::entity_set::EntityPlan;
@@ -130,6 +132,8 @@ pub struct Plan {
     pub ensemble: Arc<Ensemble>,
     /// Entity-level detectors, when configured.
     pub entity: Option<Arc<EntityPlan>>,
+    /// Forecast specs and capacity limits, when forecasts are configured.
+    pub forecast: Option<Arc<ForecastPlan>>,
     /// Alert policy (naming, lifecycle, severity, types).
     pub alerts: Arc<AlertPolicy>,
     /// Sinks.
@@ -253,6 +257,13 @@ fn compile(
     }
     let rules = rules::load_rules(rules_dir.as_deref(), c.errors);
     let detectors = detectors::compile_detectors(&mut c, &raw.detectors, &windows, &rules.weights);
+    let forecast_specs = forecasts::compile_forecasts(&mut c, &raw.forecasts, &windows);
+    let forecast = (!forecast_specs.is_empty()).then(|| {
+        Arc::new(ForecastPlan {
+            specs: forecast_specs,
+            limits: rules.limits.clone(),
+        })
+    });
     let mut fusion = rules.fusion.clone();
     fusion.alert_level = rules.severity.low;
     let entity = raw.entity.as_ref().and_then(|e| {
@@ -322,6 +333,7 @@ fn compile(
         windows: windows.into(),
         ensemble: Arc::new(Ensemble { detectors, fusion }),
         entity,
+        forecast,
         alerts: Arc::new(alerts),
         sinks,
         rules_dir,

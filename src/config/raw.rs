@@ -26,6 +26,9 @@ pub struct RawConfig {
     /// Alert naming and lifecycle.
     #[serde(default)]
     pub alerts: RawAlerts,
+    /// Forecast specs (absent: nothing is forecast).
+    #[serde(default)]
+    pub forecasts: Vec<Spanned<super::forecasts::RawForecast>>,
     /// Entity-level detectors over the joint vector of an entity's series (absent: off).
     pub entity: Option<Spanned<operators::models::entity_set::EntityPlan>>,
     /// Where results go.
@@ -165,6 +168,8 @@ pub enum DetectorType {
     OneClassSvm,
     /// Distance to the nearest recent normal feature vectors.
     Knn,
+    /// Distance from a damped-trend one-step forecast (outside its 95% interval scores high).
+    ForecastResidual,
 }
 
 impl DetectorType {
@@ -180,6 +185,7 @@ impl DetectorType {
             DetectorType::IsolationForest => "isolation_forest",
             DetectorType::OneClassSvm => "one_class_svm",
             DetectorType::Knn => "knn",
+            DetectorType::ForecastResidual => "forecast_residual",
         }
     }
 }

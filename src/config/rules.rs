@@ -7,13 +7,17 @@
 //! * `fusion.toml` — how detector scores are calibrated, fused and damped, and each detector
 //!   kind's weight.
 //! * `recommendations.toml` — the optimizer's rules (see `super::recommend`).
+//! * `capacity.toml` — limits (disk full, memory limit, pool size) that forecast series are
+//!   checked against.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use operators::forecast::CapacityLimit;
 use operators::models::detector_set::FusionPolicy;
 use operators::models::shape::Shape;
 use operators::records::AnomalyType;
+use operators::records::LimitDirection;
 use operators::rules::{
     anchored_regex, AnomalyTypeRule, AnomalyTypeRules, Direction, SeverityBands,
 };
@@ -68,6 +72,10 @@ pub const RULE_FILES: &[RuleFile] = &[
         name: "recommendations.toml",
         default: include_str!("../../rules/recommendations.toml"),
     },
+    RuleFile {
+        name: "capacity.toml",
+        default: include_str!("../../rules/capacity.toml"),
+    },
 ];
 
 /// Detector kinds a weight may name.
@@ -81,6 +89,7 @@ const KNOWN_KINDS: &[&str] = &[
     "isolation_forest",
     "one_class_svm",
     "knn",
+    "forecast_residual",
 ];
 
 /// The compiled rules.
@@ -106,6 +115,8 @@ pub struct Rules {
     pub topology_path: Option<PathBuf>,
     /// The optimizer's settings, declared config values and recommendation rules.
     pub recommendations: std::sync::Arc<operators::models::rec_rules::OptimizePlan>,
+    /// Capacity limits for forecast series.
+    pub limits: Vec<CapacityLimit>,
 }
 
 /// Reads `name` from `dir` if it exists there, else the embedded default; returns (path shown in
@@ -162,6 +173,63 @@ struct RawFusionFile {
 struct RawAnomalyTypesFile {
     #[serde(default)]
     anomaly_type: Vec<RawTypeRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimit {
+    name: Spanned<String>,
+    metric: Spanned<String>,
+    value: Spanned<f64>,
+    direction: LimitDirection,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapacityFile {
+    #[serde(default)]
+    limit: Vec<RawLimit>,
+}
+
+/// `capacity.toml`: every limit needs a unique name, a valid pattern and a finite value.
+fn capacity(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Vec<CapacityLimit> {
+    let raw = match toml::from_str::<RawCapacityFile>(src.text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            errors.push(src.toml_error(&e));
+            return Vec::new();
+        }
+    };
+    let mut limits: Vec<CapacityLimit> = Vec::new();
+    let mut names: Vec<String> = Vec::new();
+    for l in raw.limit {
+        let mut ok = true;
+        if let Err(e) = anchored_regex(l.metric.get_ref()) {
+            errors.push(src.error(l.metric.span(), format!("invalid regular expression: {e}")));
+            ok = false;
+        }
+        if !l.value.get_ref().is_finite() {
+            errors.push(src.error(l.value.span(), "value must be a finite number"));
+            ok = false;
+        }
+        if names.contains(l.name.get_ref()) {
+            errors.push(src.error(
+                l.name.span(),
+                format!("limit name {:?} is used twice", l.name.get_ref()),
+            ));
+            ok = false;
+        }
+        names.push(l.name.get_ref().clone());
+        if ok {
+            limits.push(CapacityLimit {
+                name: l.name.into_inner(),
+                metric: l.metric.into_inner(),
+                value: l.value.into_inner(),
+                direction: l.direction,
+            });
+        }
+    }
+    limits
 }
 
 /// Loads and compiles every rule file, collecting all errors.
@@ -253,6 +321,7 @@ pub fn load_rules(dir: Option<&Path>, errors: &mut Vec<ConfigError>) -> Rules {
                 rules.recommendations =
                     std::sync::Arc::new(super::recommend::recommendations(&src, errors));
             }
+            "capacity.toml" => rules.limits = capacity(&src, errors),
             other => unreachable!("rule file {other} has no loader"),
         }
     }
@@ -275,6 +344,40 @@ mod tests {
                 .classify("http_request_duration_p99_ms", Direction::Up, None),
             AnomalyType::LatencySpike
         );
+    }
+
+    #[test]
+    fn capacity_limits_are_validated_with_positions() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("capacity.toml"),
+            "[[limit]]\nname = \"a\"\nmetric = \"disk_(\"\nvalue = 90\ndirection = \"above\"\n\n\
+             [[limit]]\nname = \"a\"\nmetric = \"mem\"\nvalue = nan\ndirection = \"below\"\n",
+        )
+        .unwrap();
+        let mut errors = Vec::new();
+        let rules = load_rules(Some(dir.path()), &mut errors);
+        let dir = dir.path().display();
+        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(text.len(), 3, "{text:?}");
+        assert!(text[0].starts_with(&format!("{dir}/capacity.toml:3:10: invalid regular")));
+        assert_eq!(
+            text[1],
+            format!("{dir}/capacity.toml:10:9: value must be a finite number")
+        );
+        assert_eq!(
+            text[2],
+            format!("{dir}/capacity.toml:8:8: limit name \"a\" is used twice")
+        );
+        assert!(rules.limits.is_empty());
+        std::fs::write(
+            dir.to_string() + "/capacity.toml",
+            "[[limit]]\nname = \"x\"\nmetric = \"m\"\nvalue = 1\ndirection = \"sideways\"\n",
+        )
+        .unwrap();
+        let mut errors = Vec::new();
+        load_rules(Some(Path::new(&dir.to_string())), &mut errors);
+        assert_eq!((errors.len(), errors[0].line), (1, 5), "{errors:?}");
     }
 
     #[test]

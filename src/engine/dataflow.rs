@@ -9,6 +9,7 @@ use operators::alerting::{AlertState, AlertingExt};
 use operators::correlate::{CorrelateExt, CorrelateOut, CorrelateState};
 use operators::detect::{DetectExt, DetectState};
 use operators::entity::{EntityDetectExt, EntityState};
+use operators::forecast::{ForecastExt, ForecastState};
 use operators::models::optimize::recommenders::{
     CapacityRecommender, DetectorTuningRecommender, RightSizingRecommender,
 };
@@ -59,6 +60,8 @@ pub struct States {
     pub alerts: Rc<RefCell<AlertState>>,
     /// Entity detector state, when entity detectors are configured.
     pub entity: Option<Rc<RefCell<EntityState>>>,
+    /// Forecast state, when forecasts are configured.
+    pub forecast: Option<Rc<RefCell<ForecastState>>>,
     /// Correlation state (worker 0 holds it all). Not part of checkpoints: see docs/design.md.
     pub correlate: Rc<RefCell<CorrelateState>>,
     /// Optimizer state (the entities this worker owns).
@@ -77,6 +80,9 @@ struct Snapshot {
     /// Absent in checkpoints written before the optimizer existed.
     #[serde(default)]
     optimize: Option<OptimizeState>,
+    /// Absent in checkpoints written before forecasts existed.
+    #[serde(default)]
+    forecast: Option<ForecastState>,
 }
 
 impl States {
@@ -91,6 +97,7 @@ impl States {
         operators
             .into_iter()
             .chain(self.entity.iter().map(|e| e.borrow().progress()))
+            .chain(self.forecast.iter().map(|f| f.borrow().progress()))
             .chain(self.sinks.iter().map(|s| s.get()))
             .min()
             .unwrap_or(0)
@@ -108,6 +115,7 @@ impl States {
             "detect": &*self.detect.borrow(),
             "alerts": &*self.alerts.borrow(),
             "entity": self.entity.as_ref().map(|e| e.borrow()).as_deref(),
+            "forecast": self.forecast.as_ref().map(|f| f.borrow()).as_deref(),
         })
     }
 
@@ -131,6 +139,11 @@ impl States {
         }
         if let Some(saved) = snapshot.optimize {
             self.optimize.borrow_mut().restore_from(saved)?;
+        }
+        match (&self.forecast, snapshot.forecast) {
+            (None, None) => {}
+            (Some(current), Some(saved)) => current.borrow_mut().restore(saved)?,
+            _ => return Err("the forecasts changed since the checkpoint".into()),
         }
         *self.windows.borrow_mut() = snapshot.windows;
         *self.detect.borrow_mut() = snapshot.detect;
@@ -173,6 +186,8 @@ pub struct Written {
     pub features: u64,
     /// Recommendation records written.
     pub recommendations: u64,
+    /// Forecast records written.
+    pub forecasts: u64,
 }
 
 /// Builds the dataflow; `outputs` are only fed on worker 0. The dataflow's shape must depend on
@@ -201,10 +216,11 @@ pub fn build(
         ))),
         alerts: Rc::new(RefCell::new(AlertState::default())),
         // Alerts (0), dead letters (1), incidents (2) and recommendations (3) always; then
-        // features (4) and the alert+incident stream when the plan writes them.
+        // features (4), the alert+incident stream and forecasts when the plan has them.
         sinks: (0..4
             + usize::from(plan.sinks.features)
-            + usize::from(plan.sinks.alertmanager.is_some()))
+            + usize::from(plan.sinks.alertmanager.is_some())
+            + usize::from(plan.forecast.is_some()))
             .map(|_| Rc::new(Cell::new(0)))
             .collect(),
         entity: plan.entity.as_ref().map(|p| {
@@ -215,6 +231,10 @@ pub fn build(
                 plan.alerts.bands.low,
             )))
         }),
+        forecast: plan
+            .forecast
+            .as_ref()
+            .map(|p| Rc::new(RefCell::new(ForecastState::new(p.clone())))),
         correlate: Rc::new(RefCell::new(CorrelateState::default())),
         // The ML recommenders run after the rules, in this order.
         optimize: Rc::new(RefCell::new(OptimizeState::new(
@@ -248,6 +268,27 @@ pub fn build(
         );
         features
     };
+    // Forecasts only when configured: the default plan builds no forecast operator at all.
+    let forecasts = states.forecast.as_ref().map(|state| {
+        let w = written.clone();
+        let sinks = outputs.forecasts.clone();
+        let slot =
+            4 + usize::from(plan.sinks.features) + usize::from(plan.sinks.alertmanager.is_some());
+        let forecasts = features
+            .clone()
+            .forecast(state.clone())
+            .probe_with(&probes.output);
+        forecasts.clone().ordered_sink(
+            "ForecastSink",
+            states.sinks[slot].clone(),
+            |r: &ForecastRecord| (r.series, r.window.clone(), r.spec.clone()),
+            move |time, records| {
+                w.borrow_mut().forecasts += records.len() as u64;
+                deliver(&sinks, time, &records);
+            },
+        );
+        forecasts
+    });
     let detections = features.clone().detect(states.detect.clone());
     // Entity detections join the series' (the graph's shape depends on the plan only).
     let detections = match &states.entity {
@@ -297,10 +338,13 @@ pub fn build(
             (entity, OptimizeInput::Features(f))
         })
     });
-    // Until the forecast stage exists the forecasts stream is empty (the lead connects it).
-    let forecasts = routed_features
-        .clone()
-        .flat_map(|_| Option::<ForecastRecord>::None);
+    // Without forecasts configured the optimizer's forecast input is an empty stream.
+    let forecasts = match forecasts {
+        Some(f) => f,
+        None => routed_features
+            .clone()
+            .flat_map(|_| Option::<ForecastRecord>::None),
+    };
     let labels = plan.engine.entity_labels.clone();
     let routed_forecasts = forecasts.map(move |f: ForecastRecord| {
         let entity = f.key.entity(&labels).to_string();

@@ -82,6 +82,8 @@ pub struct RunReport {
     pub feature_records: u64,
     /// Recommendation records written (new or changed recommendations).
     pub recommendations: u64,
+    /// Forecast records written.
+    pub forecast_records: u64,
     /// Wall-clock seconds.
     pub elapsed_secs: f64,
     /// Points per second of wall-clock time.
@@ -422,6 +424,7 @@ pub fn run(plan: Arc<Plan>, outputs: Outputs, opts: RunOptions) -> Result<RunRep
         report.series = report.series.max(r.read.series);
         report.feature_records += r.written.features;
         report.recommendations += r.written.recommendations;
+        report.forecast_records += r.written.forecasts;
         report.correlation_state_entries += r.correlation_entries as u64;
         for (i, name) in ["opened", "updated", "escalated", "resolved"]
             .iter()

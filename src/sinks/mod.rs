@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use operators::correlate::CorrelateOut;
 use operators::records::{
-    AlertRecord, DeadLetter, IncidentRecord, RecommendationRecord, WindowFeatures,
+    AlertRecord, DeadLetter, ForecastRecord, IncidentRecord, RecommendationRecord, WindowFeatures,
 };
 use operators::series::EventTime;
 
@@ -42,6 +42,8 @@ pub struct Outputs {
     pub features: Vec<Shared<WindowFeatures>>,
     /// Recommendations made or changed.
     pub recommendations: Vec<Shared<RecommendationRecord>>,
+    /// Forecasts (with capacity predictions).
+    pub forecasts: Vec<Shared<ForecastRecord>>,
     /// Alerts and incidents of each time together (sinks that need both, e.g. Alertmanager).
     pub correlated: Vec<Shared<CorrelateOut>>,
 }
@@ -62,6 +64,7 @@ impl Outputs {
         flush(&self.dead_letters)?;
         flush(&self.features)?;
         flush(&self.recommendations)?;
+        flush(&self.forecasts)?;
         flush(&self.correlated)
     }
 }

@@ -147,6 +147,52 @@ fn every_detector_output_is_byte_identical_for_one_and_three_workers() {
     );
 }
 
+#[test]
+fn forecasts_are_byte_identical_for_one_and_three_workers() {
+    // The forecast operator (refits, level-shift refits, state updates, capacity predictions)
+    // and the forecast-residual detector, with the shipped example config.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inputs = partitioned_input(dir.path());
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/forecast.toml");
+    let mut outputs = Vec::new();
+    for workers in [1, 3] {
+        let out = dir.path().join(format!("forecast-{workers}"));
+        replay(
+            &inputs,
+            None,
+            Some(&config),
+            None,
+            None,
+            false,
+            &out,
+            &cluster(workers),
+        )
+        .expect("replay");
+        outputs.push(out);
+    }
+    let forecasts = read(&outputs[0].join("forecasts.jsonl"));
+    let text = String::from_utf8_lossy(&forecasts);
+    assert!(
+        text.contains("\"disk_used_percent\"") && text.contains("\"memory_used_bytes\""),
+        "both specs produced forecasts to compare"
+    );
+    assert!(
+        text.contains("\"capacity\":{"),
+        "capacity predictions to compare"
+    );
+    let alerts = read(&outputs[0].join("alerts.jsonl"));
+    assert!(
+        String::from_utf8_lossy(&alerts).contains("\"forecast_residual\""),
+        "alerts carry the forecast-residual detector's score"
+    );
+    for file in ["forecasts.jsonl", "alerts.jsonl"] {
+        assert!(
+            read(&outputs[0].join(file)) == read(&outputs[1].join(file)),
+            "{file} differs between 1 and 3 workers"
+        );
+    }
+}
+
 /// A plain sequential computation of the 1-minute tumbling features.
 #[derive(Default)]
 struct OracleWindow {

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod determinism;
 mod forecast;
+mod forecast_stream;
 mod golden;
 #[cfg(feature = "kafka-tests")]
 mod kafka;

@@ -26,6 +26,7 @@ use super::cusum::{Cusum, CusumConfig};
 use super::damping::{Damper, DampingConfig};
 use super::deviation::Deviation;
 use super::ewma::{Ewma, EwmaConfig};
+use super::forecast_residual::{ForecastResidual, ForecastResidualConfig};
 use super::forest_detector::{ForestDetectorConfig, StreamingForest};
 use super::iqr::{IqrConfig, IqrFences};
 use super::knn_detector::{KnnDetectorConfig, StreamingKnn};
@@ -62,6 +63,8 @@ pub enum DetectorKind {
     OneClassSvm(SvmDetectorConfig),
     /// Distance to the nearest recent normal feature vectors.
     Knn(KnnDetectorConfig),
+    /// Distance from a damped-trend one-step forecast, in forecast σ.
+    ForecastResidual(ForecastResidualConfig),
 }
 
 impl DetectorKind {
@@ -77,6 +80,7 @@ impl DetectorKind {
             DetectorKind::IsolationForest(_) => "isolation_forest",
             DetectorKind::OneClassSvm(_) => "one_class_svm",
             DetectorKind::Knn(_) => "knn",
+            DetectorKind::ForecastResidual(_) => "forecast_residual",
         }
     }
 
@@ -92,6 +96,7 @@ impl DetectorKind {
             DetectorKind::IsolationForest(c) => c.validate(),
             DetectorKind::OneClassSvm(c) => c.validate(),
             DetectorKind::Knn(c) => c.validate(),
+            DetectorKind::ForecastResidual(c) => c.validate(),
         }
     }
 
@@ -258,6 +263,7 @@ enum DetectorState {
     IsolationForest(StreamingForest),
     OneClassSvm(StreamingSvm),
     Knn(StreamingKnn),
+    ForecastResidual(ForecastResidual),
 }
 
 impl DetectorState {
@@ -275,6 +281,9 @@ impl DetectorState {
             }
             DetectorKind::OneClassSvm(_) => DetectorState::OneClassSvm(StreamingSvm::default()),
             DetectorKind::Knn(_) => DetectorState::Knn(StreamingKnn::default()),
+            DetectorKind::ForecastResidual(_) => {
+                DetectorState::ForecastResidual(ForecastResidual::default())
+            }
         }
     }
 
@@ -286,7 +295,10 @@ impl DetectorState {
             DetectorState::IsolationForest(d) => d.heap_bytes(),
             DetectorState::OneClassSvm(d) => d.heap_bytes(),
             DetectorState::Knn(d) => d.heap_bytes(),
-            DetectorState::Ewma(_) | DetectorState::Cusum(_) | DetectorState::Changepoint => 0,
+            DetectorState::Ewma(_)
+            | DetectorState::Cusum(_)
+            | DetectorState::Changepoint
+            | DetectorState::ForecastResidual(_) => 0,
         }
     }
 }
@@ -498,6 +510,9 @@ impl DetectorSet {
                 (DetectorState::Ewma(d), DetectorKind::Ewma(cfg)) => d.observe(cfg, value),
                 (DetectorState::Cusum(d), DetectorKind::Cusum(cfg)) => d.observe(cfg, value),
                 (DetectorState::Seasonal(d), DetectorKind::Seasonal(cfg)) => d.observe(cfg, value),
+                (DetectorState::ForecastResidual(d), DetectorKind::ForecastResidual(cfg)) => {
+                    d.observe(cfg, value)
+                }
                 (DetectorState::IsolationForest(d), DetectorKind::IsolationForest(_)) => {
                     d.score(row).map(|m| Deviation {
                         magnitude: m,

@@ -3,7 +3,7 @@
 //! fitted state is serde-serializable so checkpoints can save it.
 //!
 //! Detection is layered: scalar detectors ([`robust_z`], [`iqr`], [`ewma`], [`cusum`],
-//! [`seasonal`], [`changepoint`]) and vector detectors ([`forest_detector`], [`svm_detector`], [`knn_detector`] over
+//! [`seasonal`], [`changepoint`], [`forecast_residual`]) and vector detectors ([`forest_detector`], [`svm_detector`], [`knn_detector`] over
 //! [`isolation_forest`] and [`one_class_svm`]) report deviations; [`calibration`] turns each into a
 //! tail probability; [`detector_set`] fuses them per series and [`entity_set`] per entity;
 //! [`damping`] quiets repeats; [`shape`] names the anomaly; [`peers`] compares an entity with its
@@ -11,6 +11,7 @@
 
 pub mod alert_lifecycle;
 pub mod calibration;
+pub mod capacity;
 pub mod cel_rule;
 pub mod changepoint;
 pub mod cusum;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod escalation;
 pub mod ewma;
 pub mod forecast;
+pub mod forecast_residual;
 pub mod forest_detector;
 pub mod grouping;
 pub mod incidents;

@@ -64,6 +64,12 @@ pub struct ForecastRecord {
     pub key: SharedKey,
     /// Name of the window spec whose features are forecast (e.g. `1m`).
     pub window: String,
+    /// Name of the forecast spec that made it (`[[forecasts]]` `name`).
+    #[serde(default)]
+    pub spec: String,
+    /// The window feature forecast (e.g. `mean`).
+    #[serde(default)]
+    pub feature: String,
     /// End of the last window used (ms since the epoch); step 1 is the window after it.
     pub time: EventTime,
     /// Length of one forecast step (ms): the window's size.

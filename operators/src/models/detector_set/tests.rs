@@ -47,6 +47,10 @@ fn all_kinds() -> Vec<DetectorPlan> {
             DetectorKind::OneClassSvm(SvmDetectorConfig::default()),
         ),
         plan("knn", DetectorKind::Knn(KnnDetectorConfig::default())),
+        plan(
+            "forecast_residual",
+            DetectorKind::ForecastResidual(ForecastResidualConfig::default()),
+        ),
     ]
 }
 

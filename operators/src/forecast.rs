@@ -1,0 +1,710 @@
+//! The forecast operator: for every series matching a forecast spec, a bounded history of one
+//! window feature, a model refitted on a schedule (and when a level shift is detected) and
+//! updated in between, and a [`ForecastRecord`] per closed window with the configured horizon's
+//! point forecasts, 80% / 95% intervals and, for series with a limit in the capacity rules, the
+//! predicted time until the limit is crossed.
+//!
+//! Cost control: forecasting is expensive, so only series whose metric name matches a spec's
+//! pattern are forecast, and the engine builds this operator only when specs are configured.
+//! Between refits an observation is absorbed by [`ModelState::update`] (one Kalman step for
+//! ARIMA), which costs microseconds; a refit ([`fit_state`]) costs milliseconds.
+//!
+//! Refit triggers: no model yet (or the last one failed), `refit_every` windows since the last
+//! fit, a gap in the series, or an observation outside the previous forecast's 95% interval
+//! when the change-point test ([`recent_change`]) on the recent standardised one-step errors
+//! confirms a level shift (testing the errors rather than the values keeps a seasonal series'
+//! cycle from passing for a shift). A shift at least [`MIN_SEGMENT`] windows old refits on the
+//! values since the change and drops the older ones; a younger one refits on the whole history:
+//! values before a shift describe a level that no longer exists.
+//!
+//! Window features arrive on the worker that owns the series (the window operator exchanges by
+//! series), in time order through the stash, so each series' sequence and therefore every fit
+//! is the same for any worker count.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Operator;
+use timely::dataflow::StreamVec;
+
+use crate::models::capacity::{linear_steps_to_limit, probability_past, steps_to_limit};
+use crate::models::changepoint::{recent_change, ChangepointConfig};
+use crate::models::forecast::{fit_state, ForecastConfig, ModelChoice, ModelState};
+use crate::models::window_stats::Feature;
+use crate::records::WindowFeatures;
+use crate::records::{CapacityForecast, ForecastRecord, ForecastStep, LimitDirection};
+use crate::rules::anchored_regex;
+use crate::series::{EventTime, SeriesId};
+use crate::stash::{frontier_limit, Stash};
+
+/// Standard-normal quantiles of the two-sided 80% and 95% intervals (z at 0.90 and 0.975).
+const Z80: f64 = 1.281_551_565_544_600_5;
+const Z95: f64 = 1.959_963_984_540_054;
+
+/// Fewest values after a detected level shift that a refit uses on their own (enough for an
+/// ARIMA with drift on a short segment; fewer fall back to the whole history).
+pub const MIN_SEGMENT: usize = 8;
+
+/// How old (in windows) a level shift may be and still trigger a refit: the change-point
+/// default (6) is tuned for scoring, but a refit on the new segment needs [`MIN_SEGMENT`] values.
+const SHIFT_RECENT: usize = 24;
+
+/// One `[[forecasts]]` entry, validated by the config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastSpec {
+    /// Name in output (default `<window>:<feature>`).
+    pub name: String,
+    /// Window spec whose features are forecast.
+    pub window: String,
+    /// Length of one step: the window's slide (ms).
+    pub step_ms: u64,
+    /// Feature forecast.
+    pub feature: Feature,
+    /// Anchored regular expression on the metric name selecting the series.
+    pub metric: String,
+    /// Steps forecast.
+    pub horizon: usize,
+    /// Windows of history kept per series (the fit's input).
+    pub history: usize,
+    /// Values needed before the first fit.
+    pub min_history: usize,
+    /// Windows between scheduled refits.
+    pub refit_every: usize,
+    /// Main season in windows (`None`: detected from the history).
+    pub season: Option<usize>,
+    /// Model family.
+    pub model: ModelChoice,
+}
+
+/// One `[[limit]]` of `rules/capacity.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityLimit {
+    /// Rule name, copied into the records.
+    pub name: String,
+    /// Anchored regular expression on the metric name.
+    pub metric: String,
+    /// The limit, in the series' unit.
+    pub value: f64,
+    /// Which side is bad.
+    pub direction: LimitDirection,
+}
+
+/// Everything the operator runs: the specs and the capacity limits.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ForecastPlan {
+    /// Forecast specs (at most `u16::MAX`).
+    pub specs: Vec<ForecastSpec>,
+    /// Capacity limits; the first matching a series applies.
+    pub limits: Vec<CapacityLimit>,
+}
+
+/// Compiled patterns of a plan (not serialised: rebuilt from the plan).
+#[derive(Debug, Clone, Default)]
+struct Matchers {
+    specs: Vec<Option<Regex>>,
+    limits: Vec<Option<Regex>>,
+}
+
+impl Matchers {
+    fn new(plan: &ForecastPlan) -> Self {
+        // The config validated the patterns; one that does not compile here matches nothing.
+        Matchers {
+            specs: plan
+                .specs
+                .iter()
+                .map(|s| anchored_regex(&s.metric).ok())
+                .collect(),
+            limits: plan
+                .limits
+                .iter()
+                .map(|l| anchored_regex(&l.metric).ok())
+                .collect(),
+        }
+    }
+}
+
+/// The forecast state of one series under one spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeriesForecast {
+    spec: u16,
+    limit: Option<u16>,
+    /// Recent values, oldest first (NaN marks a missing window).
+    history: VecDeque<f64>,
+    /// End of the last window seen.
+    last_end: EventTime,
+    model: Option<ModelState>,
+    /// Windows since the last fit.
+    since_fit: u32,
+    /// The previous forecast's one-step mean and standard deviation.
+    band: Option<(f64, f64)>,
+    /// Standardised one-step errors of the consecutive forecasts up to now (the last is the
+    /// current window's), at most the change-point span: the sequence the level-shift test
+    /// reads. A model's errors are white noise while it fits, so a step in them is a change the
+    /// model did not expect, whatever the series' season.
+    #[serde(default)]
+    residuals: VecDeque<f32>,
+    /// A window was missing or had no value since the last fit: the model's origin is behind.
+    #[serde(default)]
+    stale: bool,
+}
+
+impl SeriesForecast {
+    /// Empty state for spec `spec`, capacity limit `limit`.
+    pub fn new(spec: u16, limit: Option<u16>) -> Self {
+        SeriesForecast {
+            spec,
+            limit,
+            history: VecDeque::new(),
+            last_end: 0,
+            model: None,
+            since_fit: 0,
+            band: None,
+            residuals: VecDeque::new(),
+            stale: false,
+        }
+    }
+
+    /// Bytes of model state beyond the history buffer (the 8 KB budget's subject): the
+    /// struct, the error sequence and the model.
+    pub fn model_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.residuals.capacity() * std::mem::size_of::<f32>()
+            + self.model.as_ref().map_or(0, ModelState::size_bytes)
+    }
+
+    /// Bytes of the history buffer.
+    pub fn history_bytes(&self) -> usize {
+        self.history.capacity() * std::mem::size_of::<f64>()
+    }
+
+    /// The fitted model, if any.
+    pub fn model(&self) -> Option<&ModelState> {
+        self.model.as_ref()
+    }
+
+    /// Absorbs the value of the window ending at `end` and returns the forecast from there
+    /// (`None` before the first fit or when no model fits). `value` may be non-finite (a window
+    /// without the feature): it is kept as a gap, no forecast is made from it, and the next
+    /// finite value refits (the model cannot absorb a missing value).
+    pub fn observe(
+        &mut self,
+        spec: &ForecastSpec,
+        end: EventTime,
+        value: f64,
+    ) -> Option<(String, Vec<f64>, Vec<f64>)> {
+        if self.last_end != 0 && end <= self.last_end {
+            // Already seen (cannot happen with the stash's time order; harmless if it does).
+            return None;
+        }
+        let step = spec.step_ms.max(1);
+        let missing = if self.last_end == 0 {
+            0
+        } else {
+            ((end - self.last_end) / step).saturating_sub(1)
+        };
+        self.last_end = end;
+        let cap = spec.history.max(1);
+        // A gap as long as the history leaves nothing of the old series worth keeping.
+        if missing as usize >= cap {
+            self.model = None;
+        }
+        for _ in 0..(missing as usize).min(cap) {
+            self.push(f64::NAN, cap);
+        }
+        self.push(value, cap);
+        if missing > 0 || !value.is_finite() {
+            self.stale = true;
+        }
+        if !value.is_finite() {
+            self.band = None;
+            return None;
+        }
+        let outside = match self.band.take() {
+            Some((mean, sd)) => {
+                let r = (value - mean) / sd.max(f64::MIN_POSITIVE);
+                if self.residuals.len() >= ChangepointConfig::default().span {
+                    self.residuals.pop_front();
+                }
+                // Clamped so one wild value stays finite for the test.
+                self.residuals.push_back(r.clamp(-1e6, 1e6) as f32);
+                r.abs() > Z95
+            }
+            None => {
+                // No forecast for this window: the error sequence restarts.
+                self.residuals.clear();
+                false
+            }
+        };
+        self.since_fit = self.since_fit.saturating_add(1);
+
+        let mut refit_from: Option<usize> = None;
+        let scheduled =
+            self.model.is_none() || self.stale || self.since_fit as usize >= spec.refit_every;
+        if scheduled {
+            refit_from = Some(0);
+        } else if outside {
+            refit_from = self.level_shift();
+        }
+        let refitted = refit_from.is_some_and(|from| self.refit(spec, from));
+        if refitted {
+            self.stale = false;
+        } else if self.stale {
+            // Not enough values to refit yet; the stale model would forecast from the wrong
+            // origin.
+            self.model = None;
+        } else if let Some(m) = &mut self.model {
+            if m.update(value).is_err() {
+                self.model = None;
+            }
+        }
+        let model = self.model.as_ref()?;
+        let p = model.predict(spec.horizon).ok();
+        let Some(p) = p.filter(|p| {
+            p.point.len() == spec.horizon && p.point.iter().chain(&p.sd).all(|v| v.is_finite())
+        }) else {
+            // A decomposition state whose stored path ran out, or a numerical failure: refit
+            // next window.
+            self.model = None;
+            return None;
+        };
+        self.band = Some((p.point[0], p.sd[0]));
+        Some((model.name(), p.point, p.sd))
+    }
+
+    fn push(&mut self, v: f64, cap: usize) {
+        while self.history.len() >= cap {
+            self.history.pop_front();
+        }
+        self.history.push_back(v);
+    }
+
+    /// Start (index into the history) of the segment after a level shift that BOCPD confirms
+    /// in the recent one-step errors; 0 (refit on everything) when the shift is too recent for
+    /// the segment to be fitted alone.
+    fn level_shift(&mut self) -> Option<usize> {
+        let cfg = ChangepointConfig {
+            recent: SHIFT_RECENT,
+            ..ChangepointConfig::default()
+        };
+        let errors: Vec<f64> = self.residuals.iter().map(|r| f64::from(*r)).collect();
+        let cp = recent_change(&cfg, &errors)?;
+        if cp.age < MIN_SEGMENT {
+            return Some(0);
+        }
+        // The errors end at the current window, as the history does.
+        self.residuals
+            .drain(..self.residuals.len().saturating_sub(cp.age));
+        Some(self.history.len().saturating_sub(cp.age))
+    }
+
+    /// Refits on the history from index `from` on; values before `from` (the level before a
+    /// confirmed shift) are dropped for good, so later scheduled refits do not see them either.
+    fn refit(&mut self, spec: &ForecastSpec, from: usize) -> bool {
+        self.since_fit = 0;
+        self.history.drain(..from.min(self.history.len()));
+        let y: Vec<f64> = self.history.iter().copied().collect();
+        let finite = y.iter().filter(|v| v.is_finite()).count();
+        // The first fit waits for `min_history`; later ones (the series is known) and fits
+        // after a shift make do with a short segment rather than keep a stale model.
+        let needed = if from > 0 || self.model.is_some() {
+            MIN_SEGMENT.min(spec.min_history)
+        } else {
+            spec.min_history.min(spec.history)
+        };
+        if finite < needed.max(2) {
+            return false;
+        }
+        // The fit stores `horizon + refit_every` steps so a decomposition model (which only
+        // advances its stored path between fits) lasts until the next scheduled refit.
+        let cfg = ForecastConfig {
+            season: spec.season,
+            detect_season: spec.season.is_none(),
+            model: spec.model,
+            holdout: Some(spec.horizon),
+            ..ForecastConfig::new(spec.horizon + spec.refit_every, spec.season)
+        };
+        // A failed fit keeps the previous model (if any) rather than stop forecasting.
+        match fit_state(&y, &cfg) {
+            Ok(m) => {
+                self.model = Some(m);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Forecast state of one worker: per series, one [`SeriesForecast`] per matching spec.
+#[derive(Serialize, Deserialize)]
+pub struct ForecastState {
+    plan: Arc<ForecastPlan>,
+    series: HashMap<SeriesId, Vec<SeriesForecast>>,
+    #[serde(skip)]
+    matchers: Matchers,
+    /// Everything before this time has been applied.
+    #[serde(skip)]
+    progress: EventTime,
+}
+
+impl ForecastState {
+    /// Empty state for `plan`.
+    pub fn new(plan: Arc<ForecastPlan>) -> Self {
+        ForecastState {
+            matchers: Matchers::new(&plan),
+            plan,
+            series: HashMap::new(),
+            progress: 0,
+        }
+    }
+
+    /// Time before which all input has been applied.
+    pub fn progress(&self) -> EventTime {
+        self.progress
+    }
+
+    /// The plan this state runs.
+    pub fn plan(&self) -> &ForecastPlan {
+        &self.plan
+    }
+
+    /// Takes over a checkpoint's series states, refusing one taken with another plan.
+    pub fn restore(&mut self, saved: ForecastState) -> Result<(), String> {
+        if *saved.plan != *self.plan {
+            return Err("the forecasts or capacity limits changed since the checkpoint".into());
+        }
+        self.series = saved.series;
+        Ok(())
+    }
+
+    /// Series-spec pairs forecast, and the mean bytes of model state per pair beyond the
+    /// history buffer.
+    pub fn model_bytes_per_series(&self) -> (usize, f64) {
+        let all = self.series.values().flatten();
+        let (n, bytes) = all.fold((0usize, 0usize), |(n, b), s| (n + 1, b + s.model_bytes()));
+        (n, if n == 0 { 0.0 } else { bytes as f64 / n as f64 })
+    }
+
+    fn entry(&mut self, f: &WindowFeatures) -> &mut Vec<SeriesForecast> {
+        let (plan, matchers) = (&self.plan, &self.matchers);
+        self.series.entry(f.series).or_insert_with(|| {
+            let name = f.key.name.as_str();
+            let limit = matchers
+                .limits
+                .iter()
+                .position(|m| m.as_ref().is_some_and(|m| m.is_match(name)))
+                .map(|i| i as u16);
+            plan.specs
+                .iter()
+                .zip(&matchers.specs)
+                .enumerate()
+                .filter(|(_, (_, m))| m.as_ref().is_some_and(|m| m.is_match(name)))
+                .map(|(i, _)| SeriesForecast::new(i as u16, limit))
+                .collect()
+        })
+    }
+
+    /// Applies one window's features; returns the forecasts made from it.
+    pub fn observe(&mut self, f: &WindowFeatures, out: &mut Vec<ForecastRecord>) {
+        let plan = self.plan.clone();
+        for s in self.entry(f).iter_mut() {
+            let Some(spec) = plan.specs.get(s.spec as usize) else {
+                continue;
+            };
+            if spec.window != f.window {
+                continue;
+            }
+            let value = spec.feature.of(&f.values).unwrap_or(f64::NAN);
+            let Some((model, point, sd)) = s.observe(spec, f.end, value) else {
+                continue;
+            };
+            let capacity = s
+                .limit
+                .and_then(|l| plan.limits.get(l as usize))
+                .map(|l| capacity(l, spec, f.end, value, &point, &sd, &s.history));
+            out.push(ForecastRecord {
+                series: f.series,
+                key: f.key.clone(),
+                window: f.window.clone(),
+                spec: spec.name.clone(),
+                feature: spec.feature.name().to_string(),
+                time: f.end,
+                step_ms: spec.step_ms,
+                model,
+                steps: point
+                    .iter()
+                    .zip(&sd)
+                    .map(|(y, s)| ForecastStep {
+                        yhat: *y,
+                        lo80: y - Z80 * s,
+                        hi80: y + Z80 * s,
+                        lo95: y - Z95 * s,
+                        hi95: y + Z95 * s,
+                    })
+                    .collect(),
+                capacity,
+            });
+        }
+    }
+}
+
+/// The capacity prediction for limit `l` from a forecast made at `time`.
+fn capacity(
+    l: &CapacityLimit,
+    spec: &ForecastSpec,
+    time: EventTime,
+    current: f64,
+    point: &[f64],
+    sd: &[f64],
+    history: &VecDeque<f64>,
+) -> CapacityForecast {
+    let to_ms = |steps: f64| (steps * spec.step_ms as f64).round() as u64;
+    let ttl = steps_to_limit(current, point, l.value, l.direction).map(to_ms);
+    let (last_mean, last_sd) = (
+        point.last().copied().unwrap_or(f64::NAN),
+        sd.last().copied().unwrap_or(f64::NAN),
+    );
+    let hist: Vec<f64> = history.iter().copied().collect();
+    CapacityForecast {
+        rule: l.name.clone(),
+        limit: l.value,
+        direction: l.direction,
+        horizon_ms: spec.horizon as u64 * spec.step_ms,
+        time_to_limit_ms: ttl,
+        crossing_time: ttl.map(|t| time.saturating_add(t)),
+        probability: probability_past(last_mean, last_sd, l.value, l.direction),
+        linear_time_to_limit_ms: linear_steps_to_limit(&hist, spec.horizon, l.value, l.direction)
+            .map(to_ms),
+    }
+}
+
+/// Adds the forecast operator to a stream of window features.
+pub trait ForecastExt<'scope> {
+    /// Forecasts the matching series; `state` is shared with the caller for checkpoints.
+    fn forecast(
+        self,
+        state: Rc<RefCell<ForecastState>>,
+    ) -> StreamVec<'scope, EventTime, ForecastRecord>;
+}
+
+impl<'scope> ForecastExt<'scope> for StreamVec<'scope, EventTime, WindowFeatures> {
+    fn forecast(
+        self,
+        state: Rc<RefCell<ForecastState>>,
+    ) -> StreamVec<'scope, EventTime, ForecastRecord> {
+        self.unary_frontier::<CapacityContainerBuilder<Vec<ForecastRecord>>, _, _, _>(
+            Pipeline,
+            "Forecast",
+            move |_initial, _info| {
+                let mut stash: Stash<WindowFeatures> = Stash::default();
+                let mut out = Vec::new();
+                move |(input, frontier), output| {
+                    let port = output.output_index();
+                    input.for_each(|cap, data| stash.hold(&cap, data, port));
+                    let mut state = state.borrow_mut();
+                    for (cap, mut batch) in stash.take_complete(frontier) {
+                        // Within a time a series' windows are distinct; order them anyway so
+                        // nothing depends on arrival order.
+                        batch.sort_by(|a, b| (a.series, &a.window).cmp(&(b.series, &b.window)));
+                        for f in &batch {
+                            state.observe(f, &mut out);
+                        }
+                        if !out.is_empty() {
+                            output.session(&cap).give_iterator(out.drain(..));
+                        }
+                    }
+                    state.progress = frontier_limit(frontier);
+                }
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::window_stats::FeatureValues;
+    use crate::series::SeriesKey;
+
+    fn spec() -> ForecastSpec {
+        ForecastSpec {
+            name: "1m:mean".into(),
+            window: "1m".into(),
+            step_ms: 60_000,
+            feature: Feature::Mean,
+            metric: "disk_.*".into(),
+            horizon: 10,
+            history: 60,
+            min_history: 20,
+            refit_every: 15,
+            season: Some(1),
+            model: ModelChoice::Arima,
+        }
+    }
+
+    fn plan() -> ForecastPlan {
+        ForecastPlan {
+            specs: vec![spec()],
+            limits: vec![CapacityLimit {
+                name: "disk-full".into(),
+                metric: "disk_used_percent".into(),
+                value: 90.0,
+                direction: LimitDirection::Above,
+            }],
+        }
+    }
+
+    fn features(name: &str, end: EventTime, v: f64) -> WindowFeatures {
+        let key = SeriesKey::new(name, Vec::new());
+        WindowFeatures {
+            series: SeriesId(name.len() as u64),
+            key: Arc::new(key),
+            window: "1m".into(),
+            start: end - 60_000,
+            end,
+            values: FeatureValues::single(v),
+        }
+    }
+
+    /// A noisy level, deterministic.
+    fn noise(t: u64) -> f64 {
+        ((t * 7919) % 13) as f64 / 13.0 - 0.5
+    }
+
+    #[test]
+    fn forecasts_start_after_min_history_and_only_for_matching_series() {
+        let mut st = ForecastState::new(Arc::new(plan()));
+        let mut out = Vec::new();
+        for t in 1..=40u64 {
+            st.observe(
+                &features("disk_used_percent", t * 60_000, 50.0 + noise(t)),
+                &mut out,
+            );
+            st.observe(
+                &features("cpu_percent", t * 60_000, 50.0 + noise(t)),
+                &mut out,
+            );
+            if t < 20 {
+                assert!(out.is_empty(), "forecast before min_history at {t}");
+            }
+        }
+        assert_eq!(out.len(), 21, "one forecast per window from the 20th");
+        assert!(out.iter().all(|r| r.key.name == "disk_used_percent"));
+        let r = out.last().expect("records");
+        assert_eq!(
+            (r.time, r.step_ms, r.steps.len()),
+            (40 * 60_000, 60_000, 10)
+        );
+        for s in &r.steps {
+            assert!(s.lo95 <= s.lo80 && s.lo80 <= s.yhat && s.yhat <= s.hi80 && s.hi80 <= s.hi95);
+            assert!((s.yhat - 50.0).abs() < 1.0, "{s:?}");
+        }
+        let cap = r.capacity.as_ref().expect("disk has a limit");
+        assert_eq!(cap.time_to_limit_ms, None);
+        assert!(cap.probability < 1e-6, "{}", cap.probability);
+        let (n, bytes) = st.model_bytes_per_series();
+        assert_eq!(n, 1);
+        assert!(bytes > 0.0 && bytes <= 8192.0, "{bytes}");
+    }
+
+    #[test]
+    fn a_ramp_is_predicted_to_cross_the_limit() {
+        let mut st = ForecastState::new(Arc::new(plan()));
+        let mut out = Vec::new();
+        let mut caps = Vec::new();
+        for t in 1..=62u64 {
+            // Flat at 50, then +2 per window from window 40: 90 at window 60.
+            let v = 50.0 + 2.0 * t.saturating_sub(40) as f64 + 0.1 * noise(t);
+            out.clear();
+            st.observe(&features("disk_used_percent", t * 60_000, v), &mut out);
+            caps.push(out.first().and_then(|r| r.capacity.clone()));
+        }
+        let caps: Vec<CapacityForecast> = caps[19..].iter().flatten().cloned().collect();
+        assert_eq!(caps.len(), 43, "a forecast per window from the 20th");
+        // Five windows before the limit (window 55, value 80) the crossing is predicted about
+        // five windows ahead, with a probability well above one half by the horizon's end.
+        let at55 = &caps[54 - 19];
+        let ttl = at55.time_to_limit_ms.expect("crossing predicted");
+        assert!((180_000..=420_000).contains(&ttl), "{at55:?}");
+        assert!(at55.probability > 0.9, "{at55:?}");
+        assert_eq!(at55.crossing_time, Some(55 * 60_000 + ttl));
+        // Past the limit: 0.
+        assert_eq!(caps[61 - 19].time_to_limit_ms, Some(0));
+    }
+
+    #[test]
+    fn updates_between_refits_and_state_roundtrip() {
+        let mut st = ForecastState::new(Arc::new(plan()));
+        let mut out = Vec::new();
+        for t in 1..=25u64 {
+            st.observe(
+                &features("disk_used_percent", t * 60_000, 50.0 + noise(t)),
+                &mut out,
+            );
+        }
+        let json = serde_json::to_string(&st).expect("serialises");
+        let mut back = ForecastState::new(Arc::new(plan()));
+        back.restore(serde_json::from_str(&json).expect("deserialises"))
+            .expect("same plan");
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for t in 26..=30u64 {
+            let f = features("disk_used_percent", t * 60_000, 50.0 + noise(t));
+            st.observe(&f, &mut a);
+            back.observe(&f, &mut b);
+        }
+        assert_eq!(a.len(), 5);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.model, y.model);
+            assert!((x.steps[0].yhat - y.steps[0].yhat).abs() < 1e-9);
+        }
+        let mut other = plan();
+        other.specs[0].horizon = 5;
+        let mut changed = ForecastState::new(Arc::new(other));
+        assert!(changed
+            .restore(serde_json::from_str(&json).expect("deserialises"))
+            .is_err());
+    }
+
+    #[test]
+    fn gaps_and_non_finite_values_do_not_panic() {
+        let s = spec();
+        let mut f = SeriesForecast::new(0, None);
+        for t in 1..=30u64 {
+            let v = if t % 7 == 0 {
+                f64::NAN
+            } else {
+                10.0 + noise(t)
+            };
+            // Windows 12..=15 are missing.
+            if (12..=15).contains(&t) {
+                continue;
+            }
+            let _ = f.observe(&s, t * 60_000, v);
+        }
+        assert!(
+            f.observe(&s, 10 * 60_000, 1.0).is_none(),
+            "old window ignored"
+        );
+        assert!(f.history.len() <= s.history);
+        let far = f.observe(&s, 10_000 * 60_000, f64::INFINITY);
+        assert!(far.is_none());
+        assert!(
+            f.model().is_none(),
+            "a gap longer than the history drops the model"
+        );
+        // A window without a value gives no forecast; the next value refits from the right origin.
+        let mut g = SeriesForecast::new(0, None);
+        for t in 1..=25u64 {
+            let _ = g.observe(&s, t * 60_000, 10.0 + noise(t));
+        }
+        assert!(g.observe(&s, 26 * 60_000, f64::NAN).is_none());
+        assert!(g.stale);
+        assert!(g.observe(&s, 27 * 60_000, 10.0).is_some());
+        assert!(!g.stale);
+    }
+}

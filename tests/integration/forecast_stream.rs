@@ -1,0 +1,234 @@
+//! Streaming forecasts over the simulator: per-window forecasts with nested intervals for every
+//! configured series, a disk-filling incident predicted before the disk reaches its limit (the
+//! lead time is printed, ours and the least-squares line's), and `forecasts.jsonl` byte-identical
+//! for one and three workers.
+//!
+//! Run with `cargo test --test integration forecast_stream -- --nocapture` to see the figures
+//! (a simulated day, three disk-filling incidents).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use harbinger::cli::ClusterArgs;
+use harbinger::commands::pipeline::replay;
+use harbinger::commands::simulate::simulate;
+use harbinger::sources::simulator::SimulatorConfig;
+use serde_json::Value;
+
+/// The limit of the shipped `rules/capacity.toml` for `disk_used_percent`.
+const LIMIT: f64 = 90.0;
+const HORIZON: usize = 30;
+const HOURS: u64 = 24;
+
+const CONFIG: &str = r#"
+[[windows]]
+name = "1m"
+size_secs = 60
+
+[[detectors]]
+type = "robust_z"
+window = "1m"
+
+[[detectors]]
+type = "forecast_residual"
+window = "1m"
+
+[[forecasts]]
+name = "disk"
+window = "1m"
+metric = "disk_used_percent"
+horizon = 30
+history = 120
+min_history = 30
+refit_every = 30
+season = 1
+"#;
+
+fn cluster(workers: usize) -> ClusterArgs {
+    ClusterArgs {
+        workers: Some(workers),
+        processes: 1,
+        process: 0,
+        hostfile: None,
+    }
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+fn service(v: &Value) -> &str {
+    v["labels"]["service"].as_str().unwrap_or("")
+}
+
+#[test]
+fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("sim");
+    // Eighteen incidents in rotation: every sixth is a disk filling (IncidentKind::ALL's order).
+    let config = SimulatorConfig {
+        duration_ms: HOURS * 3_600_000,
+        seed: 5,
+        incidents: Some(18),
+        overlap_probability: 0.0,
+        ..SimulatorConfig::default()
+    };
+    simulate(config, &sim).expect("simulate");
+    let cfg_path = dir.path().join("forecast.toml");
+    std::fs::write(&cfg_path, CONFIG).expect("config");
+    let input = vec![sim.join("metrics.jsonl")];
+    let mut outs = Vec::new();
+    for workers in [1, 3] {
+        let out = dir.path().join(format!("out-{workers}"));
+        replay(
+            &input,
+            None,
+            Some(&cfg_path),
+            None,
+            None,
+            false,
+            &out,
+            &cluster(workers),
+        )
+        .expect("replay");
+        outs.push(out);
+    }
+    let one = std::fs::read(outs[0].join("forecasts.jsonl")).expect("forecasts");
+    let three = std::fs::read(outs[1].join("forecasts.jsonl")).expect("forecasts");
+    assert!(
+        one == three,
+        "forecasts.jsonl differs between 1 and 3 workers"
+    );
+
+    let records = lines(&outs[0].join("forecasts.jsonl"));
+    // Per series: one forecast per window once the history is long enough, all disk series.
+    let mut per_series: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &records {
+        assert_eq!(r["key"]["name"], "disk_used_percent");
+        assert_eq!(r["window"], "1m");
+        let steps = r["steps"].as_array().expect("steps");
+        assert_eq!(steps.len(), HORIZON);
+        for s in steps {
+            let f = |k: &str| s[k].as_f64().expect("number");
+            assert!(
+                f("lo95") <= f("lo80")
+                    && f("lo80") <= f("yhat")
+                    && f("yhat") <= f("hi80")
+                    && f("hi80") <= f("hi95"),
+                "{s}"
+            );
+        }
+        assert!(
+            r["capacity"].is_object(),
+            "disk series carry a capacity forecast"
+        );
+        *per_series
+            .entry(service(&r["key"]).to_string())
+            .or_default() += 1;
+    }
+    // 1-minute windows, the first forecast after 30 windows.
+    let windows = HOURS as usize * 60;
+    assert!(per_series.len() >= 3, "{per_series:?}");
+    for (s, n) in &per_series {
+        assert!(
+            *n >= windows - 40 && *n <= windows - 29,
+            "{s}: {n} forecasts"
+        );
+    }
+
+    // Each disk-filling incident: when did the disk really reach the limit, and when did each
+    // method first warn (a forecast made during the incident, before the crossing, whose
+    // predicted crossing is within the horizon)?
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(sim.join("truth.json")).expect("truth"))
+            .expect("truth json");
+    let incidents: Vec<Value> = truth["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter(|i| i["type"] == "disk_filling")
+        .cloned()
+        .collect();
+    assert_eq!(incidents.len(), 3, "three disk-filling incidents");
+    let metrics = lines(&sim.join("metrics.jsonl"));
+    let mut spans = Vec::new();
+    let mut leads = Vec::new();
+    for incident in &incidents {
+        let root = incident["root_cause"].as_str().expect("root").to_string();
+        let start = incident["start"].as_u64().expect("start");
+        let end = incident["end"].as_u64().expect("end");
+        spans.push((root.clone(), start, end));
+        let Some(reached) = metrics
+            .iter()
+            .filter(|m| m["name"] == "disk_used_percent" && service(m) == root)
+            .filter(|m| m["value"].as_f64().is_some_and(|v| v >= LIMIT))
+            .filter_map(|m| m["timestamp"].as_u64())
+            .filter(|t| *t >= start && *t <= end)
+            .min()
+        else {
+            println!("disk filling on {root}: the limit was not reached before the fix");
+            continue;
+        };
+        let first = |field: &str| {
+            records
+                .iter()
+                .filter(|r| service(&r["key"]) == root)
+                .filter(|r| {
+                    let t = r["time"].as_u64().unwrap_or(0);
+                    t >= start && t <= reached
+                })
+                .find(|r| r["capacity"][field].is_u64())
+                .map(|r| {
+                    let t = r["time"].as_u64().unwrap_or(0);
+                    (reached - t, r["capacity"][field].as_u64().unwrap_or(0))
+                })
+        };
+        let ours = first("time_to_limit_ms");
+        let linear = first("linear_time_to_limit_ms");
+        let show = |x: Option<(u64, u64)>| {
+            x.map_or("never".to_string(), |(lead, ttl)| {
+                format!(
+                    "{:.1} min before the limit (predicted time to limit {:.1} min)",
+                    lead as f64 / 60_000.0,
+                    ttl as f64 / 60_000.0
+                )
+            })
+        };
+        println!(
+            "disk filling on {root}: reaches {LIMIT}% {:.1} min after the incident starts",
+            (reached - start) as f64 / 60_000.0
+        );
+        println!("  forecast: first capacity warning {}", show(ours));
+        println!("  least-squares line (predict_linear): {}", show(linear));
+        leads.push((root, ours.map(|x| x.0)));
+    }
+    // Predictions of a crossing for any disk series outside the incidents: false alarms.
+    let outside = |r: &&Value| {
+        let t = r["time"].as_u64().unwrap_or(0);
+        !spans
+            .iter()
+            .any(|(root, start, end)| service(&r["key"]) == root && t >= *start && t <= *end)
+    };
+    let false_alarms = |field: &str| {
+        records
+            .iter()
+            .filter(|r| r["capacity"][field].is_u64())
+            .filter(outside)
+            .count()
+    };
+    println!(
+        "warnings outside the incidents: forecast {}, least squares {} (of {} records)",
+        false_alarms("time_to_limit_ms"),
+        false_alarms("linear_time_to_limit_ms"),
+        records.len()
+    );
+    assert!(!leads.is_empty(), "a disk reached the limit");
+    for (root, lead) in leads {
+        let lead = lead.unwrap_or_else(|| panic!("{root}: the crossing was not predicted"));
+        assert!(lead > 0, "{root}: lead time {lead} ms");
+    }
+}
