@@ -9,7 +9,7 @@
 //! in name order. So output depends on event time alone, for any number of workers.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -37,6 +37,10 @@ pub struct OptimizeState {
     pending: Vec<EventTime>,
     /// Each plugged-in recommender's saved state, by name (filled for checkpoints).
     models: BTreeMap<String, serde_json::Value>,
+    /// Evaluations between the scheduled ones, for the entities whose capacity forecast
+    /// crosses its limit: a disk can fill faster than the evaluation period.
+    #[serde(default)]
+    urgent: BTreeMap<EventTime, BTreeSet<String>>,
     #[serde(skip)]
     timers: Timers<()>,
     #[serde(skip)]
@@ -58,6 +62,7 @@ impl OptimizeState {
             publication: Publication::default(),
             pending: Vec::new(),
             models: BTreeMap::new(),
+            urgent: BTreeMap::new(),
             timers: Timers::default(),
             progress: 0,
             plan,
@@ -87,6 +92,7 @@ impl OptimizeState {
         self.entities = saved.entities;
         self.publication = saved.publication;
         self.pending = saved.pending;
+        self.urgent = saved.urgent;
         Ok(())
     }
 
@@ -105,27 +111,68 @@ impl OptimizeState {
         self.publication.len()
     }
 
-    /// Applies inputs of one time (sorted here) to the state and the recommenders.
-    pub fn apply(&mut self, mut batch: Vec<Routed>) {
+    /// Applies inputs of one time `t` (sorted here) to the state and the recommenders. Returns
+    /// the time of an extra evaluation when an entity needs one before the next scheduled
+    /// evaluation (see [`OptimizeState::evaluate_at`]): a forecast crossing its capacity limit.
+    pub fn apply(&mut self, t: EventTime, mut batch: Vec<Routed>) -> Option<EventTime> {
         batch.sort_by(|a, b| order_key(a).cmp(&order_key(b)));
         let horizons = self.plan.settings.horizons;
+        let every = self.plan.settings.every_ms.max(1);
+        // Just after this time, unless a scheduled evaluation falls there anyway.
+        let at = t + 1;
+        let mut urgent_at = None;
         for (entity, input) in &batch {
+            let crosses = matches!(input, OptimizeInput::Forecast(f)
+                if f.capacity.as_ref().is_some_and(|c| c.time_to_limit_ms.is_some()));
+            if crosses && at % every != 0 {
+                self.urgent.entry(at).or_default().insert(entity.clone());
+                urgent_at = Some(at);
+            }
             let book = self.entities.entry(entity.clone()).or_default();
             book.apply(input, horizons);
             for r in &mut self.recommenders {
                 r.observe(entity, input);
             }
         }
+        urgent_at
+    }
+
+    /// The evaluation due at `now`: every entity at a multiple of the period, else only the
+    /// entities flagged urgent for `now`. Entities are evaluated alone (never "all entities of
+    /// this worker"), so the output does not depend on how entities are spread over workers.
+    pub fn evaluate_at(&mut self, now: EventTime) -> Vec<RecommendationRecord> {
+        let urgent = self.urgent.remove(&now);
+        if now % self.plan.settings.every_ms.max(1) == 0 {
+            return self.evaluate(now);
+        }
+        let Some(entities) = urgent else {
+            return Vec::new();
+        };
+        self.evaluate_only(now, Some(&entities))
     }
 
     /// Runs every recommender on every entity at `now` and returns the records to emit.
     pub fn evaluate(&mut self, now: EventTime) -> Vec<RecommendationRecord> {
+        self.evaluate_only(now, None)
+    }
+
+    /// Runs every recommender on the given entities (all when `None`) at `now`.
+    fn evaluate_only(
+        &mut self,
+        now: EventTime,
+        only: Option<&BTreeSet<String>>,
+    ) -> Vec<RecommendationRecord> {
         let settings = self.plan.settings.clone();
-        self.publication.expire(now);
+        if only.is_none() {
+            self.publication.expire(now);
+        }
         let empty = BTreeMap::new();
         let mut out = Vec::new();
         let mut drafts: Vec<Draft> = Vec::new();
         for (entity, book) in &mut self.entities {
+            if only.is_some_and(|o| !o.contains(entity)) {
+                continue;
+            }
             book.prune(now, settings.horizons);
             let view = EntityView {
                 entity,
@@ -203,17 +250,19 @@ impl<'scope> OptimizeExt<'scope> for StreamVec<'scope, EventTime, Routed> {
                         let t = *cap.time();
                         // Evaluations strictly before this batch see none of it.
                         while let Some((tcap, _)) = st.timers.pop_before(t) {
-                            let recs = st.evaluate(*tcap.time());
+                            let recs = st.evaluate_at(*tcap.time());
                             output.session(&tcap).give_iterator(recs.into_iter());
                         }
-                        st.apply(batch);
+                        let urgent = st.apply(t, batch);
                         let next = (t / every + 1).saturating_mul(every);
-                        if !st.timers.pending().any(|(at, _)| at == next) {
-                            st.timers.schedule(&cap, next, ());
+                        for at in std::iter::once(next).chain(urgent) {
+                            if !st.timers.pending().any(|(p, _)| p == at) {
+                                st.timers.schedule(&cap, at, ());
+                            }
                         }
                     }
                     while let Some((tcap, _)) = st.timers.pop_before(limit) {
-                        let recs = st.evaluate(*tcap.time());
+                        let recs = st.evaluate_at(*tcap.time());
                         output.session(&tcap).give_iterator(recs.into_iter());
                     }
                     st.progress = limit;
@@ -277,7 +326,7 @@ mod tests {
         let batch: Vec<Routed> = (1..=30)
             .flat_map(|i| [input("x", i * 60_000, 60.0), input("y", i * 60_000, 70.0)])
             .collect();
-        a.apply(batch);
+        a.apply(0, batch);
         let first = a.evaluate(1_800_000);
         assert_eq!(first.len(), 2);
         a.prepare_snapshot();
@@ -286,7 +335,7 @@ mod tests {
         let mut b = OptimizeState::new(plan(), Vec::new());
         b.restore_from(saved).unwrap();
         for s in [&mut a, &mut b] {
-            s.apply((31..=60).map(|i| input("x", i * 60_000, 90.0)).collect());
+            s.apply(0, (31..=60).map(|i| input("x", i * 60_000, 90.0)).collect());
         }
         let (ra, rb) = (a.evaluate(3_600_000), b.evaluate(3_600_000));
         assert_eq!(ra, rb);
@@ -310,8 +359,8 @@ mod tests {
         reversed.reverse();
         let mut a = OptimizeState::new(plan(), Vec::new());
         let mut b = OptimizeState::new(plan(), Vec::new());
-        a.apply(batch);
-        b.apply(reversed);
+        a.apply(0, batch);
+        b.apply(0, reversed);
         assert_eq!(a.evaluate(1_800_000), b.evaluate(1_800_000));
     }
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 use harbinger::cli::ClusterArgs;
 use harbinger::commands::pipeline::replay;
 use harbinger::commands::simulate::simulate;
+use harbinger::parse::timestamp::parse_text;
 use harbinger::sources::simulator::SimulatorConfig;
 use serde_json::Value;
 
@@ -155,8 +156,10 @@ fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
         .collect();
     assert_eq!(incidents.len(), 3, "three disk-filling incidents");
     let metrics = lines(&sim.join("metrics.jsonl"));
+    let recommendations = lines(&outs[0].join("recommendations.jsonl"));
     let mut spans = Vec::new();
     let mut leads = Vec::new();
+    let mut rec_leads = Vec::new();
     for incident in &incidents {
         let root = incident["root_cause"].as_str().expect("root").to_string();
         let start = incident["start"].as_u64().expect("start");
@@ -204,6 +207,23 @@ fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
         );
         println!("  forecast: first capacity warning {}", show(ours));
         println!("  least-squares line (predict_linear): {}", show(linear));
+        // The optimizer's first capacity recommendation for the service during the incident.
+        let recommended = recommendations
+            .iter()
+            .filter(|r| r["category"] == "capacity_scaling" && r["component"] == root.as_str())
+            .filter_map(|r| {
+                let t = parse_text(r["created_at"].as_str()?).ok()?;
+                (t >= start && t <= reached).then(|| (t, r["source"].to_string()))
+            })
+            .min();
+        match &recommended {
+            Some((t, source)) => println!(
+                "  optimizer: capacity recommendation ({source}) {:.1} min before the limit",
+                (reached - t) as f64 / 60_000.0
+            ),
+            None => println!("  optimizer: no capacity recommendation before the limit"),
+        }
+        rec_leads.push((root.clone(), recommended.map(|(t, _)| reached - t)));
         leads.push((root, ours.map(|x| x.0)));
     }
     // Predictions of a crossing for any disk series outside the incidents: false alarms.
@@ -227,6 +247,12 @@ fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
         records.len()
     );
     assert!(!leads.is_empty(), "a disk reached the limit");
+    for (root, lead) in rec_leads {
+        assert!(
+            lead.is_some_and(|l| l > 0),
+            "{root}: no capacity recommendation before the disk reached {LIMIT}%"
+        );
+    }
     for (root, lead) in leads {
         let lead = lead.unwrap_or_else(|| panic!("{root}: the crossing was not predicted"));
         assert!(lead > 0, "{root}: lead time {lead} ms");

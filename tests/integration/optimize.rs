@@ -103,6 +103,8 @@ fn forecast(
             time,
             step_ms: HOUR,
             model: "test_model".into(),
+            spec: "test".into(),
+            feature: "mean".into(),
             steps,
             capacity: Some(CapacityForecast {
                 rule: "limit".into(),
@@ -141,7 +143,7 @@ fn run(
     now: EventTime,
 ) -> Vec<RecommendationRecord> {
     let mut state = OptimizeState::new(shipped(), Vec::new());
-    state.apply(inputs);
+    state.apply(0, inputs);
     state
         .evaluate(now)
         .into_iter()
@@ -435,7 +437,7 @@ fn unchanged_recommendations_are_not_repeated_and_changes_keep_the_id() {
     let mut state = OptimizeState::new(shipped(), Vec::new());
     let every = shipped().settings.every_ms;
     let t1 = T0 + 2 * HOUR;
-    state.apply(windows("orders", "saturation_ratio", 0.9, 120, t1));
+    state.apply(0, windows("orders", "saturation_ratio", 0.9, 120, t1));
     let first: Vec<_> = state
         .evaluate(t1)
         .into_iter()
@@ -444,14 +446,14 @@ fn unchanged_recommendations_are_not_repeated_and_changes_keep_the_id() {
     let id = one(&first).recommendation_id.clone();
     // The same picture half an hour later: no record.
     let t2 = t1 + every;
-    state.apply(windows("orders", "saturation_ratio", 0.9, 30, t2));
+    state.apply(0, windows("orders", "saturation_ratio", 0.9, 30, t2));
     assert!(state
         .evaluate(t2)
         .iter()
         .all(|r| r.source != "rule:connection-pool-size"));
     // Saturation rises to 1.0 over the next hours: 20 / 0.7 = 28.6 → 29, a material change.
     let t3 = t2 + 7 * HOUR;
-    state.apply(windows("orders", "saturation_ratio", 1.0, 420, t3));
+    state.apply(0, windows("orders", "saturation_ratio", 1.0, 420, t3));
     let changed: Vec<_> = state
         .evaluate(t3)
         .into_iter()
@@ -469,10 +471,10 @@ fn a_recommendation_is_renewed_before_it_expires() {
     let mut state = OptimizeState::new(plan.clone(), Vec::new());
     // A day of history first, so the confidence (and the priority) no longer grows.
     let mut t = T0 + 25 * HOUR;
-    state.apply(windows("orders", "disk_used_percent", 90.0, 25 * 60, t));
+    state.apply(0, windows("orders", "disk_used_percent", 90.0, 25 * 60, t));
     let mut emitted = Vec::new();
     while t < T0 + 25 * HOUR + s.expire_ms + 2 * s.every_ms {
-        state.apply(windows("orders", "disk_used_percent", 90.0, 1, t));
+        state.apply(0, windows("orders", "disk_used_percent", 90.0, 1, t));
         emitted.extend(
             state
                 .evaluate(t)

@@ -516,6 +516,8 @@ mod tests {
             time: now,
             step_ms: HOUR,
             model: "arima".into(),
+            spec: "test".into(),
+            feature: "mean".into(),
             steps,
             capacity: Some(CapacityForecast {
                 rule: "disk".into(),
