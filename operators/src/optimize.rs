@@ -124,7 +124,7 @@ impl OptimizeState {
         for (entity, input) in &batch {
             let crosses = matches!(input, OptimizeInput::Forecast(f)
                 if f.capacity.as_ref().is_some_and(|c| c.time_to_limit_ms.is_some()));
-            if crosses && at % every != 0 {
+            if crosses && !at.is_multiple_of(every) {
                 self.urgent.entry(at).or_default().insert(entity.clone());
                 urgent_at = Some(at);
             }
@@ -142,7 +142,7 @@ impl OptimizeState {
     /// this worker"), so the output does not depend on how entities are spread over workers.
     pub fn evaluate_at(&mut self, now: EventTime) -> Vec<RecommendationRecord> {
         let urgent = self.urgent.remove(&now);
-        if now % self.plan.settings.every_ms.max(1) == 0 {
+        if now.is_multiple_of(self.plan.settings.every_ms.max(1)) {
             return self.evaluate(now);
         }
         let Some(entities) = urgent else {

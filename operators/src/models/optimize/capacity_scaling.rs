@@ -251,6 +251,8 @@ mod tests {
             time: 1_000 * HOUR,
             step_ms: HOUR,
             model: "test".into(),
+            spec: "disk".into(),
+            feature: "mean".into(),
             steps,
             capacity: Some(CapacityForecast {
                 rule: "disk_90pct".into(),
