@@ -348,16 +348,16 @@ pub fn build(
     let labels = plan.engine.entity_labels.clone();
     let routed_forecasts = forecasts.map(move |f: ForecastRecord| {
         let entity = f.key.entity(&labels).to_string();
-        (entity, OptimizeInput::Forecast(f))
+        (entity, OptimizeInput::Forecast(Box::new(f)))
     });
     let routed_alerts = alerts
         .clone()
-        .map(|a: AlertRecord| (a.entity.clone(), OptimizeInput::Alert(a)));
+        .map(|a: AlertRecord| (a.entity.clone(), OptimizeInput::Alert(Box::new(a))));
     let routed_incidents = incidents.clone().flat_map(|i: IncidentRecord| {
         i.entities
             .clone()
             .into_iter()
-            .map(move |e| (e, OptimizeInput::Incident(i.clone())))
+            .map(move |e| (e, OptimizeInput::Incident(Box::new(i.clone()))))
             .collect::<Vec<Routed>>()
     });
     let recommendations = routed_features

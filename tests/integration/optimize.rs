@@ -96,7 +96,7 @@ fn forecast(
         .collect();
     (
         service.to_string(),
-        OptimizeInput::Forecast(ForecastRecord {
+        OptimizeInput::Forecast(Box::new(ForecastRecord {
             series: k.id(),
             key: k,
             window: "1m".into(),
@@ -116,7 +116,7 @@ fn forecast(
                 probability,
                 linear_time_to_limit_ms: hours_to_limit.map(|h| 2 * h * HOUR),
             }),
-        }),
+        })),
     )
 }
 
@@ -132,7 +132,7 @@ fn incident(service: &str, time: EventTime) -> (String, OptimizeInput) {
         "escalation_level": 0, "muted": false, "event_time": time
     }))
     .expect("incident");
-    (service.to_string(), OptimizeInput::Incident(i))
+    (service.to_string(), OptimizeInput::Incident(Box::new(i)))
 }
 
 /// Runs the shipped rules over `inputs` (applied one time at a time) and evaluates at `now`;

@@ -27,11 +27,11 @@ pub enum OptimizeInput {
     /// A closed window of one series.
     Features(WindowFeatures),
     /// A forecast of one series.
-    Forecast(ForecastRecord),
+    Forecast(Box<ForecastRecord>),
     /// An alert lifecycle event.
-    Alert(AlertRecord),
+    Alert(Box<AlertRecord>),
     /// An incident lifecycle event, once per entity it touches.
-    Incident(IncidentRecord),
+    Incident(Box<IncidentRecord>),
 }
 
 /// Approximate sliding-window percentiles over a long horizon: two tumbling sketches of `span`
@@ -44,6 +44,20 @@ pub struct Horizon {
     start: EventTime,
     current: Block,
     previous: Block,
+    /// The aggregates since the last insert: a rule context reads every series' aggregates
+    /// for every rule, and merging two sketches each time cost more than the rest of the stage.
+    #[serde(skip)]
+    cached: AggregatesCache,
+}
+
+/// A computed [`Aggregates`], or nothing. A cache, not state: equal whatever it holds.
+#[derive(Debug, Clone, Default)]
+struct AggregatesCache(std::cell::OnceCell<Aggregates>);
+
+impl PartialEq for AggregatesCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -96,6 +110,7 @@ impl Horizon {
         if !(mean.is_finite() && max.is_finite()) {
             return;
         }
+        self.cached = AggregatesCache::default();
         let aligned = time - time % self.span;
         if aligned > self.start {
             self.previous = if aligned == self.start + self.span {
@@ -111,6 +126,10 @@ impl Horizon {
 
     /// The summary of both blocks.
     pub fn aggregates(&self) -> Aggregates {
+        *self.cached.0.get_or_init(|| self.compute())
+    }
+
+    fn compute(&self) -> Aggregates {
         let count = self.current.count + self.previous.count;
         if count == 0 {
             return Aggregates::default();

@@ -217,7 +217,7 @@ impl Recommender for CapacityRecommender {
                 self.latest
                     .entry(entity.to_string())
                     .or_default()
-                    .insert(f.key.name.clone(), f.clone());
+                    .insert(f.key.name.clone(), (**f).clone());
             }
         }
     }
@@ -530,7 +530,7 @@ mod tests {
                 linear_time_to_limit_ms: Some(22 * HOUR),
             }),
         };
-        r.observe("orders-db", &OptimizeInput::Forecast(f));
+        r.observe("orders-db", &OptimizeInput::Forecast(Box::new(f)));
         let out = recommend(&mut r, "orders-db", now, &BTreeMap::new());
         assert_eq!(out.len(), 1, "{out:?}");
         let d = &out[0];
@@ -559,7 +559,7 @@ mod tests {
         );
         a.score = score;
         a.incident_id = incident.then(|| "i1".to_string());
-        OptimizeInput::Alert(a)
+        OptimizeInput::Alert(Box::new(a))
     }
 
     #[test]
