@@ -777,3 +777,105 @@ risk = "low"
     assert!(!recs.is_empty());
     assert!(recs.iter().all(|r| r.source == "rule:good"), "{recs:?}");
 }
+
+/// Threshold tuning on a simulator replay with its labelled incidents: for every service hit by
+/// a latency fault (latency injection, CPU hog), a static "p99 latency above 1.1 × its median for
+/// 5 minutes" rule is replayed, and the tuned threshold must still catch every incident the rule
+/// caught while raising fewer false alerts over the whole fleet.
+#[test]
+fn threshold_tuning_on_a_simulator_replay_keeps_every_incident_and_cuts_false_alerts() {
+    use operators::models::optimize::threshold_tuning::{IncidentWindow, ThresholdTuningConfig};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("sim");
+    let config = SimulatorConfig {
+        duration_ms: 24 * HOUR,
+        seed: 7,
+        ..SimulatorConfig::default()
+    };
+    simulate(config, &sim).expect("simulate");
+    let mut series: BTreeMap<String, Vec<(EventTime, f64)>> = BTreeMap::new();
+    let text = std::fs::read_to_string(sim.join("metrics.jsonl")).expect("metrics");
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        if v["name"] == "http_request_duration_p99_ms" {
+            let service = v["labels"]["service"]
+                .as_str()
+                .expect("service")
+                .to_string();
+            let t = v["timestamp"].as_u64().expect("timestamp");
+            let x = v["value"].as_f64().expect("value");
+            series.entry(service).or_default().push((t, x));
+        }
+    }
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sim.join("truth.json")).expect("truth"))
+            .expect("truth json");
+    let cfg = ThresholdTuningConfig::default();
+    let (mut false_before, mut false_after, mut caught_total) = (0, 0, 0);
+    for (service, values) in &mut series {
+        values.sort_by_key(|p| p.0);
+        let windows: Vec<IncidentWindow> = truth["incidents"]
+            .as_array()
+            .expect("incidents")
+            .iter()
+            .filter(|i| i["type"] == "latency_injection" || i["type"] == "cpu_hog")
+            .filter(|i| {
+                i["affected"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|e| e == service.as_str()))
+            })
+            .map(|i| IncidentWindow {
+                start_ms: i["start"].as_u64().expect("start"),
+                end_ms: i["end"].as_u64().expect("end"),
+            })
+            .collect();
+        if windows.is_empty() {
+            continue;
+        }
+        let mut sorted: Vec<f64> = values.iter().map(|p| p.1).collect();
+        sorted.sort_by(f64::total_cmp);
+        let current = 1.1 * sorted[sorted.len() / 2];
+        // The incidents the current rule catches are the ones tuning must keep.
+        let caught: Vec<IncidentWindow> = windows
+            .iter()
+            .copied()
+            .filter(|w| {
+                cfg.replay(values, std::slice::from_ref(w), current)
+                    .incidents_caught
+                    == 1
+            })
+            .collect();
+        if caught.is_empty() {
+            continue;
+        }
+        let before = cfg.replay(values, &caught, current);
+        let tuned = cfg
+            .recommend(values, &caught, current)
+            .expect("a threshold catches every incident");
+        assert_eq!(
+            tuned.after.incidents_caught,
+            caught.len(),
+            "{service}: tuned threshold {} misses an incident",
+            tuned.threshold
+        );
+        println!(
+            "{service}: threshold {current:.1} -> {:.1} ms: false alerts {} -> {}, incidents caught {}",
+            tuned.threshold,
+            before.false_alerts,
+            tuned.after.false_alerts,
+            caught.len()
+        );
+        false_before += before.false_alerts;
+        false_after += tuned.after.false_alerts;
+        caught_total += caught.len();
+    }
+    println!(
+        "fleet: {caught_total} incidents still caught; false alerts {false_before} -> {false_after}"
+    );
+    assert!(caught_total > 0, "some latency fault was caught");
+    assert!(
+        false_after < false_before,
+        "tuning cuts false alerts ({false_before} -> {false_after})"
+    );
+}
