@@ -1,9 +1,11 @@
-//! Shared helpers: a decoding harness that drives any decoder through one partition's acceptance
-//! rules (the same `DecodeCtx` a source builds), so tests see exactly the points and dead letters
-//! a real run would produce.
+//! Shared helpers: the cluster arguments of an in-process run on N workers, and a decoding
+//! harness that drives any decoder through one partition's acceptance rules (the same
+//! `DecodeCtx` a source builds), so tests see exactly the points and dead letters a real run
+//! would produce.
 
 use std::collections::HashMap;
 
+use harbinger::cli::ClusterArgs;
 use harbinger::ingest::{
     Batch, Interner, LabelLimits, PartitionClock, PartitionIngest, PositionKind,
 };
@@ -75,5 +77,15 @@ impl Harness {
                 )
             })
             .collect()
+    }
+}
+
+/// Cluster arguments for one process with `workers` worker threads.
+pub fn cluster(workers: usize) -> ClusterArgs {
+    ClusterArgs {
+        workers: Some(workers),
+        processes: 1,
+        process: 0,
+        hostfile: None,
     }
 }

@@ -5,20 +5,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use harbinger::cli::ClusterArgs;
+use crate::common::cluster;
 use harbinger::commands::pipeline::replay;
 use harbinger::commands::simulate::simulate;
 use harbinger::sources::simulator::SimulatorConfig;
 use serde_json::Value;
-
-fn cluster(workers: usize) -> ClusterArgs {
-    ClusterArgs {
-        workers: Some(workers),
-        processes: 1,
-        process: 0,
-        hostfile: None,
-    }
-}
 
 /// Simulates 4 hours and splits the metrics into three files by service (each series stays in
 /// one partition), adding a few bad and late records to each so dead letters flow too.
@@ -109,18 +100,13 @@ fn output_is_byte_identical_for_one_two_and_three_workers() {
     }
 }
 
-#[test]
-fn every_detector_output_is_byte_identical_for_one_and_three_workers() {
-    // The ensemble (every detector kind, calibration, fusion, damping) and the entity operator,
-    // which joins series owned by different workers, must not depend on the worker count either.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let inputs = partitioned_input(dir.path());
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/all-detectors.toml");
-    let mut outputs = Vec::new();
-    for workers in [1, 3] {
-        let out = dir.path().join(format!("all-{workers}"));
+/// Replays `inputs` with `examples/<example>.toml` on 1 and on 3 workers; the output dirs.
+fn replay_example(dir: &Path, inputs: &[PathBuf], example: &str) -> [PathBuf; 2] {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{example}.toml"));
+    [1, 3].map(|workers| {
+        let out = dir.join(format!("{example}-{workers}"));
         replay(
-            &inputs,
+            inputs,
             None,
             Some(&config),
             None,
@@ -130,8 +116,20 @@ fn every_detector_output_is_byte_identical_for_one_and_three_workers() {
             &cluster(workers),
         )
         .expect("replay");
-        outputs.push(read(&out.join("alerts.jsonl")));
-    }
+        out
+    })
+}
+
+#[test]
+fn every_detector_output_is_byte_identical_for_one_and_three_workers() {
+    // The ensemble (every detector kind, calibration, fusion, damping) and the entity operator,
+    // which joins series owned by different workers, must not depend on the worker count either.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inputs = partitioned_input(dir.path());
+    let outputs: Vec<Vec<u8>> = replay_example(dir.path(), &inputs, "all-detectors")
+        .iter()
+        .map(|out| read(&out.join("alerts.jsonl")))
+        .collect();
     let text = String::from_utf8_lossy(&outputs[0]);
     assert!(
         text.contains("\"one_class_svm\"") && text.contains("\"isolation_forest\""),
@@ -153,23 +151,7 @@ fn forecasts_are_byte_identical_for_one_and_three_workers() {
     // and the forecast-residual detector, with the shipped example config.
     let dir = tempfile::tempdir().expect("tempdir");
     let inputs = partitioned_input(dir.path());
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/forecast.toml");
-    let mut outputs = Vec::new();
-    for workers in [1, 3] {
-        let out = dir.path().join(format!("forecast-{workers}"));
-        replay(
-            &inputs,
-            None,
-            Some(&config),
-            None,
-            None,
-            false,
-            &out,
-            &cluster(workers),
-        )
-        .expect("replay");
-        outputs.push(out);
-    }
+    let outputs = replay_example(dir.path(), &inputs, "forecast");
     let forecasts = read(&outputs[0].join("forecasts.jsonl"));
     let text = String::from_utf8_lossy(&forecasts);
     assert!(

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use harbinger::cli::ClusterArgs;
+use crate::common::cluster;
 use harbinger::commands::pipeline::replay;
 use harbinger::commands::simulate::simulate;
 use harbinger::parse::timestamp::parse_text;
@@ -44,15 +44,6 @@ min_history = 30
 refit_every = 30
 season = 1
 "#;
-
-fn cluster(workers: usize) -> ClusterArgs {
-    ClusterArgs {
-        workers: Some(workers),
-        processes: 1,
-        process: 0,
-        hostfile: None,
-    }
-}
 
 fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
-use harbinger::cli::ClusterArgs;
+use crate::common::cluster;
 use harbinger::commands::pipeline::replay;
 use harbinger::commands::produce::{produce, BatchBy};
 use harbinger::commands::simulate::simulate;
@@ -129,12 +129,7 @@ fn input(dir: &Path, hours: u64, services: usize, seed: u64) -> PathBuf {
 /// Alert ids `harbinger replay` gives for `file`: what Kafka must reproduce.
 fn reference_alerts(file: &Path, dir: &Path) -> BTreeSet<String> {
     let out = dir.join("reference");
-    let cluster = ClusterArgs {
-        workers: Some(1),
-        processes: 1,
-        process: 0,
-        hostfile: None,
-    };
+    let cluster = cluster(1);
     replay(
         &[file.to_path_buf()],
         None,

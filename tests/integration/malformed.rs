@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use harbinger::cli::ClusterArgs;
+use crate::common::cluster;
 use harbinger::commands::pipeline::replay;
 use harbinger::ingest::LabelLimits;
 use serde_json::{json, Value};
@@ -415,12 +415,7 @@ fn base64(bytes: &[u8]) -> String {
 /// Runs `harbinger replay <input> --out <out> -w <workers>` through the library; returns the
 /// parsed summary.json.
 fn run_replay(input: &Path, out: &Path, workers: usize) -> Value {
-    let cluster = ClusterArgs {
-        workers: Some(workers),
-        processes: 1,
-        process: 0,
-        hostfile: None,
-    };
+    let cluster = cluster(workers);
     replay(
         &[input.to_path_buf()],
         None,

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use harbinger::cli::ClusterArgs;
+use crate::common::cluster;
 use harbinger::commands::pipeline::replay;
 use harbinger::commands::simulate::simulate;
 use harbinger::config::rules::load_rules;
@@ -644,15 +644,6 @@ risk = "low"
         ["type-error"],
         "reported once, by name"
     );
-}
-
-fn cluster(workers: usize) -> ClusterArgs {
-    ClusterArgs {
-        workers: Some(workers),
-        processes: 1,
-        process: 0,
-        hostfile: None,
-    }
 }
 
 #[test]

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::deviation::{scale_floor, Deviation};
+use super::deviation::{check_min_relative_scale, scale_floor, Deviation};
 use crate::models::ModelError;
 
 /// Settings of the CUSUM detector.
@@ -45,23 +45,13 @@ impl Default for CusumConfig {
 impl CusumConfig {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        let bad = |name, reason: String| Err(ModelError::InvalidParameter { name, reason });
-        if !(self.k.is_finite() && self.k >= 0.0) {
-            return bad("k", format!("must be ≥ 0, got {}", self.k));
-        }
-        if !(self.h.is_finite() && self.h > 0.0) {
-            return bad("h", format!("must be positive, got {}", self.h));
-        }
-        if !(self.alpha > 0.0 && self.alpha < 1.0) {
-            return bad("alpha", format!("must be in (0, 1), got {}", self.alpha));
-        }
-        if !(self.min_relative_scale.is_finite() && self.min_relative_scale >= 0.0) {
-            return bad(
-                "min_relative_scale",
-                format!("must be ≥ 0, got {}", self.min_relative_scale),
-            );
-        }
-        Ok(())
+        let k = self.k;
+        ModelError::require(k.is_finite() && k >= 0.0, "k", "≥ 0", k)?;
+        let h = self.h;
+        ModelError::require(h.is_finite() && h > 0.0, "h", "positive", h)?;
+        let a = self.alpha;
+        ModelError::require(a > 0.0 && a < 1.0, "alpha", "in (0, 1)", a)?;
+        check_min_relative_scale(self.min_relative_scale)
     }
 }
 

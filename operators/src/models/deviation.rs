@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::models::ModelError;
+
 /// One value compared with a detector's expectation.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Deviation {
@@ -42,4 +44,14 @@ impl Deviation {
 /// recent values were all identical does not call the smallest change infinitely anomalous.
 pub fn scale_floor(level: f64, relative: f64) -> f64 {
     (level.abs() * relative).max(1e-9)
+}
+
+/// The check of `clamp_sigmas`, shared with the forecast-residual detector.
+pub(crate) fn check_clamp_sigmas(v: f64) -> Result<(), ModelError> {
+    ModelError::require(v.is_finite() && v > 0.0, "clamp_sigmas", "positive", v)
+}
+
+/// The check of `min_relative_scale`, shared by the detectors that floor their scale with it.
+pub(crate) fn check_min_relative_scale(v: f64) -> Result<(), ModelError> {
+    ModelError::require(v.is_finite() && v >= 0.0, "min_relative_scale", "≥ 0", v)
 }

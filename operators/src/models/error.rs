@@ -40,3 +40,19 @@ pub enum ModelError {
     #[error("numerical failure: {0}")]
     Numerical(String),
 }
+
+impl ModelError {
+    /// `Ok(())` when `ok`, else [`ModelError::InvalidParameter`] for `name`, saying it must be
+    /// `rule` (e.g. "in (0, 1)") and what it was: the range check every config's `validate`
+    /// makes.
+    pub fn require(ok: bool, name: &'static str, rule: &str, value: f64) -> Result<(), ModelError> {
+        if ok {
+            Ok(())
+        } else {
+            Err(ModelError::InvalidParameter {
+                name,
+                reason: format!("must be {rule}, got {value}"),
+            })
+        }
+    }
+}

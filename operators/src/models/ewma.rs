@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::deviation::{scale_floor, Deviation};
+use super::deviation::{check_clamp_sigmas, check_min_relative_scale, scale_floor, Deviation};
 use crate::models::ModelError;
 
 /// Settings of the EWMA detector.
@@ -40,25 +40,10 @@ impl Default for EwmaConfig {
 impl EwmaConfig {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if !(self.alpha > 0.0 && self.alpha < 1.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "alpha",
-                reason: format!("must be in (0, 1), got {}", self.alpha),
-            });
-        }
-        if !(self.clamp_sigmas.is_finite() && self.clamp_sigmas > 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "clamp_sigmas",
-                reason: format!("must be positive, got {}", self.clamp_sigmas),
-            });
-        }
-        if !(self.min_relative_scale.is_finite() && self.min_relative_scale >= 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "min_relative_scale",
-                reason: format!("must be ≥ 0, got {}", self.min_relative_scale),
-            });
-        }
-        Ok(())
+        let a = self.alpha;
+        ModelError::require(a > 0.0 && a < 1.0, "alpha", "in (0, 1)", a)?;
+        check_clamp_sigmas(self.clamp_sigmas)?;
+        check_min_relative_scale(self.min_relative_scale)
     }
 }
 

@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::deviation::{scale_floor, Deviation};
+use super::deviation::{check_clamp_sigmas, check_min_relative_scale, scale_floor, Deviation};
 use crate::models::ModelError;
 
 /// Settings of the forecast-residual detector.
@@ -56,38 +56,14 @@ impl Default for ForecastResidualConfig {
 impl ForecastResidualConfig {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        let open = |name: &'static str, v: f64| {
-            if v > 0.0 && v < 1.0 {
-                Ok(())
-            } else {
-                Err(ModelError::InvalidParameter {
-                    name,
-                    reason: format!("must be in (0, 1), got {v}"),
-                })
-            }
-        };
+        let open = |name, v: f64| ModelError::require(v > 0.0 && v < 1.0, name, "in (0, 1)", v);
         open("alpha", self.alpha)?;
         open("beta", self.beta)?;
         open("variance_alpha", self.variance_alpha)?;
-        if !(self.phi > 0.0 && self.phi <= 1.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "phi",
-                reason: format!("must be in (0, 1], got {}", self.phi),
-            });
-        }
-        if !(self.clamp_sigmas.is_finite() && self.clamp_sigmas > 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "clamp_sigmas",
-                reason: format!("must be positive, got {}", self.clamp_sigmas),
-            });
-        }
-        if !(self.min_relative_scale.is_finite() && self.min_relative_scale >= 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "min_relative_scale",
-                reason: format!("must be ≥ 0, got {}", self.min_relative_scale),
-            });
-        }
-        Ok(())
+        let phi = self.phi;
+        ModelError::require(phi > 0.0 && phi <= 1.0, "phi", "in (0, 1]", phi)?;
+        check_clamp_sigmas(self.clamp_sigmas)?;
+        check_min_relative_scale(self.min_relative_scale)
     }
 }
 

@@ -95,11 +95,10 @@ struct Incident {
 impl Incident {
     /// Whether the incident, waiting with no active alerts, may take `entities`' new group.
     fn takes(&self, entities: &BTreeSet<&str>, topo: &Topology, hops: u8) -> bool {
-        self.evidence.values().any(|e| {
-            entities
-                .iter()
-                .any(|n| topo.relation(&e.entity, n, hops).is_some())
-        })
+        // Evidence repeats entities (one entry per alert): ask the topology once per entity.
+        let held: BTreeSet<&str> = self.evidence.values().map(|e| e.entity.as_str()).collect();
+        held.iter()
+            .any(|h| entities.iter().any(|n| topo.relation(h, n, hops).is_some()))
     }
 }
 

@@ -44,20 +44,6 @@ pub struct Horizon {
     start: EventTime,
     current: Block,
     previous: Block,
-    /// The aggregates since the last insert: a rule context reads every series' aggregates
-    /// for every rule, and merging two sketches each time cost more than the rest of the stage.
-    #[serde(skip)]
-    cached: AggregatesCache,
-}
-
-/// A computed [`Aggregates`], or nothing. A cache, not state: equal whatever it holds.
-#[derive(Debug, Clone, Default)]
-struct AggregatesCache(std::cell::OnceCell<Aggregates>);
-
-impl PartialEq for AggregatesCache {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -110,7 +96,6 @@ impl Horizon {
         if !(mean.is_finite() && max.is_finite()) {
             return;
         }
-        self.cached = AggregatesCache::default();
         let aligned = time - time % self.span;
         if aligned > self.start {
             self.previous = if aligned == self.start + self.span {
@@ -126,10 +111,6 @@ impl Horizon {
 
     /// The summary of both blocks.
     pub fn aggregates(&self) -> Aggregates {
-        *self.cached.0.get_or_init(|| self.compute())
-    }
-
-    fn compute(&self) -> Aggregates {
         let count = self.current.count + self.previous.count;
         if count == 0 {
             return Aggregates::default();

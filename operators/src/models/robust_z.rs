@@ -94,12 +94,7 @@ impl RobustZConfig {
                 reason: format!("must be a positive number, got {}", self.threshold),
             });
         }
-        if !(self.min_relative_scale.is_finite() && self.min_relative_scale >= 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "min_relative_scale",
-                reason: format!("must be ≥ 0, got {}", self.min_relative_scale),
-            });
-        }
+        super::deviation::check_min_relative_scale(self.min_relative_scale)?;
         Ok(())
     }
 }

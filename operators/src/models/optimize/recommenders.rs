@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::capacity_scaling::CapacityScalingConfig;
@@ -42,6 +43,36 @@ const MIN_CONFIDENCE: f64 = 0.2;
 /// Rounds for display: recommendations are read by people.
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+/// The model of `entity`, started by `start` on first use (`None` when it cannot start).
+fn model_of<'a, M, E>(
+    models: &'a mut BTreeMap<String, M>,
+    entity: &str,
+    start: impl FnOnce() -> Result<M, E>,
+) -> Option<&'a mut M> {
+    if !models.contains_key(entity) {
+        models.insert(entity.to_string(), start().ok()?);
+    }
+    models.get_mut(entity)
+}
+
+/// A recommender's state for a checkpoint ([`Recommender::save`]).
+fn save_state<T: Serialize>(state: &T) -> serde_json::Value {
+    serde_json::to_value(state).unwrap_or(serde_json::Value::Null)
+}
+
+/// What [`save_state`] wrote, or `None` for a checkpoint without it ([`Recommender::load`]).
+fn load_state<T: DeserializeOwned>(
+    name: &str,
+    state: serde_json::Value,
+) -> Result<Option<T>, String> {
+    if state.is_null() {
+        return Ok(None);
+    }
+    serde_json::from_value(state)
+        .map(Some)
+        .map_err(|e| format!("{name}: {e}"))
 }
 
 /// The common part of turning a model's draft into the optimizer's.
@@ -98,15 +129,7 @@ impl Recommender for RightSizingRecommender {
         if f.key.name != CPU_METRIC || !f.values.mean.is_finite() {
             return;
         }
-        if !self.models.contains_key(entity) {
-            match self.cfg.start() {
-                Ok(m) => {
-                    self.models.insert(entity.to_string(), m);
-                }
-                Err(_) => return,
-            }
-        }
-        if let Some(m) = self.models.get_mut(entity) {
+        if let Some(m) = model_of(&mut self.models, entity, || self.cfg.start()) {
             // A sample the model rejects (out of order) teaches nothing; nothing else to do.
             let _ = m.observe(f.end, f.values.mean);
         }
@@ -176,14 +199,13 @@ impl Recommender for RightSizingRecommender {
     }
 
     fn save(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        save_state(self)
     }
 
     fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
-        if state.is_null() {
-            return Ok(());
+        if let Some(saved) = load_state(self.name(), state)? {
+            *self = saved;
         }
-        *self = serde_json::from_value(state).map_err(|e| format!("right_sizing: {e}"))?;
         Ok(())
     }
 }
@@ -276,14 +298,13 @@ impl Recommender for CapacityRecommender {
     }
 
     fn save(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        save_state(self)
     }
 
     fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
-        if state.is_null() {
-            return Ok(());
+        if let Some(saved) = load_state(self.name(), state)? {
+            *self = saved;
         }
-        *self = serde_json::from_value(state).map_err(|e| format!("capacity_scaling: {e}"))?;
         Ok(())
     }
 }
@@ -339,15 +360,7 @@ impl Recommender for DetectorTuningRecommender {
         let Some(o) = self.open.remove(&a.fingerprint) else {
             return;
         };
-        if !self.stats.contains_key(entity) {
-            match self.cfg.start() {
-                Ok(s) => {
-                    self.stats.insert(entity.to_string(), s);
-                }
-                Err(_) => return,
-            }
-        }
-        if let Some(s) = self.stats.get_mut(entity) {
+        if let Some(s) = model_of(&mut self.stats, entity, || self.cfg.start()) {
             let _ = s.record(o.peak, a.event_time.saturating_sub(o.opened), o.in_incident);
         }
     }
@@ -389,14 +402,13 @@ impl Recommender for DetectorTuningRecommender {
     }
 
     fn save(&self) -> serde_json::Value {
-        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+        save_state(self)
     }
 
     fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
-        if state.is_null() {
-            return Ok(());
+        if let Some(saved) = load_state(self.name(), state)? {
+            *self = saved;
         }
-        *self = serde_json::from_value(state).map_err(|e| format!("detector_tuning: {e}"))?;
         Ok(())
     }
 }
