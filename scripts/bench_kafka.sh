@@ -4,6 +4,7 @@
 # steady live rate. Method and definitions: scripts/kafka_bench.py.
 #
 # Usage: scripts/bench_kafka.sh [OUT_DIR] [--rate POINTS_PER_SEC] [--batch-by entity|partition]
+#        [--compression lz4|none|snappy|gzip]
 # Env:   DURATION (simulated time, default 24h), SERVICES (default 40), PYTHON (default: a venv in
 #        target/bench-venv with confluent-kafka, created if missing).
 set -euo pipefail

@@ -168,7 +168,7 @@ impl<'scope> EntityDetectExt<'scope> for StreamVec<'scope, EventTime, WindowFeat
                 move |(input, frontier), output| {
                     let port = output.output_index();
                     input.for_each(|cap, data| {
-                        data.retain(|f| f.window == window);
+                        data.retain(|f| *f.window == *window);
                         stash.hold(&cap, data, port)
                     });
                     let mut state = state.borrow_mut();

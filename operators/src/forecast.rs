@@ -416,7 +416,7 @@ impl ForecastState {
             let Some(spec) = plan.specs.get(s.spec as usize) else {
                 continue;
             };
-            if spec.window != f.window {
+            if *spec.window != *f.window {
                 continue;
             }
             let value = spec.feature.of(&f.values).unwrap_or(f64::NAN);
@@ -430,7 +430,7 @@ impl ForecastState {
             out.push(ForecastRecord {
                 series: f.series,
                 key: f.key.clone(),
-                window: f.window.clone(),
+                window: f.window.to_string(),
                 spec: spec.name.clone(),
                 feature: spec.feature.name().to_string(),
                 time: f.end,

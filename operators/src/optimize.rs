@@ -101,6 +101,12 @@ impl OptimizeState {
         self.progress
     }
 
+    /// Whether any recommender reads the window features of series named `metric`; the
+    /// dataflow routes only those to the optimizer.
+    pub fn reads_features(&self, metric: &str) -> bool {
+        self.recommenders.iter().any(|r| r.reads_features(metric))
+    }
+
     /// Entities tracked.
     pub fn entity_count(&self) -> usize {
         self.entities.len()
@@ -128,7 +134,12 @@ impl OptimizeState {
                 self.urgent.entry(at).or_default().insert(entity.clone());
                 urgent_at = Some(at);
             }
-            let book = self.entities.entry(entity.clone()).or_default();
+            // Looked up before inserting: most inputs find their entity, and cloning its name
+            // for `entry` on every window showed in profiles.
+            let book = match self.entities.get_mut(entity) {
+                Some(book) => book,
+                None => self.entities.entry(entity.clone()).or_default(),
+            };
             book.apply(input, horizons);
             for r in &mut self.recommenders {
                 r.observe(entity, input);
@@ -196,20 +207,22 @@ impl OptimizeState {
     }
 }
 
-/// A total order of inputs within one time (timely does not order messages of one time).
-fn order_key(r: &Routed) -> (&str, u8, u64, EventTime, &str, u8) {
+/// A total order of inputs within one time (timely does not order messages of one time). The
+/// entity comes last: numbers decide almost every comparison, and entities are independent, so
+/// only the order within an entity matters, which is the same.
+fn order_key(r: &Routed) -> (u8, u64, EventTime, &str, u8, &str) {
     let (entity, input) = r;
     match input {
-        OptimizeInput::Features(f) => (entity, 0, f.series.0, f.start, f.window.as_str(), 0),
-        OptimizeInput::Forecast(f) => (entity, 1, f.series.0, f.time, f.window.as_str(), 0),
-        OptimizeInput::Alert(a) => (entity, 2, 0, a.event_time, a.id.as_str(), a.event as u8),
+        OptimizeInput::Features(f) => (0, f.series.0, f.start, &*f.window, 0, entity),
+        OptimizeInput::Forecast(f) => (1, f.series.0, f.time, f.window.as_str(), 0, entity),
+        OptimizeInput::Alert(a) => (2, 0, a.event_time, a.id.as_str(), a.event as u8, entity),
         OptimizeInput::Incident(i) => (
-            entity,
             3,
             0,
             i.event_time,
             i.incident_id.as_str(),
             i.event as u8,
+            entity,
         ),
     }
 }
@@ -281,6 +294,11 @@ mod tests {
     use crate::series::SeriesKey;
 
     fn plan() -> Arc<OptimizePlan> {
+        plan_when("hours.p95 > 50.0")
+    }
+
+    /// One rule on `cpu` with the condition `when`.
+    fn plan_when(when: &str) -> Arc<OptimizePlan> {
         let e = |s: &str| crate::models::cel_rule::CelExpr::compile(s).unwrap();
         Arc::new(OptimizePlan {
             rules: vec![RecRule {
@@ -288,7 +306,7 @@ mod tests {
                 category: RecommendationCategory::CapacityScaling,
                 metric: regex::Regex::new("^cpu$").unwrap(),
                 labels: BTreeMap::new(),
-                when: e("hours.p95 > 50.0"),
+                when: e(when),
                 current: None,
                 recommended: e("hours.p95 * 2.0"),
                 improvement: None,
@@ -318,6 +336,33 @@ mod tests {
                 values: FeatureValues::single(v),
             }),
         )
+    }
+
+    #[test]
+    fn only_metrics_a_recommender_reads_are_asked_for() {
+        let selected_only = OptimizeState::new(plan(), Vec::new());
+        assert!(selected_only.reads_features("cpu"));
+        assert!(
+            !selected_only.reads_features("cpu_seconds"),
+            "anchored selector"
+        );
+        assert!(!selected_only.reads_features("mem"));
+        let named = OptimizeState::new(plan_when("metrics.mem.hours_p95 > 1.0"), Vec::new());
+        assert!(named.reads_features("cpu") && named.reads_features("mem"));
+        assert!(!named.reads_features("disk"));
+        // Reading `metrics` as a whole names no metric: every one is read.
+        let whole = OptimizeState::new(plan_when("size(metrics) > 1"), Vec::new());
+        assert!(whole.reads_features("disk"));
+        // A model that does not say what it reads gets everything.
+        struct Silent;
+        impl Recommender for Silent {
+            fn name(&self) -> &str {
+                "silent"
+            }
+            fn recommend(&mut self, _: &EntityView<'_>, _: &mut Vec<Draft>) {}
+        }
+        let with_model = OptimizeState::new(plan(), vec![Box::new(Silent)]);
+        assert!(with_model.reads_features("disk"));
     }
 
     #[test]

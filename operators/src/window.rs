@@ -32,8 +32,9 @@ use crate::stash::{frontier_limit, Stash, Timers};
 /// One configured window: its name, length and slide, in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowSpec {
-    /// Name used in output and detector configs (e.g. `1m`).
-    pub name: String,
+    /// Name used in output and detector configs (e.g. `1m`); shared by every feature record
+    /// of the window.
+    pub name: Arc<str>,
     /// Window length (ms); a multiple of `slide_ms`.
     pub size_ms: u64,
     /// Distance between consecutive window ends (ms); equal to `size_ms` for tumbling windows.
@@ -42,7 +43,7 @@ pub struct WindowSpec {
 
 impl WindowSpec {
     /// A tumbling window of `size_ms`.
-    pub fn tumbling(name: impl Into<String>, size_ms: u64) -> Self {
+    pub fn tumbling(name: impl Into<Arc<str>>, size_ms: u64) -> Self {
         WindowSpec {
             name: name.into(),
             size_ms,

@@ -38,7 +38,7 @@ pub fn compile_windows(c: &mut Checker<'_, '_>, raw: &[Spanned<RawWindow>]) -> V
         }
         if windows
             .iter()
-            .any(|x: &WindowSpec| &x.name == w.name.get_ref())
+            .any(|x: &WindowSpec| *x.name == **w.name.get_ref())
         {
             c.err(
                 w.name.span(),
@@ -46,7 +46,7 @@ pub fn compile_windows(c: &mut Checker<'_, '_>, raw: &[Spanned<RawWindow>]) -> V
             );
         }
         windows.push(WindowSpec {
-            name: w.name.get_ref().clone(),
+            name: w.name.get_ref().as_str().into(),
             size_ms,
             slide_ms,
         });
@@ -69,8 +69,8 @@ pub fn compile_detectors(
     let mut detectors: Vec<DetectorPlan> = Vec::new();
     for d in raw {
         let d = d.get_ref();
-        if !windows.iter().any(|w| &w.name == d.window.get_ref()) {
-            let known: Vec<&str> = windows.iter().map(|w| w.name.as_str()).collect();
+        if !windows.iter().any(|w| *w.name == **d.window.get_ref()) {
+            let known: Vec<&str> = windows.iter().map(|w| &*w.name).collect();
             c.err(
                 d.window.span(),
                 format!(
@@ -190,7 +190,7 @@ pub fn compile_detectors(
     if detectors.is_empty() {
         detectors.push(DetectorPlan {
             name: "robust_z".into(),
-            window: windows[0].name.clone(),
+            window: windows[0].name.to_string(),
             feature: FeatureChoice::Auto,
             weight: 1.0,
             kind: DetectorKind::RobustZ(RobustZConfig::default()),

@@ -75,9 +75,9 @@ pub fn compile_forecasts(
     }
     for f in raw {
         let f = f.get_ref();
-        let window = windows.iter().find(|w| &w.name == f.window.get_ref());
+        let window = windows.iter().find(|w| *w.name == **f.window.get_ref());
         if window.is_none() {
-            let known: Vec<&str> = windows.iter().map(|w| w.name.as_str()).collect();
+            let known: Vec<&str> = windows.iter().map(|w| &*w.name).collect();
             c.err(
                 f.window.span(),
                 format!(

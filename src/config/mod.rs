@@ -272,7 +272,7 @@ fn compile(
             c.err(e.span(), err.to_string());
             return None;
         }
-        if !windows.iter().any(|w| w.name == plan.window) {
+        if !windows.iter().any(|w| *w.name == *plan.window) {
             c.err(
                 e.span(),
                 format!("entity window {:?} is not a configured window", plan.window),
@@ -316,7 +316,7 @@ fn compile(
         links: corr.links,
     };
     if let Some(w) = &rules.recommendations.settings.window {
-        if !windows.iter().any(|s| &s.name == w) {
+        if !windows.iter().any(|s| *s.name == **w) {
             c.err(
                 0..0,
                 format!("recommendations.toml: window {w:?} is not a configured window"),

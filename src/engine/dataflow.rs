@@ -3,6 +3,7 @@
 //! ordered sinks on worker 0.
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use operators::alerting::{AlertState, AlertingExt};
@@ -329,11 +330,19 @@ pub fn build(
         .settings
         .window
         .clone()
-        .or_else(|| plan.windows.first().map(|w| w.name.clone()))
+        .or_else(|| plan.windows.first().map(|w| w.name.to_string()))
         .unwrap_or_default();
     let labels = plan.engine.entity_labels.clone();
+    // Only the series some recommender reads (asked once per series): routing every window of
+    // every series cost a third of the pipeline's throughput.
+    let optimizer = states.optimize.clone();
+    let mut wanted: HashMap<SeriesId, bool> = HashMap::new();
     let routed_features = features.flat_map(move |f: WindowFeatures| {
-        (f.window == opt_window).then(|| {
+        let read = *f.window == *opt_window
+            && *wanted
+                .entry(f.series)
+                .or_insert_with(|| optimizer.borrow().reads_features(&f.key.name));
+        read.then(|| {
             let entity = f.key.entity(&labels).to_string();
             (entity, OptimizeInput::Features(f))
         })

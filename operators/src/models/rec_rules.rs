@@ -458,6 +458,13 @@ pub trait Recommender {
     /// Sees one input of `entity` (default: nothing; models with their own state, e.g. decaying
     /// histograms, update it here).
     fn observe(&mut self, _entity: &str, _input: &OptimizeInput) {}
+    /// Whether it reads the window features of series named `metric` (through the entity's
+    /// book or [`Recommender::observe`]). The optimizer is sent the features only of metrics
+    /// some recommender reads: routing every window of every series costs more than the rest
+    /// of the stage. The default, true, is safe for a model that reads any series.
+    fn reads_features(&self, _metric: &str) -> bool {
+        true
+    }
     /// Appends this evaluation's drafts for one entity to `out`.
     fn recommend(&mut self, view: &EntityView<'_>, out: &mut Vec<Draft>);
     /// Its state for a checkpoint (default: none).
@@ -487,14 +494,54 @@ pub struct OptimizePlan {
 /// The rules as a [`Recommender`].
 pub struct RuleRecommender {
     plan: std::sync::Arc<OptimizePlan>,
+    /// The metrics the rules read through `metrics.<name>` besides the series they select.
+    other_metrics: OtherMetrics,
     /// Rules whose evaluation failed (reported once each).
     failed: BTreeSet<usize>,
+}
+
+/// Which metrics rules read through `metrics`, the entity's other series.
+#[derive(Debug, Clone, PartialEq)]
+enum OtherMetrics {
+    /// Only these names (`metrics.<name>.<field>` paths).
+    Named(BTreeSet<String>),
+    /// Any: a rule reads `metrics` as a whole (e.g. `metrics[name]`), so no name is known.
+    All,
+}
+
+impl OtherMetrics {
+    /// Collects the `metrics` paths of every expression of `rules`.
+    fn of(rules: &[RecRule]) -> Self {
+        let mut names = BTreeSet::new();
+        for path in rules
+            .iter()
+            .flat_map(|r| r.expressions())
+            .flat_map(|(_, e, _)| e.paths())
+            .map(|(path, _)| path)
+            .filter(|path| path[0] == "metrics")
+        {
+            match path.get(1) {
+                Some(name) => names.insert(name.clone()),
+                None => return OtherMetrics::All,
+            };
+        }
+        OtherMetrics::Named(names)
+    }
+
+    /// Whether rules read `metric` through `metrics`.
+    fn contains(&self, metric: &str) -> bool {
+        match self {
+            OtherMetrics::Named(names) => names.contains(metric),
+            OtherMetrics::All => true,
+        }
+    }
 }
 
 impl RuleRecommender {
     /// Runs the rules of `plan`.
     pub fn new(plan: std::sync::Arc<OptimizePlan>) -> Self {
         RuleRecommender {
+            other_metrics: OtherMetrics::of(&plan.rules),
             plan,
             failed: BTreeSet::new(),
         }
@@ -667,10 +714,17 @@ fn series_context(
 /// Variables shared by every series of the entity; `aggregates` are each series' (hours, days).
 fn entity_context(
     view: &EntityView<'_>,
-    aggregates: &[(Aggregates, Aggregates)],
+    aggregates: &[Option<(Aggregates, Aggregates)>],
+    other_metrics: &OtherMetrics,
 ) -> Vec<(&'static str, Value)> {
     let mut metrics = BTreeMap::new();
-    for (s, (hours, days)) in view.book.series.values().zip(aggregates) {
+    for (s, aggs) in view.book.series.values().zip(aggregates) {
+        let Some((hours, days)) = aggs
+            .as_ref()
+            .filter(|_| other_metrics.contains(&s.key.name))
+        else {
+            continue;
+        };
         // Series of the same metric with other labels: the first (by id) stands for them.
         metrics
             .entry(s.key.name.as_str())
@@ -753,6 +807,11 @@ impl Recommender for RuleRecommender {
         "rules"
     }
 
+    fn reads_features(&self, metric: &str) -> bool {
+        self.other_metrics.contains(metric)
+            || self.plan.rules.iter().any(|r| r.metric.is_match(metric))
+    }
+
     fn recommend(&mut self, view: &EntityView<'_>, out: &mut Vec<Draft>) {
         let plan = self.plan.clone();
         let applicable = |rule: &RecRule, s: &SeriesStats| {
@@ -765,13 +824,19 @@ impl Recommender for RuleRecommender {
         {
             return;
         }
-        // Percentiles merge two sketches: compute them once per series and evaluation.
-        let aggregates: Vec<(Aggregates, Aggregates)> = series
+        // Percentiles merge two sketches: compute them once per series and evaluation, and
+        // only for the series a rule selects or reads through `metrics`.
+        let aggregates: Vec<Option<(Aggregates, Aggregates)>> = series
             .values()
-            .map(|s| (s.short.aggregates(), s.long.aggregates()))
+            .map(|s| {
+                let read = self.other_metrics.contains(&s.key.name)
+                    || plan.rules.iter().any(|r| applicable(r, s));
+                read.then(|| (s.short.aggregates(), s.long.aggregates()))
+            })
             .collect();
-        let shared = entity_context(view, &aggregates);
+        let shared = entity_context(view, &aggregates, &self.other_metrics);
         for (s, aggs) in series.values().zip(&aggregates) {
+            let Some(aggs) = aggs else { continue };
             let mut ctx = None;
             for (i, rule) in plan.rules.iter().enumerate() {
                 if !applicable(rule, s) {

@@ -1,6 +1,8 @@
 //! A closed window's features for one series: what the window operator emits and what the
 //! detectors and the optional `features.jsonl` sink consume.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::models::window_stats::FeatureValues;
@@ -13,8 +15,9 @@ pub struct WindowFeatures {
     pub series: SeriesId,
     /// The series' name and labels.
     pub key: SharedKey,
-    /// Name of the window spec from the config (e.g. `1m`).
-    pub window: String,
+    /// Name of the window spec from the config (e.g. `1m`), shared: every consumer of the
+    /// features stream receives its own copy of each record.
+    pub window: Arc<str>,
     /// Window start, inclusive (ms since the epoch).
     pub start: EventTime,
     /// Window end, exclusive (ms since the epoch).

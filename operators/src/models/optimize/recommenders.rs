@@ -122,6 +122,10 @@ impl Recommender for RightSizingRecommender {
         "ml:right_sizing"
     }
 
+    fn reads_features(&self, metric: &str) -> bool {
+        metric == CPU_METRIC
+    }
+
     fn observe(&mut self, entity: &str, input: &OptimizeInput) {
         let OptimizeInput::Features(f) = input else {
             return;
@@ -233,6 +237,11 @@ impl Recommender for CapacityRecommender {
         "ml:capacity_scaling"
     }
 
+    /// Capacity reads forecasts only.
+    fn reads_features(&self, _metric: &str) -> bool {
+        false
+    }
+
     fn observe(&mut self, entity: &str, input: &OptimizeInput) {
         if let OptimizeInput::Forecast(f) = input {
             if f.capacity.is_some() {
@@ -341,6 +350,11 @@ impl DetectorTuningRecommender {
 impl Recommender for DetectorTuningRecommender {
     fn name(&self) -> &str {
         "ml:detector_tuning"
+    }
+
+    /// Tuning reads alerts only.
+    fn reads_features(&self, _metric: &str) -> bool {
+        false
     }
 
     fn observe(&mut self, entity: &str, input: &OptimizeInput) {
