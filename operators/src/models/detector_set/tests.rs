@@ -51,6 +51,13 @@ fn all_kinds() -> Vec<DetectorPlan> {
             "forecast_residual",
             DetectorKind::ForecastResidual(ForecastResidualConfig::default()),
         ),
+        plan(
+            "contextual",
+            DetectorKind::Contextual(ContextualConfig {
+                warmup_len: 30,
+                ..ContextualConfig::default()
+            }),
+        ),
     ]
 }
 
