@@ -15,8 +15,9 @@
 //! * the magnitude is the share of the current facts never seen before, in [0, 1] (all of them
 //!   for a level never seen, a few for a familiar level reached by an unfamiliar path), and the
 //!   facts are then remembered (the first value after the warm-up is only remembered: an empty
-//!   table would call it wholly new). Pairs at a lag, rather than whole ordered sequences, generalise:
-//!   on noisy data a full sequence of five levels is almost always new, a pair rarely is;
+//!   table would call it wholly new). Pairs at a lag, rather than whole ordered sequences,
+//!   generalise: on noisy data a full sequence of five levels is almost always new, a pair
+//!   rarely is;
 //! * after a magnitude at or above `rest_above`, the next `rest_len` values report 0 while the
 //!   detector keeps learning (the Contextual Anomaly Detector's rest period): one anomaly is one
 //!   detection, not a run of them.
@@ -184,12 +185,13 @@ impl Contextual {
     fn level(&self, cfg: &ContextualConfig, value: f64) -> i32 {
         let (lo, hi) = cfg.level_bounds();
         let l = ((value - self.low) / self.step).floor();
-        // NaN cannot occur (finite value, positive step); ±inf clamp to the bounds.
+        // ±inf (a value far beyond the range) clamps to the bounds; NaN (an infinite step after
+        // a warm-up spanning ±1e308) casts to level 0.
         l.clamp(lo as f64, hi as f64) as i32
     }
 
     /// The level an explanation compares with: the previous value's level (the context the
-    /// current value continued from), the warm-up range's middle before any.
+    /// current value continued from), the lowest level before there is one.
     fn expected_level(&self) -> f64 {
         // recent already holds the current level last; the one before is the context.
         let n = self.recent.len();
