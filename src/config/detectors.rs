@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use operators::models::changepoint::ChangepointConfig;
+use operators::models::contextual::ContextualConfig;
 use operators::models::cusum::CusumConfig;
 use operators::models::detector_set::{DetectorKind, DetectorPlan, FeatureChoice};
 use operators::models::ewma::EwmaConfig;
@@ -172,6 +173,9 @@ pub fn compile_detectors(
             DetectorType::Knn => DetectorKind::Knn(params(c, d, KnnDetectorConfig::default())),
             DetectorType::ForecastResidual => {
                 DetectorKind::ForecastResidual(params(c, d, ForecastResidualConfig::default()))
+            }
+            DetectorType::Contextual => {
+                DetectorKind::Contextual(params(c, d, ContextualConfig::default()))
             }
         };
         if let Err(e) = kind.validate() {

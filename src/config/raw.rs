@@ -170,6 +170,8 @@ pub enum DetectorType {
     Knn,
     /// Distance from a damped-trend one-step forecast (outside its 95% interval scores high).
     ForecastResidual,
+    /// Share of never-seen (earlier level, current level) facts: contextual novelty.
+    Contextual,
 }
 
 impl DetectorType {
@@ -186,6 +188,7 @@ impl DetectorType {
             DetectorType::OneClassSvm => "one_class_svm",
             DetectorType::Knn => "knn",
             DetectorType::ForecastResidual => "forecast_residual",
+            DetectorType::Contextual => "contextual",
         }
     }
 }

@@ -90,6 +90,7 @@ const KNOWN_KINDS: &[&str] = &[
     "one_class_svm",
     "knn",
     "forecast_residual",
+    "contextual",
 ];
 
 /// The compiled rules.

@@ -146,6 +146,53 @@ fn every_detector_output_is_byte_identical_for_one_and_three_workers() {
 }
 
 #[test]
+fn contextual_detector_output_is_byte_identical_for_one_and_three_workers() {
+    // The contextual novelty detector (a fact table per series, its rest period) runs in the
+    // dataflow like every kind. The NAB example's detectors, with a warm-up short enough for
+    // the 4-hour simulation's 1-minute windows.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inputs = partitioned_input(dir.path());
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nab.toml"))
+            .expect("examples/nab.toml");
+    let config = dir.path().join("contextual.toml");
+    std::fs::write(
+        &config,
+        example.replace(
+            "type = \"contextual\"\n",
+            "type = \"contextual\"\nparams = { warmup_len = 30 }\n",
+        ),
+    )
+    .expect("write config");
+    let outputs: Vec<Vec<u8>> = [1, 3]
+        .map(|workers| {
+            let out = dir.path().join(format!("contextual-{workers}"));
+            replay(
+                &inputs,
+                None,
+                Some(&config),
+                None,
+                None,
+                false,
+                &out,
+                &cluster(workers),
+            )
+            .expect("replay");
+            read(&out.join("alerts.jsonl"))
+        })
+        .into_iter()
+        .collect();
+    assert!(
+        String::from_utf8_lossy(&outputs[0]).contains("\"contextual\""),
+        "alerts carry the contextual detector's score"
+    );
+    assert!(
+        outputs[0] == outputs[1],
+        "alerts.jsonl differs between 1 and 3 workers"
+    );
+}
+
+#[test]
 fn forecasts_are_byte_identical_for_one_and_three_workers() {
     // The forecast operator (refits, level-shift refits, state updates, capacity predictions)
     // and the forecast-residual detector, with the shipped example config.

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::calibration::{CalibrationConfig, TailCalibrator};
 use super::changepoint::{recent_change, ChangePoint, ChangepointConfig};
+use super::contextual::{Contextual, ContextualConfig};
 use super::cusum::{Cusum, CusumConfig};
 use super::damping::{Damper, DampingConfig};
 use super::deviation::Deviation;
@@ -65,6 +66,8 @@ pub enum DetectorKind {
     Knn(KnnDetectorConfig),
     /// Distance from a damped-trend one-step forecast, in forecast σ.
     ForecastResidual(ForecastResidualConfig),
+    /// Share of never-seen (earlier level, current level) facts: contextual novelty.
+    Contextual(ContextualConfig),
 }
 
 impl DetectorKind {
@@ -81,6 +84,7 @@ impl DetectorKind {
             DetectorKind::OneClassSvm(_) => "one_class_svm",
             DetectorKind::Knn(_) => "knn",
             DetectorKind::ForecastResidual(_) => "forecast_residual",
+            DetectorKind::Contextual(_) => "contextual",
         }
     }
 
@@ -97,6 +101,7 @@ impl DetectorKind {
             DetectorKind::OneClassSvm(c) => c.validate(),
             DetectorKind::Knn(c) => c.validate(),
             DetectorKind::ForecastResidual(c) => c.validate(),
+            DetectorKind::Contextual(c) => c.validate(),
         }
     }
 
@@ -106,6 +111,15 @@ impl DetectorKind {
             self,
             DetectorKind::IsolationForest(_) | DetectorKind::OneClassSvm(_) | DetectorKind::Knn(_)
         )
+    }
+
+    /// Whether the detector's magnitude is already a score in [0, 1] on a fixed scale that
+    /// fusion takes as it is, without tail calibration. The contextual detector's share of new
+    /// facts is one: calibrating it against its own mostly-zero history would call every
+    /// partly novel value extreme, and its fixed scale is what makes one threshold fit many
+    /// series (NAB picks one threshold for all files).
+    pub fn is_self_calibrated(&self) -> bool {
+        matches!(self, DetectorKind::Contextual(_))
     }
 
     /// Values of history the shared track must hold for this detector.
@@ -264,6 +278,7 @@ enum DetectorState {
     OneClassSvm(StreamingSvm),
     Knn(StreamingKnn),
     ForecastResidual(ForecastResidual),
+    Contextual(Contextual),
 }
 
 impl DetectorState {
@@ -284,6 +299,7 @@ impl DetectorState {
             DetectorKind::ForecastResidual(_) => {
                 DetectorState::ForecastResidual(ForecastResidual::default())
             }
+            DetectorKind::Contextual(_) => DetectorState::Contextual(Contextual::default()),
         }
     }
 
@@ -295,6 +311,7 @@ impl DetectorState {
             DetectorState::IsolationForest(d) => d.heap_bytes(),
             DetectorState::OneClassSvm(d) => d.heap_bytes(),
             DetectorState::Knn(d) => d.heap_bytes(),
+            DetectorState::Contextual(d) => d.heap_bytes(),
             DetectorState::Ewma(_)
             | DetectorState::Cusum(_)
             | DetectorState::Changepoint
@@ -513,6 +530,9 @@ impl DetectorSet {
                 (DetectorState::ForecastResidual(d), DetectorKind::ForecastResidual(cfg)) => {
                     d.observe(cfg, value)
                 }
+                (DetectorState::Contextual(d), DetectorKind::Contextual(cfg)) => {
+                    d.observe(cfg, value)
+                }
                 (DetectorState::IsolationForest(d), DetectorKind::IsolationForest(_)) => {
                     d.score(row).map(|m| Deviation {
                         magnitude: m,
@@ -541,12 +561,17 @@ impl DetectorSet {
                 continue;
             };
             scratch.magnitudes.push((i, dev.magnitude));
-            let Some(cal) = slot.calibrator.judge(&policy.calibration, dev.magnitude) else {
-                continue;
+            let score = if plan.kind.is_self_calibrated() {
+                dev.magnitude.clamp(0.0, 1.0)
+            } else {
+                let Some(cal) = slot.calibrator.judge(&policy.calibration, dev.magnitude) else {
+                    continue;
+                };
+                cal.score
             };
             scratch.scored.push(Scored {
                 plan: i,
-                score: cal.score,
+                score,
                 value,
                 dev,
             });

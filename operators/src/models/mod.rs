@@ -3,7 +3,7 @@
 //! fitted state is serde-serializable so checkpoints can save it.
 //!
 //! Detection is layered: scalar detectors ([`robust_z`], [`iqr`], [`ewma`], [`cusum`],
-//! [`seasonal`], [`changepoint`], [`forecast_residual`]) and vector detectors ([`forest_detector`], [`svm_detector`], [`knn_detector`] over
+//! [`seasonal`], [`changepoint`], [`forecast_residual`], [`contextual`]) and vector detectors ([`forest_detector`], [`svm_detector`], [`knn_detector`] over
 //! [`isolation_forest`] and [`one_class_svm`]) report deviations; [`calibration`] turns each into a
 //! tail probability; [`detector_set`] fuses them per series and [`entity_set`] per entity;
 //! [`damping`] quiets repeats; [`shape`] names the anomaly; [`peers`] compares an entity with its
@@ -14,6 +14,7 @@ pub mod calibration;
 pub mod capacity;
 pub mod cel_rule;
 pub mod changepoint;
+pub mod contextual;
 pub mod cusum;
 pub mod damping;
 pub mod dedup;

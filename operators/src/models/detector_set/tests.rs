@@ -51,6 +51,13 @@ fn all_kinds() -> Vec<DetectorPlan> {
             "forecast_residual",
             DetectorKind::ForecastResidual(ForecastResidualConfig::default()),
         ),
+        plan(
+            "contextual",
+            DetectorKind::Contextual(ContextualConfig {
+                warmup_len: 30,
+                ..ContextualConfig::default()
+            }),
+        ),
     ]
 }
 
@@ -208,4 +215,32 @@ fn state_round_trips_through_serde() {
         let b = restored.observe(&ens, "1m", &v, i as u64 * 60_000, true);
         assert_eq!(a.map(|x| x.score), b.map(|x| x.score), "window {i}");
     }
+}
+
+/// The contextual detector's share is fused as it is (no tail calibration): a never-seen level
+/// is a share of exactly 1, and a learned cycle exactly 0, whatever its history of shares.
+#[test]
+fn contextual_scores_bypass_calibration() {
+    let ens = ensemble(vec![plan(
+        "contextual",
+        DetectorKind::Contextual(ContextualConfig {
+            warmup_len: 30,
+            ..ContextualConfig::default()
+        }),
+    )]);
+    let mut set = DetectorSet::new(&ens, "latency_ms");
+    let mut last = None;
+    for i in 0..600 {
+        let v = 100.0 + 10.0 * (i as f64 * std::f64::consts::TAU / 60.0).sin();
+        last = set.observe(&ens, "1m", &values(v), i as u64 * 60_000, true);
+    }
+    assert_eq!(
+        last.map(|x| x.fused),
+        Some(0.0),
+        "a learned cycle is familiar"
+    );
+    let spike = set
+        .observe(&ens, "1m", &values(500.0), 600 * 60_000, true)
+        .expect("verdict");
+    assert_eq!(spike.fused, 1.0, "every fact of a new level is new");
 }
