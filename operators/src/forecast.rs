@@ -493,7 +493,6 @@ impl ForecastState {
         }
     }
 
-
     /// Applies one window's features; returns the forecasts made from it.
     pub fn observe(&mut self, f: &WindowFeatures, out: &mut Vec<ForecastRecord>) {
         let plan = self.plan.clone();
@@ -578,7 +577,7 @@ fn capacity(
     let hist: Vec<f64> = history.iter().copied().collect();
     CapacityForecast {
         rule: l.name.clone(),
-        limit: limit,
+        limit,
         direction: l.direction,
         horizon_ms: spec.horizon as u64 * spec.step_ms,
         time_to_limit_ms: ttl,
@@ -635,7 +634,7 @@ impl<'scope> ForecastExt<'scope> for StreamVec<'scope, EventTime, WindowFeatures
                         while let Some((_, mut s)) =
                             samples.next_if(|(c, _)| c.time() <= cap.time())
                         {
-                            s.sort_by(|a, b| (a.series, a.end).cmp(&(b.series, b.end)));
+                            s.sort_by_key(|a| (a.series, a.end));
                             s.iter().for_each(|x| state.observe_limit(x));
                         }
                         // Within a time a series' windows are distinct; order them anyway so
@@ -649,7 +648,7 @@ impl<'scope> ForecastExt<'scope> for StreamVec<'scope, EventTime, WindowFeatures
                         }
                     }
                     for (_, mut s) in samples {
-                        s.sort_by(|a, b| (a.series, a.end).cmp(&(b.series, b.end)));
+                        s.sort_by_key(|a| (a.series, a.end));
                         s.iter().for_each(|x| state.observe_limit(x));
                     }
                     state.progress = limit;
@@ -811,9 +810,7 @@ mod tests {
                 let sample = ForecastPlan::limit_sample(&sources, &w).expect("a limit series");
                 st.observe_limit(&sample);
             }
-            assert!(
-                ForecastPlan::limit_sample(&sources, &window(&used_a, 60_000, 1.0)).is_none()
-            );
+            assert!(ForecastPlan::limit_sample(&sources, &window(&used_a, 60_000, 1.0)).is_none());
             // Rising 1 per window from 50: 95 at window 45, within the 10-step horizon at 40.
             st.observe(&window(&used_a, t * 60_000, 50.0 + t as f64), &mut out);
             st.observe(&window(&used_b, t * 60_000, 50.0 + t as f64), &mut out);

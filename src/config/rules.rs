@@ -403,9 +403,7 @@ mod tests {
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(
             errors[0].to_string(),
-            format!(
-                "{dir}/capacity.toml:7:8: a limit needs a value, a limit_from series, or both"
-            )
+            format!("{dir}/capacity.toml:7:8: a limit needs a value, a limit_from series, or both")
         );
         assert_eq!(rules.limits.len(), 1);
         assert_eq!(rules.limits[0].limit_from.as_deref(), Some("mem_limit"));

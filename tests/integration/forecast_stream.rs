@@ -327,7 +327,9 @@ fn memory_leaks_are_predicted_before_the_limit_read_from_a_sibling_series() {
     assert!(!records.is_empty());
     for r in &records {
         assert_eq!(r["key"]["name"], "memory_used_bytes");
-        let limit = r["capacity"]["limit"].as_f64().expect("a capacity prediction");
+        let limit = r["capacity"]["limit"]
+            .as_f64()
+            .expect("a capacity prediction");
         assert_eq!(r["capacity"]["rule"], "memory-limit");
         assert_eq!(Some(limit), limits.get(service(&r["key"])).copied());
     }
@@ -416,7 +418,9 @@ fn memory_leaks_are_predicted_before_the_limit_read_from_a_sibling_series() {
             ),
             None => println!("  optimizer: no capacity recommendation before the limit"),
         }
-        let ml = recommended.iter().find(|(_, s)| s.contains("ml:capacity_scaling"));
+        let ml = recommended
+            .iter()
+            .find(|(_, s)| s.contains("ml:capacity_scaling"));
         assert!(
             ml.is_some(),
             "{root}: no ml:capacity_scaling recommendation before the OOM kill"
