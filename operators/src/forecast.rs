@@ -30,6 +30,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
@@ -40,7 +41,7 @@ use crate::models::window_stats::Feature;
 use crate::records::WindowFeatures;
 use crate::records::{CapacityForecast, ForecastRecord, ForecastStep, LimitDirection};
 use crate::rules::anchored_regex;
-use crate::series::{EventTime, SeriesId};
+use crate::series::{series_id, EventTime, SeriesId};
 use crate::stash::{frontier_limit, Stash};
 
 /// Standard-normal quantiles of the two-sided 80% and 95% intervals (z at 0.90 and 0.975).
@@ -83,16 +84,38 @@ pub struct ForecastSpec {
 }
 
 /// One `[[limit]]` of `rules/capacity.toml`.
+///
+/// The limit is a fixed `value`, or read from a sibling series (`limit_from`): the series named
+/// `limit_from` with exactly the forecast series' labels (PromQL's default one-to-one vector
+/// matching), as Kubernetes exports `container_spec_memory_limit_bytes` beside
+/// `container_memory_working_set_bytes`. Its latest window's `last` value is the limit; until
+/// one is seen, `value` applies when given, else the series has no capacity prediction. An
+/// upper limit read as 0 or less means no limit (cAdvisor's value for an unlimited container).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CapacityLimit {
     /// Rule name, copied into the records.
     pub name: String,
     /// Anchored regular expression on the metric name.
     pub metric: String,
-    /// The limit, in the series' unit.
-    pub value: f64,
+    /// The fixed limit (or the fallback of `limit_from`), in the series' unit.
+    pub value: Option<f64>,
+    /// Metric name of the sibling series that carries the limit.
+    #[serde(default)]
+    pub limit_from: Option<String>,
     /// Which side is bad.
     pub direction: LimitDirection,
+}
+
+/// One window's value of a series some limit reads (`limit_from`), sent to every worker: the
+/// series it limits may live on any of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LimitSample {
+    /// The limit series.
+    pub series: SeriesId,
+    /// End of its window.
+    pub end: EventTime,
+    /// Its value (the window's last value).
+    pub value: f64,
 }
 
 /// Everything the operator runs: the specs and the capacity limits.
@@ -102,6 +125,34 @@ pub struct ForecastPlan {
     pub specs: Vec<ForecastSpec>,
     /// Capacity limits; the first matching a series applies.
     pub limits: Vec<CapacityLimit>,
+}
+
+impl ForecastPlan {
+    /// The metric names some limit reads its value from (sorted, no repeats).
+    pub fn limit_sources(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .limits
+            .iter()
+            .filter_map(|l| l.limit_from.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The limit sample in `f`, when `f` is a window of a series named in `sources` (see
+    /// [`ForecastPlan::limit_sources`]) with a finite last value.
+    pub fn limit_sample(sources: &[String], f: &WindowFeatures) -> Option<LimitSample> {
+        if !sources.iter().any(|s| *s == f.key.name) {
+            return None;
+        }
+        let value = Feature::Last.of(&f.values).filter(|v| v.is_finite())?;
+        Some(LimitSample {
+            series: f.series,
+            end: f.end,
+            value,
+        })
+    }
 }
 
 /// Compiled patterns of a plan (not serialised: rebuilt from the plan).
@@ -134,6 +185,9 @@ impl Matchers {
 pub struct SeriesForecast {
     spec: u16,
     limit: Option<u16>,
+    /// The sibling series that carries the limit's value, when the limit reads one.
+    #[serde(default)]
+    limit_series: Option<SeriesId>,
     /// Recent values, oldest first (NaN marks a missing window).
     history: VecDeque<f64>,
     /// End of the last window seen.
@@ -160,6 +214,7 @@ impl SeriesForecast {
         SeriesForecast {
             spec,
             limit,
+            limit_series: None,
             history: VecDeque::new(),
             last_end: 0,
             model: None,
@@ -345,6 +400,9 @@ impl SeriesForecast {
 pub struct ForecastState {
     plan: Arc<ForecastPlan>,
     series: HashMap<SeriesId, Vec<SeriesForecast>>,
+    /// Latest value of every limit series (`limit_from`), on every worker: (window end, value).
+    #[serde(default)]
+    limit_values: HashMap<SeriesId, (EventTime, f64)>,
     #[serde(skip)]
     matchers: Matchers,
     /// Everything before this time has been applied.
@@ -359,6 +417,7 @@ impl ForecastState {
             matchers: Matchers::new(&plan),
             plan,
             series: HashMap::new(),
+            limit_values: HashMap::new(),
             progress: 0,
         }
     }
@@ -379,6 +438,7 @@ impl ForecastState {
             return Err("the forecasts or capacity limits changed since the checkpoint".into());
         }
         self.series = saved.series;
+        self.limit_values = saved.limit_values;
         Ok(())
     }
 
@@ -399,20 +459,53 @@ impl ForecastState {
                 .iter()
                 .position(|m| m.as_ref().is_some_and(|m| m.is_match(name)))
                 .map(|i| i as u16);
+            // The sibling carrying the limit: same labels, the limit's metric name.
+            let limit_series = limit
+                .and_then(|l| plan.limits.get(l as usize))
+                .and_then(|l| l.limit_from.as_deref())
+                .map(|from| {
+                    series_id(
+                        from,
+                        f.key.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    )
+                });
             plan.specs
                 .iter()
                 .zip(&matchers.specs)
                 .enumerate()
                 .filter(|(_, (_, m))| m.as_ref().is_some_and(|m| m.is_match(name)))
-                .map(|(i, _)| SeriesForecast::new(i as u16, limit))
+                .map(|(i, _)| SeriesForecast {
+                    limit_series,
+                    ..SeriesForecast::new(i as u16, limit)
+                })
                 .collect()
         })
+    }
+
+    /// Records the value of a limit series (apply a time's samples before its windows).
+    pub fn observe_limit(&mut self, sample: &LimitSample) {
+        let slot = self
+            .limit_values
+            .entry(sample.series)
+            .or_insert((sample.end, sample.value));
+        if sample.end >= slot.0 {
+            *slot = (sample.end, sample.value);
+        }
     }
 
     /// Applies one window's features; returns the forecasts made from it.
     pub fn observe(&mut self, f: &WindowFeatures, out: &mut Vec<ForecastRecord>) {
         let plan = self.plan.clone();
-        for s in self.entry(f).iter_mut() {
+        self.entry(f);
+        let Self {
+            series,
+            limit_values,
+            ..
+        } = self;
+        let Some(series) = series.get_mut(&f.series) else {
+            return;
+        };
+        for s in series.iter_mut() {
             let Some(spec) = plan.specs.get(s.spec as usize) else {
                 continue;
             };
@@ -426,7 +519,18 @@ impl ForecastState {
             let capacity = s
                 .limit
                 .and_then(|l| plan.limits.get(l as usize))
-                .map(|l| capacity(l, spec, f.end, value, &point, &sd, &s.history));
+                .and_then(|l| {
+                    // The sibling series' latest value, else the fixed value.
+                    // An upper limit of 0 or less means "no limit" (cAdvisor exports 0 for a
+                    // container without a memory limit).
+                    let sibling = s
+                        .limit_series
+                        .and_then(|id| limit_values.get(&id))
+                        .map(|(_, v)| *v)
+                        .filter(|v| l.direction == LimitDirection::Below || *v > 0.0);
+                    Some((l, sibling.or(l.value)?))
+                })
+                .map(|ll| capacity(ll, spec, f.end, value, &point, &sd, &s.history));
             out.push(ForecastRecord {
                 series: f.series,
                 key: f.key.clone(),
@@ -453,9 +557,10 @@ impl ForecastState {
     }
 }
 
-/// The capacity prediction for limit `l` from a forecast made at `time`.
+/// The capacity prediction for limit `l`, whose value in force is `limit`, from a forecast made
+/// at `time`.
 fn capacity(
-    l: &CapacityLimit,
+    (l, limit): (&CapacityLimit, f64),
     spec: &ForecastSpec,
     time: EventTime,
     current: f64,
@@ -464,7 +569,7 @@ fn capacity(
     history: &VecDeque<f64>,
 ) -> CapacityForecast {
     let to_ms = |steps: f64| (steps * spec.step_ms as f64).round() as u64;
-    let ttl = steps_to_limit(current, point, l.value, l.direction).map(to_ms);
+    let ttl = steps_to_limit(current, point, limit, l.direction).map(to_ms);
     let (last_mean, last_sd) = (
         point.last().copied().unwrap_or(f64::NAN),
         sd.last().copied().unwrap_or(f64::NAN),
@@ -472,13 +577,13 @@ fn capacity(
     let hist: Vec<f64> = history.iter().copied().collect();
     CapacityForecast {
         rule: l.name.clone(),
-        limit: l.value,
+        limit,
         direction: l.direction,
         horizon_ms: spec.horizon as u64 * spec.step_ms,
         time_to_limit_ms: ttl,
         crossing_time: ttl.map(|t| time.saturating_add(t)),
-        probability: probability_past(last_mean, last_sd, l.value, l.direction),
-        linear_time_to_limit_ms: linear_steps_to_limit(&hist, spec.horizon, l.value, l.direction)
+        probability: probability_past(last_mean, last_sd, limit, l.direction),
+        linear_time_to_limit_ms: linear_steps_to_limit(&hist, spec.horizon, limit, l.direction)
             .map(to_ms),
     }
 }
@@ -497,17 +602,41 @@ impl<'scope> ForecastExt<'scope> for StreamVec<'scope, EventTime, WindowFeatures
         self,
         state: Rc<RefCell<ForecastState>>,
     ) -> StreamVec<'scope, EventTime, ForecastRecord> {
-        self.unary_frontier::<CapacityContainerBuilder<Vec<ForecastRecord>>, _, _, _>(
+        // The windows of limit series (`limit_from`), broadcast: a forecast series and its
+        // limit series hash to different workers. Without such limits the filter is never
+        // built and the feed is empty. The shape depends on the plan alone.
+        let sources = state.borrow().plan().limit_sources();
+        let feed = if sources.is_empty() {
+            self.clone().flat_map(|_| Option::<LimitSample>::None)
+        } else {
+            self.clone()
+                .flat_map(move |f| ForecastPlan::limit_sample(&sources, &f))
+                .broadcast()
+        };
+        self.binary_frontier::<_, CapacityContainerBuilder<Vec<ForecastRecord>>, _, _, _, _>(
+            feed,
+            Pipeline,
             Pipeline,
             "Forecast",
             move |_initial, _info| {
                 let mut stash: Stash<WindowFeatures> = Stash::default();
+                let mut limits: Stash<LimitSample> = Stash::default();
                 let mut out = Vec::new();
-                move |(input, frontier), output| {
+                move |(input, frontier), (feed, feed_frontier), output| {
                     let port = output.output_index();
                     input.for_each(|cap, data| stash.hold(&cap, data, port));
+                    feed.for_each(|cap, data| limits.hold(&cap, data, port));
+                    let limit = frontier_limit(frontier).min(frontier_limit(feed_frontier));
                     let mut state = state.borrow_mut();
-                    for (cap, mut batch) in stash.take_complete(frontier) {
+                    let mut samples = limits.take_before(limit).into_iter().peekable();
+                    for (cap, mut batch) in stash.take_before(limit) {
+                        // A time's limit values apply to that time's windows (and later ones).
+                        while let Some((_, mut s)) =
+                            samples.next_if(|(c, _)| c.time() <= cap.time())
+                        {
+                            s.sort_by_key(|a| (a.series, a.end));
+                            s.iter().for_each(|x| state.observe_limit(x));
+                        }
                         // Within a time a series' windows are distinct; order them anyway so
                         // nothing depends on arrival order.
                         batch.sort_by(|a, b| (a.series, &a.window).cmp(&(b.series, &b.window)));
@@ -518,7 +647,11 @@ impl<'scope> ForecastExt<'scope> for StreamVec<'scope, EventTime, WindowFeatures
                             output.session(&cap).give_iterator(out.drain(..));
                         }
                     }
-                    state.progress = frontier_limit(frontier);
+                    for (_, mut s) in samples {
+                        s.sort_by_key(|a| (a.series, a.end));
+                        s.iter().for_each(|x| state.observe_limit(x));
+                    }
+                    state.progress = limit;
                 }
             },
         )
@@ -553,7 +686,8 @@ mod tests {
             limits: vec![CapacityLimit {
                 name: "disk-full".into(),
                 metric: "disk_used_percent".into(),
-                value: 90.0,
+                value: Some(90.0),
+                limit_from: None,
                 direction: LimitDirection::Above,
             }],
         }
@@ -635,6 +769,62 @@ mod tests {
         assert_eq!(at55.crossing_time, Some(55 * 60_000 + ttl));
         // Past the limit: 0.
         assert_eq!(caps[61 - 19].time_to_limit_ms, Some(0));
+    }
+
+    #[test]
+    fn a_limit_read_from_a_sibling_series_applies_to_its_series_only() {
+        let plan = ForecastPlan {
+            specs: vec![ForecastSpec {
+                metric: "mem_used".into(),
+                ..spec()
+            }],
+            limits: vec![CapacityLimit {
+                name: "mem".into(),
+                metric: "mem_used".into(),
+                value: None,
+                limit_from: Some("mem_limit".into()),
+                direction: LimitDirection::Above,
+            }],
+        };
+        assert_eq!(plan.limit_sources(), vec!["mem_limit".to_string()]);
+        let key = |name: &str, svc: &str| {
+            Arc::new(SeriesKey::new(name, [("service".into(), svc.into())]))
+        };
+        let window = |k: &Arc<SeriesKey>, end: EventTime, v: f64| WindowFeatures {
+            series: k.id(),
+            key: k.clone(),
+            window: "1m".into(),
+            start: end - 60_000,
+            end,
+            values: FeatureValues::single(v),
+        };
+        let (used_a, used_b) = (key("mem_used", "a"), key("mem_used", "b"));
+        let limit_a = key("mem_limit", "a");
+        let sources = plan.limit_sources();
+        let mut st = ForecastState::new(Arc::new(plan));
+        let mut out = Vec::new();
+        for t in 1..=40u64 {
+            // a's limit is known from window 10 on; b has none (and no fixed value).
+            if t >= 10 {
+                let w = window(&limit_a, t * 60_000, 95.0);
+                let sample = ForecastPlan::limit_sample(&sources, &w).expect("a limit series");
+                st.observe_limit(&sample);
+            }
+            assert!(ForecastPlan::limit_sample(&sources, &window(&used_a, 60_000, 1.0)).is_none());
+            // Rising 1 per window from 50: 95 at window 45, within the 10-step horizon at 40.
+            st.observe(&window(&used_a, t * 60_000, 50.0 + t as f64), &mut out);
+            st.observe(&window(&used_b, t * 60_000, 50.0 + t as f64), &mut out);
+        }
+        let last_a = out.iter().rev().find(|r| r.key == used_a).expect("a");
+        let cap = last_a.capacity.as_ref().expect("a has its sibling's limit");
+        assert_eq!(cap.limit, 95.0);
+        let ttl = cap.time_to_limit_ms.expect("crossing within the horizon");
+        assert!((3 * 60_000..=7 * 60_000).contains(&ttl), "{ttl}");
+        let last_b = out.iter().rev().find(|r| r.key == used_b).expect("b");
+        assert!(last_b.capacity.is_none(), "no limit known for b");
+        // The limit values are part of the checkpointed state.
+        let json = serde_json::to_string(&st).expect("serialises");
+        assert!(json.contains("limit_values"));
     }
 
     #[test]

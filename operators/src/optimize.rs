@@ -20,7 +20,9 @@ use timely::dataflow::operators::{Capability, Operator};
 use timely::dataflow::StreamVec;
 
 use crate::models::rec_context::{EntityBook, EntityView, OptimizeInput};
-use crate::models::rec_rules::{Draft, OptimizePlan, Publication, Recommender, RuleRecommender};
+use crate::models::rec_rules::{
+    select_drafts, Draft, OptimizePlan, Publication, Recommender, RuleRecommender,
+};
 use crate::records::RecommendationRecord;
 use crate::series::{stable_hash, EventTime};
 use crate::stash::{frontier_limit, Stash, Timers};
@@ -197,7 +199,8 @@ impl OptimizeState {
             for r in &mut self.recommenders {
                 r.recommend(&view, &mut drafts);
             }
-            for d in drafts.drain(..) {
+            // One recommendation per target and category, whichever recommenders proposed it.
+            for d in select_drafts(std::mem::take(&mut drafts)) {
                 if let Some(rec) = self.publication.publish(d, now, &settings) {
                     out.push(rec);
                 }

@@ -18,6 +18,30 @@ pub fn rfc3339_millis(ms: EventTime) -> String {
     )
 }
 
+/// Parses exactly the form [`rfc3339_millis`] writes (`YYYY-MM-DDTHH:MM:SS.mmmZ`, from 1970 on)
+/// back to milliseconds; `None` for anything else. For reading the times of this engine's own
+/// records (an incident's `first_alert_time`), not general input (see the parsers for that).
+pub fn parse_rfc3339_millis(s: &str) -> Option<EventTime> {
+    let b = s.as_bytes();
+    if b.len() != 24 || [4, 7, 10, 13, 16, 19, 23].map(|i| b[i]) != *b"--T::.Z" {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        let part = s.get(from..to)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, sec, ms) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(y), mo, d);
+    let secs = u64::try_from(days).ok()? * 86_400 + u64::from(h * 3600 + mi * 60 + sec);
+    Some(secs * 1000 + u64::from(ms))
+}
+
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
 /// (Howard Hinnant's `civil_from_days` algorithm).
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -57,6 +81,24 @@ mod tests {
         );
         // Leap day.
         assert_eq!(rfc3339_millis(951_782_400_000), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn parse_inverts_format() {
+        for ms in [0, 1_700_000_000_123, 951_782_400_000, 4_102_444_799_999] {
+            assert_eq!(parse_rfc3339_millis(&rfc3339_millis(ms)), Some(ms));
+        }
+        for bad in [
+            "",
+            "2023-11-14T22:13:20Z",
+            "2023-11-14 22:13:20.123Z",
+            "2023-13-14T22:13:20.123Z",
+            "2023-11-14T22:13:2x.123Z",
+            "+023-11-14T22:13:20.123Z",
+            "1969-12-31T23:59:59.999Z",
+        ] {
+            assert_eq!(parse_rfc3339_millis(bad), None, "{bad}");
+        }
     }
 
     #[test]

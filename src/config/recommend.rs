@@ -1,5 +1,6 @@
 //! `rules/recommendations.toml`: the optimizer's settings, the configuration values declared per
-//! service, and the recommendation rules (CEL condition, target selector, template).
+//! service, the recommendation rules (CEL condition, target selector, template), and the static
+//! alert thresholds the threshold-tuning model reviews (`[[threshold]]`).
 //!
 //! Structural errors (unknown keys, wrong types, a bad regular expression, bad settings) fail
 //! the load like any config error. A rule whose CEL does not compile or reads an unknown context
@@ -10,11 +11,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use operators::models::cel_rule::{CelError, CelExpr};
+use operators::models::optimize::threshold_tuning::StaticThreshold;
 use operators::models::rec_context::Horizons;
 use operators::models::rec_rules::{
     check_paths, OptimizePlan, OptimizeSettings, RecRule, Template,
 };
-use operators::records::{Level, RecommendationCategory};
+use operators::models::window_stats::Feature;
+use operators::records::{Level, LimitDirection, RecommendationCategory};
 use operators::rules::anchored_regex;
 use serde::Deserialize;
 use toml::Spanned;
@@ -30,6 +33,23 @@ struct RawFile {
     config: Vec<Spanned<BTreeMap<String, Spanned<toml::Value>>>>,
     #[serde(default)]
     recommendation: Vec<RawRule>,
+    #[serde(default)]
+    threshold: Vec<RawThreshold>,
+}
+
+/// A `[[threshold]]`: a static alert threshold whose per-entity value is a `[[config]]` key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThreshold {
+    name: Spanned<String>,
+    config: Spanned<String>,
+    metric: Spanned<String>,
+    #[serde(default)]
+    feature: Option<Feature>,
+    #[serde(default)]
+    direction: Option<LimitDirection>,
+    #[serde(default)]
+    for_minutes: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize)]
@@ -319,10 +339,60 @@ pub fn recommendations(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> O
             config_keys: used,
         });
     }
+    let thresholds = thresholds(src, &raw.threshold, &config_keys, errors);
     OptimizePlan {
         settings,
         rules,
         config,
+        thresholds,
         rejected,
     }
+}
+
+/// The `[[threshold]]` declarations: unique names, a `config` key some `[[config]]` declares,
+/// a `for` of zero or more minutes. Defaults: feature `mean` (as the rules' aggregates),
+/// direction `above`, `for` 5 minutes (a common Prometheus alerting-rule `for`).
+fn thresholds(
+    src: &SourceText<'_>,
+    raw: &[RawThreshold],
+    config_keys: &BTreeSet<String>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<StaticThreshold> {
+    let mut out: Vec<StaticThreshold> = Vec::new();
+    for t in raw {
+        let name = t.name.get_ref();
+        if out.iter().any(|o| o.name == *name) {
+            errors.push(src.error(t.name.span(), format!("duplicate threshold name {name:?}")));
+            continue;
+        }
+        if !config_keys.contains(t.config.get_ref()) {
+            errors.push(src.error(
+                t.config.span(),
+                format!(
+                    "threshold {name:?}: no [[config]] declares {:?}",
+                    t.config.get_ref()
+                ),
+            ));
+            continue;
+        }
+        if t.metric.get_ref().trim().is_empty() {
+            errors.push(src.error(t.metric.span(), "metric must name a metric"));
+            continue;
+        }
+        let for_minutes = t.for_minutes.as_ref().map_or(5.0, |f| *f.get_ref());
+        if !(for_minutes.is_finite() && (0.0..=10_080.0).contains(&for_minutes)) {
+            let span = t.for_minutes.as_ref().map_or(t.name.span(), |f| f.span());
+            errors.push(src.error(span, "for_minutes must be between 0 and 10080 (a week)"));
+            continue;
+        }
+        out.push(StaticThreshold {
+            name: name.clone(),
+            config: t.config.get_ref().clone(),
+            metric: t.metric.get_ref().clone(),
+            feature: t.feature.unwrap_or(Feature::Mean),
+            direction: t.direction.unwrap_or(LimitDirection::Above),
+            for_ms: (for_minutes * 60_000.0).round() as u64,
+        });
+    }
+    out
 }

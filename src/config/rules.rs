@@ -181,7 +181,10 @@ struct RawAnomalyTypesFile {
 struct RawLimit {
     name: Spanned<String>,
     metric: Spanned<String>,
-    value: Spanned<f64>,
+    #[serde(default)]
+    value: Option<Spanned<f64>>,
+    #[serde(default)]
+    limit_from: Option<Spanned<String>>,
     direction: LimitDirection,
 }
 
@@ -192,7 +195,8 @@ struct RawCapacityFile {
     limit: Vec<RawLimit>,
 }
 
-/// `capacity.toml`: every limit needs a unique name, a valid pattern and a finite value.
+/// `capacity.toml`: every limit needs a unique name, a valid pattern, and a finite `value`, a
+/// `limit_from` metric name, or both (the value is then the fallback).
 fn capacity(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Vec<CapacityLimit> {
     let raw = match toml::from_str::<RawCapacityFile>(src.text) {
         Ok(raw) => raw,
@@ -209,8 +213,24 @@ fn capacity(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Vec<Capacity
             errors.push(src.error(l.metric.span(), format!("invalid regular expression: {e}")));
             ok = false;
         }
-        if !l.value.get_ref().is_finite() {
-            errors.push(src.error(l.value.span(), "value must be a finite number"));
+        if let Some(v) = &l.value {
+            if !v.get_ref().is_finite() {
+                errors.push(src.error(v.span(), "value must be a finite number"));
+                ok = false;
+            }
+        }
+        if let Some(from) = &l.limit_from {
+            // A metric name, matched exactly (any name the parsers accept).
+            if from.get_ref().trim().is_empty() {
+                errors.push(src.error(from.span(), "limit_from must name a metric"));
+                ok = false;
+            }
+        }
+        if l.value.is_none() && l.limit_from.is_none() {
+            errors.push(src.error(
+                l.name.span(),
+                "a limit needs a value, a limit_from series, or both",
+            ));
             ok = false;
         }
         if names.contains(l.name.get_ref()) {
@@ -225,7 +245,8 @@ fn capacity(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Vec<Capacity
             limits.push(CapacityLimit {
                 name: l.name.into_inner(),
                 metric: l.metric.into_inner(),
-                value: l.value.into_inner(),
+                value: l.value.map(Spanned::into_inner),
+                limit_from: l.limit_from.map(Spanned::into_inner),
                 direction: l.direction,
             });
         }
@@ -371,6 +392,23 @@ mod tests {
             format!("{dir}/capacity.toml:8:8: limit name \"a\" is used twice")
         );
         assert!(rules.limits.is_empty());
+        // limit_from alone is a limit; neither value nor limit_from is an error.
+        std::fs::write(
+            dir.to_string() + "/capacity.toml",
+            "[[limit]]\nname = \"m\"\nmetric = \"mem_used\"\nlimit_from = \"mem_limit\"\n\
+             direction = \"above\"\n[[limit]]\nname = \"n\"\nmetric = \"x\"\ndirection = \"above\"\n",
+        )
+        .unwrap();
+        let mut errors = Vec::new();
+        let rules = load_rules(Some(Path::new(&dir.to_string())), &mut errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].to_string(),
+            format!("{dir}/capacity.toml:7:8: a limit needs a value, a limit_from series, or both")
+        );
+        assert_eq!(rules.limits.len(), 1);
+        assert_eq!(rules.limits[0].limit_from.as_deref(), Some("mem_limit"));
+        assert_eq!(rules.limits[0].value, None);
         std::fs::write(
             dir.to_string() + "/capacity.toml",
             "[[limit]]\nname = \"x\"\nmetric = \"m\"\nvalue = 1\ndirection = \"sideways\"\n",

@@ -13,6 +13,7 @@ use operators::entity::{EntityDetectExt, EntityState};
 use operators::forecast::{ForecastExt, ForecastState};
 use operators::models::optimize::recommenders::{
     CapacityRecommender, DetectorTuningRecommender, RightSizingRecommender,
+    ThresholdTuningRecommender,
 };
 use operators::models::rec_context::OptimizeInput;
 use operators::models::rec_rules::Recommender;
@@ -154,7 +155,8 @@ impl States {
 }
 
 /// The optimizer's ML models (see `operators::models::optimize::recommenders`), with their
-/// documented defaults; detector tuning starts from the alert threshold (the low band).
+/// documented defaults; detector tuning starts from the alert threshold (the low band);
+/// threshold tuning reviews the rules' `[[threshold]]` declarations.
 fn ml_recommenders(plan: &Plan) -> Vec<Box<dyn Recommender>> {
     vec![
         Box::new(RightSizingRecommender::new(Default::default())),
@@ -162,6 +164,10 @@ fn ml_recommenders(plan: &Plan) -> Vec<Box<dyn Recommender>> {
         Box::new(DetectorTuningRecommender::new(
             Default::default(),
             plan.alerts.bands.low,
+        )),
+        Box::new(ThresholdTuningRecommender::new(
+            plan.optimize.clone(),
+            Default::default(),
         )),
     ]
 }

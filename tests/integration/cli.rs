@@ -133,6 +133,8 @@ fn simulate_then_run_with_a_config_writes_alerts_and_a_summary() {
         &std::fs::read_to_string(dir.path().join("out/summary.json")).expect("summary"),
     )
     .expect("json");
-    assert_eq!(summary["points"].as_u64(), Some(3 * 34_560));
+    // Per hour: 12 services × 8 metrics × 360 steps, plus each service's memory-limit gauge
+    // once a minute (12 × 60).
+    assert_eq!(summary["points"].as_u64(), Some(3 * (34_560 + 720)));
     assert!(summary["alerts"]["opened"].as_u64().unwrap_or(0) > 0);
 }

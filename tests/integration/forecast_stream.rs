@@ -249,3 +249,203 @@ fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
         assert!(lead > 0, "{root}: lead time {lead} ms");
     }
 }
+
+const MEMORY_CONFIG: &str = r#"
+[[windows]]
+name = "1m"
+size_secs = 60
+
+[[detectors]]
+type = "robust_z"
+window = "1m"
+
+[[forecasts]]
+name = "memory"
+window = "1m"
+metric = "memory_used_bytes"
+horizon = 30
+history = 120
+min_history = 30
+refit_every = 30
+season = 1
+"#;
+
+/// Memory leaks against a limit read from a sibling series: the simulator exports each
+/// service's limit as `memory_limit_bytes`, and the shipped `rules/capacity.toml` reads it
+/// (`limit_from`). A leak ends in an OOM kill when memory reaches the limit (the sample drops
+/// back to the service's base); the forecast's warning, the optimizer's capacity
+/// recommendation and a least-squares line over the same history are timed against that kill.
+///
+/// Run with `cargo test --test integration memory_leak -- --nocapture` for the figures.
+#[test]
+fn memory_leaks_are_predicted_before_the_limit_read_from_a_sibling_series() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("sim");
+    // Eighteen incidents in rotation: every sixth is a memory leak (IncidentKind::ALL's order).
+    let config = SimulatorConfig {
+        duration_ms: HOURS * 3_600_000,
+        seed: 5,
+        incidents: Some(18),
+        overlap_probability: 0.0,
+        ..SimulatorConfig::default()
+    };
+    simulate(config, &sim).expect("simulate");
+    let cfg_path = dir.path().join("memory.toml");
+    std::fs::write(&cfg_path, MEMORY_CONFIG).expect("config");
+    let input = vec![sim.join("metrics.jsonl")];
+    let mut outs = Vec::new();
+    for workers in [1, 3] {
+        let out = dir.path().join(format!("out-{workers}"));
+        replay(
+            &input,
+            None,
+            Some(&cfg_path),
+            None,
+            None,
+            false,
+            &out,
+            &cluster(workers),
+        )
+        .expect("replay");
+        outs.push(out);
+    }
+    // The limit travels between workers (broadcast): the output must not depend on their count.
+    for file in ["forecasts.jsonl", "recommendations.jsonl"] {
+        let one = std::fs::read(outs[0].join(file)).expect("one worker");
+        let three = std::fs::read(outs[1].join(file)).expect("three workers");
+        assert!(one == three, "{file} differs between 1 and 3 workers");
+    }
+
+    let metrics = lines(&sim.join("metrics.jsonl"));
+    let limits: BTreeMap<String, f64> = metrics
+        .iter()
+        .filter(|m| m["name"] == "memory_limit_bytes")
+        .map(|m| (service(m).to_string(), m["value"].as_f64().expect("limit")))
+        .collect();
+    assert_eq!(limits.len(), 12, "one memory limit per service");
+    let records = lines(&outs[0].join("forecasts.jsonl"));
+    assert!(!records.is_empty());
+    for r in &records {
+        assert_eq!(r["key"]["name"], "memory_used_bytes");
+        let limit = r["capacity"]["limit"]
+            .as_f64()
+            .expect("a capacity prediction");
+        assert_eq!(r["capacity"]["rule"], "memory-limit");
+        assert_eq!(Some(limit), limits.get(service(&r["key"])).copied());
+    }
+
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(sim.join("truth.json")).expect("truth"))
+            .expect("truth json");
+    let leaks: Vec<Value> = truth["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter(|i| i["type"] == "memory_leak")
+        .cloned()
+        .collect();
+    assert_eq!(leaks.len(), 3, "three memory leaks");
+    let recommendations = lines(&outs[0].join("recommendations.jsonl"));
+    let mut spans = Vec::new();
+    let mut measured = 0;
+    for leak in &leaks {
+        let root = leak["root_cause"].as_str().expect("root").to_string();
+        let start = leak["start"].as_u64().expect("start");
+        let end = leak["end"].as_u64().expect("end");
+        spans.push((root.clone(), start, end));
+        // The OOM kill: the first sample in the incident at the limit, or where memory falls
+        // back by more than a fifth (the sample after the kill is the restarted process).
+        let samples: Vec<(u64, f64)> = metrics
+            .iter()
+            .filter(|m| m["name"] == "memory_used_bytes" && service(m) == root)
+            .filter_map(|m| Some((m["timestamp"].as_u64()?, m["value"].as_f64()?)))
+            .collect();
+        let limit = limits[&root];
+        let Some(killed) = samples
+            .windows(2)
+            .find(|w| w[1].0 >= start && (w[1].1 >= limit || w[1].1 < 0.8 * w[0].1))
+            .map(|w| w[1].0)
+        else {
+            println!("memory leak on {root}: the limit was not reached");
+            continue;
+        };
+        measured += 1;
+        let first = |field: &str| {
+            records
+                .iter()
+                .filter(|r| service(&r["key"]) == root)
+                .filter(|r| {
+                    let t = r["time"].as_u64().unwrap_or(0);
+                    t >= start && t < killed
+                })
+                .find(|r| r["capacity"][field].is_u64())
+                .map(|r| {
+                    let t = r["time"].as_u64().unwrap_or(0);
+                    (killed - t, r["capacity"][field].as_u64().unwrap_or(0))
+                })
+        };
+        let ours = first("time_to_limit_ms");
+        let linear = first("linear_time_to_limit_ms");
+        let show = |x: Option<(u64, u64)>| {
+            x.map_or("never".to_string(), |(lead, ttl)| {
+                format!(
+                    "{:.1} min before the limit (predicted time to limit {:.1} min)",
+                    lead as f64 / 60_000.0,
+                    ttl as f64 / 60_000.0
+                )
+            })
+        };
+        println!(
+            "memory leak on {root}: reaches its {:.0} MiB limit (OOM kill) {:.1} min after the \
+             incident starts",
+            limit / 1_048_576.0,
+            (killed - start) as f64 / 60_000.0
+        );
+        println!("  forecast: first capacity warning {}", show(ours));
+        println!("  least-squares line (predict_linear): {}", show(linear));
+        let recommended: Vec<(u64, String)> = recommendations
+            .iter()
+            .filter(|r| r["category"] == "capacity_scaling" && r["component"] == root.as_str())
+            .filter_map(|r| {
+                let t = parse_text(r["created_at"].as_str()?).ok()?;
+                (t >= start && t < killed).then(|| (t, r["source"].to_string()))
+            })
+            .collect();
+        match recommended.first() {
+            Some((t, source)) => println!(
+                "  optimizer: capacity recommendation ({source}) {:.1} min before the limit",
+                (killed - t) as f64 / 60_000.0
+            ),
+            None => println!("  optimizer: no capacity recommendation before the limit"),
+        }
+        let ml = recommended
+            .iter()
+            .find(|(_, s)| s.contains("ml:capacity_scaling"));
+        assert!(
+            ml.is_some(),
+            "{root}: no ml:capacity_scaling recommendation before the OOM kill"
+        );
+        let (lead, _) = ours.unwrap_or_else(|| panic!("{root}: the crossing was not predicted"));
+        assert!(lead > 0);
+    }
+    assert!(measured >= 2, "at least two leaks reached the limit");
+    let outside = |r: &&Value| {
+        let t = r["time"].as_u64().unwrap_or(0);
+        !spans
+            .iter()
+            .any(|(root, start, end)| service(&r["key"]) == root && t >= *start && t <= *end)
+    };
+    let false_alarms = |field: &str| {
+        records
+            .iter()
+            .filter(|r| r["capacity"][field].is_u64())
+            .filter(outside)
+            .count()
+    };
+    println!(
+        "warnings outside the leaks: forecast {}, least squares {} (of {} records)",
+        false_alarms("time_to_limit_ms"),
+        false_alarms("linear_time_to_limit_ms"),
+        records.len()
+    );
+}

@@ -695,7 +695,7 @@ fn a_simulator_replay_recommends_with_stable_ids_and_no_repeats() {
         // The id is the hash of source, category and target.
         assert_eq!(
             r.recommendation_id,
-            operators::models::rec_rules::recommendation_id(&r.source, r.category, &r.target)
+            operators::models::rec_rules::recommendation_id(r.category, &r.target)
         );
         if let Some(prev) = last.get(r.recommendation_id.as_str()) {
             // A repeat must carry a material change or renew an expiring recommendation.
@@ -868,5 +868,176 @@ fn threshold_tuning_on_a_simulator_replay_keeps_every_incident_and_cuts_false_al
     assert!(
         false_after < false_before,
         "tuning cuts false alerts ({false_before} -> {false_after})"
+    );
+}
+
+/// Threshold tuning plugged into the optimizer, end to end: every simulated service declares a
+/// static p99-latency alert at 1.1 × its median (`[[config]] latency_alert_ms`, reviewed through
+/// the shipped `[[threshold]] latency-alert`); the engine replays 36 simulated hours, and the
+/// `ml:threshold_tuning` recommendations, learnt from the engine's own resolved incidents, must
+/// keep every labelled incident alerting with fewer false alerts. The same thresholds are then
+/// checked against the simulator's truth. Output is byte-identical for 1 and 2 workers.
+///
+/// `cargo test --test integration threshold_tuning_in_the_optimizer -- --nocapture` prints the
+/// figures.
+#[test]
+fn threshold_tuning_in_the_optimizer_recommends_from_resolved_incidents() {
+    use operators::models::optimize::threshold_tuning::{IncidentWindow, ThresholdTuningConfig};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("sim");
+    let config = SimulatorConfig {
+        duration_ms: 36 * HOUR,
+        seed: 7,
+        ..SimulatorConfig::default()
+    };
+    simulate(config, &sim).expect("simulate");
+    // Per service: its one-minute mean p99 latency (what the threshold is compared with).
+    let mut minutes: BTreeMap<String, BTreeMap<u64, (f64, f64)>> = BTreeMap::new();
+    let text = std::fs::read_to_string(sim.join("metrics.jsonl")).expect("metrics");
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json");
+        if v["name"] == "http_request_duration_p99_ms" {
+            let service = v["labels"]["service"].as_str().expect("service");
+            let t = v["timestamp"].as_u64().expect("timestamp");
+            let m = minutes
+                .entry(service.to_string())
+                .or_default()
+                .entry(t / MIN * MIN + MIN)
+                .or_default();
+            m.0 += v["value"].as_f64().expect("value");
+            m.1 += 1.0;
+        }
+    }
+    let series: BTreeMap<String, Vec<(u64, f64)>> = minutes
+        .into_iter()
+        .map(|(s, m)| (s, m.into_iter().map(|(t, (sum, n))| (t, sum / n)).collect()))
+        .collect();
+    let mut current: BTreeMap<String, f64> = BTreeMap::new();
+    let mut rules = String::from(
+        "[[threshold]]\nname = \"latency-alert\"\nconfig = \"latency_alert_ms\"\n\
+         metric = \"http_request_duration_p99_ms\"\n",
+    );
+    for (service, values) in &series {
+        let mut sorted: Vec<f64> = values.iter().map(|p| p.1).collect();
+        sorted.sort_by(f64::total_cmp);
+        let threshold = (1.1 * sorted[sorted.len() / 2] * 100.0).round() / 100.0;
+        current.insert(service.clone(), threshold);
+        rules.push_str(&format!(
+            "[[config]]\nservice = \"{service}\"\nlatency_alert_ms = {threshold}\n"
+        ));
+    }
+    let rules_dir = rules_dir_with(&rules);
+    let input = [sim.join("metrics.jsonl")];
+    let mut texts = Vec::new();
+    for workers in [1, 2] {
+        let out = dir.path().join(format!("out-{workers}"));
+        replay(
+            &input,
+            None,
+            None,
+            Some(rules_dir.path()),
+            None,
+            false,
+            &out,
+            &cluster(workers),
+        )
+        .expect("replay");
+        texts.push(std::fs::read_to_string(out.join("recommendations.jsonl")).expect("read"));
+    }
+    assert!(
+        texts[0] == texts[1],
+        "recommendations differ between 1 and 2 workers"
+    );
+    let recs: Vec<RecommendationRecord> = texts[0]
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("record"))
+        .filter(|r: &RecommendationRecord| r.source == "ml:threshold_tuning")
+        .collect();
+    assert!(!recs.is_empty(), "threshold tuning recommended something");
+    // The latest recommendation per service.
+    let mut latest: BTreeMap<String, &RecommendationRecord> = BTreeMap::new();
+    for r in &recs {
+        assert_eq!(r.category, RecommendationCategory::AlertThresholds);
+        assert_eq!(r.target["metric"], "http_request_duration_p99_ms");
+        assert_eq!(r.target["service"], r.component);
+        assert!(r.confidence > 0.0 && r.confidence <= 1.0, "{r:?}");
+        assert!(r.expected_improvement >= 0.0);
+        assert_eq!(
+            num(r.current_value.as_ref().expect("current")),
+            current[&r.component]
+        );
+        latest.insert(r.component.clone(), r);
+    }
+    println!(
+        "{} ml:threshold_tuning records for {} services",
+        recs.len(),
+        latest.len()
+    );
+    // What the recommended thresholds do over the whole run, against the simulator's truth
+    // (latency faults: latency injection, CPU hog, on the services they affected).
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sim.join("truth.json")).expect("truth"))
+            .expect("truth json");
+    let cfg = ThresholdTuningConfig::default();
+    let (mut false_before, mut false_after) = (0, 0);
+    let (mut kept, mut caught_before) = (0, 0);
+    for (service, r) in &latest {
+        let values = &series[service];
+        let windows: Vec<IncidentWindow> = truth["incidents"]
+            .as_array()
+            .expect("incidents")
+            .iter()
+            .filter(|i| i["type"] == "latency_injection" || i["type"] == "cpu_hog")
+            .filter(|i| {
+                i["affected"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|e| e == service.as_str()))
+            })
+            .map(|i| IncidentWindow {
+                start_ms: i["start"].as_u64().expect("start"),
+                end_ms: i["end"].as_u64().expect("end"),
+            })
+            .collect();
+        let now = current[service];
+        let new = num(&r.recommended_value);
+        let before = cfg.replay(values, &windows, now);
+        let after = cfg.replay(values, &windows, new);
+        // Every truth incident the current threshold caught that the new one misses.
+        let lost = windows
+            .iter()
+            .filter(|w| {
+                cfg.replay(values, std::slice::from_ref(w), now)
+                    .incidents_caught
+                    == 1
+                    && cfg
+                        .replay(values, std::slice::from_ref(w), new)
+                        .incidents_caught
+                        == 0
+            })
+            .count();
+        println!(
+            "{service}: {now} -> {new} ms (confidence {}, {}); truth: false alerts {} -> {}, \
+             latency faults caught {} -> {} of {} ({lost} lost)",
+            r.confidence,
+            r.evidence.join("; "),
+            before.false_alerts,
+            after.false_alerts,
+            before.incidents_caught,
+            after.incidents_caught,
+            windows.len()
+        );
+        false_before += before.false_alerts;
+        false_after += after.false_alerts;
+        caught_before += before.incidents_caught;
+        kept += after.incidents_caught;
+    }
+    println!(
+        "recommended thresholds over the run, against the truth: false alerts {false_before} -> \
+         {false_after}, latency faults caught {caught_before} -> {kept}"
+    );
+    assert!(
+        false_after < false_before,
+        "the recommended thresholds cut false alerts ({false_before} -> {false_after})"
     );
 }

@@ -423,7 +423,8 @@ pub struct Draft {
     pub description: String,
     /// The component changed.
     pub component: String,
-    /// Labels identifying the target (with `source` and `category`, the dedup key).
+    /// Labels identifying the target (with `category`, the dedup key: one recommendation per
+    /// target and category, whichever recommender made it).
     pub target: BTreeMap<String, String>,
     /// Value in force now.
     pub current_value: Option<serde_json::Value>,
@@ -445,6 +446,10 @@ pub struct Draft {
     pub expire_ms: Option<u64>,
     /// Evidence.
     pub evidence: Vec<String>,
+    /// A claim, not a recommendation: the model has enough history for this target and finds
+    /// the value in force right, so a rule's draft for the same target and category is dropped
+    /// and nothing is published (see [`select_drafts`]).
+    pub claim_only: bool,
 }
 
 /// The plug-in interface of the optimizer: rules and ML models alike see every input of their
@@ -486,6 +491,8 @@ pub struct OptimizePlan {
     pub rules: Vec<RecRule>,
     /// Declared configuration values per entity.
     pub config: BTreeMap<String, BTreeMap<String, f64>>,
+    /// Static alert thresholds declared for tuning (`[[threshold]]`).
+    pub thresholds: Vec<crate::models::optimize::threshold_tuning::StaticThreshold>,
     /// Rules left out because they do not compile, as `file:line:col: message` (reported at
     /// start; `harbinger validate` fails on them).
     pub rejected: Vec<String>,
@@ -956,6 +963,7 @@ impl RuleRecommender {
             risk_level: rule.risk,
             expire_ms: rule.expire_ms,
             evidence,
+            claim_only: false,
         }))
     }
 }
@@ -968,16 +976,14 @@ fn render(t: &Template, ctx: &Context<'_, '_>) -> Outcome<String> {
     }
 }
 
-/// The deterministic id of a recommendation: a hash of its source, category and target, so an
-/// update of the same recommendation keeps its id.
+/// The deterministic id of a recommendation: a hash of its category and target, so an update of
+/// the same recommendation keeps its id, whichever recommender made it (one recommendation per
+/// target and category; [`select_drafts`] picks the source).
 pub fn recommendation_id(
-    source: &str,
     category: RecommendationCategory,
     target: &BTreeMap<String, String>,
 ) -> String {
     let mut bytes = Vec::new();
-    bytes.extend_from_slice(source.as_bytes());
-    bytes.push(0xFF);
     bytes.extend_from_slice(format!("{category:?}").as_bytes());
     for (k, v) in target {
         bytes.push(0xFF);
@@ -986,6 +992,44 @@ pub fn recommendation_id(
         bytes.extend_from_slice(v.as_bytes());
     }
     format!("{:016x}", stable_hash(&bytes))
+}
+
+/// One draft per target and category, out of one entity's drafts of one evaluation (the rules'
+/// and the models'). A model's draft (`ml:*`) beats a rule's: a model recommends only once it
+/// has the history its confidence floor asks for, and then it has seen more than a rule's
+/// threshold test (right-sizing forecasts the coming peak that `cpu-request-rightsize` only
+/// scales from the last hours; capacity scaling sizes what the forecast rules only flag). A
+/// model's claim ([`Draft::claim_only`]) drops the rule's draft and publishes nothing. Among
+/// drafts of the same kind the higher confidence wins, then the source name (deterministic).
+/// The order of the kept drafts is their first appearance.
+pub fn select_drafts(drafts: Vec<Draft>) -> Vec<Draft> {
+    if drafts.len() < 2 {
+        return drafts.into_iter().filter(|d| !d.claim_only).collect();
+    }
+    let rank = |d: &Draft| (d.source.starts_with("ml:"), d.confidence);
+    let mut best: BTreeMap<String, (usize, Draft)> = BTreeMap::new();
+    for (i, d) in drafts.into_iter().enumerate() {
+        let id = recommendation_id(d.category, &d.target);
+        match best.get_mut(&id) {
+            None => {
+                best.insert(id, (i, d));
+            }
+            Some((_, kept)) => {
+                let (a, b) = (rank(&d), rank(kept));
+                let wins =
+                    a.0.cmp(&b.0)
+                        .then(a.1.total_cmp(&b.1))
+                        .then(kept.source.cmp(&d.source))
+                        .is_gt();
+                if wins {
+                    *kept = d;
+                }
+            }
+        }
+    }
+    let mut kept: Vec<(usize, Draft)> = best.into_values().filter(|(_, d)| !d.claim_only).collect();
+    kept.sort_by_key(|(i, _)| *i);
+    kept.into_iter().map(|(_, d)| d).collect()
 }
 
 /// Priority 0–100: confidence times the mean of the expected improvement (as a fraction) and the
@@ -1007,6 +1051,9 @@ struct Emitted {
     value: serde_json::Value,
     priority: f64,
     expires_at: EventTime,
+    /// Which recommender made it (another taking over the target is a change worth emitting).
+    #[serde(default)]
+    source: String,
 }
 
 /// The published recommendations: dedup by id, material-change detection and expiry.
@@ -1032,15 +1079,16 @@ impl Publication {
     }
 
     /// Turns a draft made at `now` into a record if it is new, changed materially (recommended
-    /// value by more than `material_change` relative, or priority by `priority_change` points),
-    /// or would expire before the next evaluation (renewal); `None` otherwise.
+    /// value by more than `material_change` relative, priority by `priority_change` points, or
+    /// another recommender took the target over), or would expire before the next evaluation
+    /// (renewal); `None` otherwise.
     pub fn publish(
         &mut self,
         d: Draft,
         now: EventTime,
         settings: &OptimizeSettings,
     ) -> Option<RecommendationRecord> {
-        let id = recommendation_id(&d.source, d.category, &d.target);
+        let id = recommendation_id(d.category, &d.target);
         let priority = priority(&d);
         if let Some(old) = self.emitted.get(&id) {
             let value_changed = match (old.value.as_f64(), d.recommended_value.as_f64()) {
@@ -1049,7 +1097,8 @@ impl Publication {
             };
             let priority_changed = (old.priority - priority).abs() >= settings.priority_change;
             let lapsing = old.expires_at <= now.saturating_add(settings.every_ms);
-            if !(value_changed || priority_changed || lapsing) {
+            let source_changed = old.source != d.source;
+            if !(value_changed || priority_changed || lapsing || source_changed) {
                 return None;
             }
         }
@@ -1060,6 +1109,7 @@ impl Publication {
                 value: d.recommended_value.clone(),
                 priority,
                 expires_at,
+                source: d.source.clone(),
             },
         );
         Some(RecommendationRecord {
@@ -1129,6 +1179,49 @@ mod tests {
         }
     }
 
+    #[test]
+    fn one_draft_per_target_and_category_models_first() {
+        let mk = |source: &str, confidence: f64, claim: bool| Draft {
+            source: source.into(),
+            confidence,
+            claim_only: claim,
+            ..draft(1.0, confidence)
+        };
+        let other = Draft {
+            target: [("service".to_string(), "other".to_string())].into(),
+            ..mk("rule:x", 0.9, false)
+        };
+        // The model wins over a more confident rule; the other target is kept, in order.
+        let kept = select_drafts(vec![
+            other.clone(),
+            mk("rule:x", 0.9, false),
+            mk("ml:m", 0.3, false),
+        ]);
+        let sources: Vec<&str> = kept.iter().map(|d| d.source.as_str()).collect();
+        assert_eq!(sources, ["rule:x", "ml:m"]);
+        assert_eq!(kept[0].target, other.target);
+        // A model's claim drops the rule's draft and publishes nothing.
+        assert!(select_drafts(vec![mk("rule:x", 0.9, false), mk("ml:m", 0.5, true)]).is_empty());
+        assert!(select_drafts(vec![mk("ml:m", 0.5, true)]).is_empty());
+        // Between rules: the higher confidence, then the name.
+        let kept = select_drafts(vec![mk("rule:b", 0.5, false), mk("rule:a", 0.7, false)]);
+        assert_eq!(kept[0].source, "rule:a");
+        let kept = select_drafts(vec![mk("rule:b", 0.5, false), mk("rule:a", 0.5, false)]);
+        assert_eq!(kept[0].source, "rule:a");
+        // The id does not depend on the source: a takeover updates the same recommendation.
+        let settings = OptimizeSettings::default();
+        let mut p = Publication::default();
+        let a = p
+            .publish(mk("rule:x", 0.9, false), 0, &settings)
+            .expect("new");
+        assert!(p.publish(mk("rule:x", 0.9, false), 1, &settings).is_none());
+        let b = p
+            .publish(mk("ml:m", 0.9, false), 2, &settings)
+            .expect("takeover");
+        assert_eq!(a.recommendation_id, b.recommendation_id);
+        assert_eq!(b.source, "ml:m");
+    }
+
     fn draft(value: f64, confidence: f64) -> Draft {
         Draft {
             source: "rule:x".into(),
@@ -1147,6 +1240,7 @@ mod tests {
             risk_level: Level::Medium,
             expire_ms: None,
             evidence: vec![],
+            claim_only: false,
         }
     }
 

@@ -18,6 +18,16 @@ use fleet::Fleet;
 use incidents::{ScheduleConfig, TruthEntry};
 use model::{Model, METRICS};
 
+/// Each service's memory limit (bytes), a constant gauge as Kubernetes exports a container's
+/// spec (`container_spec_memory_limit_bytes`): the level a memory leak climbs to before the OOM
+/// kill, and the sibling series `rules/capacity.toml` reads the memory limit from.
+pub const MEMORY_LIMIT_METRIC: &str = "memory_limit_bytes";
+
+/// The limit gauge is emitted once a minute rather than every step: it never changes, and a
+/// sample per minute is enough for windows of a minute or more while adding ~2% to the points
+/// (one per minute against eight metrics per 10-second step).
+const LIMIT_EVERY_MS: u64 = 60_000;
+
 /// 2024-01-01T00:00:00Z: the default start, so runs are reproducible to the millisecond.
 pub const DEFAULT_START_MS: u64 = 1_704_067_200_000;
 
@@ -158,6 +168,19 @@ impl Simulation {
                 value,
             );
         });
+        // The first step of each minute (every step when steps are a minute or longer). No
+        // random draw: the other metrics are the same as without the gauge.
+        if (self.step * self.config.step_ms) % LIMIT_EVERY_MS < self.config.step_ms.max(1) {
+            for (svc, limit) in self.model.memory_limits().into_iter().enumerate() {
+                let [(hk, hv), (sk, sv)] = &labels[svc];
+                emit(
+                    MEMORY_LIMIT_METRIC,
+                    &[(hk.as_str(), hv.as_str()), (sk.as_str(), sv.as_str())],
+                    t,
+                    limit.round(),
+                );
+            }
+        }
         self.step += 1;
         true
     }

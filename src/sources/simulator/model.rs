@@ -3,7 +3,8 @@
 //! metrics driven by load, seeded noise, and the effect of each injected incident.
 //!
 //! Metrics per service (labels `service`, `host`): a request counter (with resets on restarts),
-//! p50 and p99 latency, error ratio, CPU, memory, saturation and disk usage.
+//! p50 and p99 latency, error ratio, CPU, memory, saturation and disk usage (the simulation adds
+//! each service's memory limit as a gauge, see `MEMORY_LIMIT_METRIC`).
 
 use std::collections::VecDeque;
 

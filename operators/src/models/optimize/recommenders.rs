@@ -9,12 +9,16 @@
 //!   crosses its capacity limit (see [`capacity_scaling`]).
 //! * [`DetectorTuningRecommender`] (`ml:detector_tuning`): a higher alert threshold for an entity
 //!   whose alerts keep resolving quickly without an incident (see [`detector_tuning`]).
+//! * [`ThresholdTuningRecommender`] (`ml:threshold_tuning`): the static thresholds declared in
+//!   the rules, replayed against the resolved incidents (see [`threshold_tuning`]).
 //!
 //! [`right_sizing`]: super::right_sizing
 //! [`capacity_scaling`]: super::capacity_scaling
 //! [`detector_tuning`]: super::detector_tuning
+//! [`threshold_tuning`]: super::threshold_tuning
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -22,10 +26,11 @@ use serde::{Deserialize, Serialize};
 use super::capacity_scaling::CapacityScalingConfig;
 use super::detector_tuning::{AlertStats, DetectorTuningConfig};
 use super::right_sizing::{RightSizing, RightSizingConfig};
+use super::threshold_tuning::{IncidentWindow, StaticThreshold, ThresholdTuningConfig};
 use super::RecommendationDraft;
 use crate::models::rec_context::{EntityView, OptimizeInput};
-use crate::models::rec_rules::{Draft, Recommender};
-use crate::records::{AlertEvent, ForecastRecord, Level};
+use crate::models::rec_rules::{Draft, OptimizePlan, Recommender};
+use crate::records::{AlertEvent, ForecastRecord, Level, LimitDirection};
 use crate::series::EventTime;
 
 /// The metric whose window means give CPU use, as a percentage of the request.
@@ -94,7 +99,23 @@ fn base_draft(d: &RecommendationDraft, entity: &str, value: &str) -> Draft {
         risk_level: Level::Low,
         expire_ms: None,
         evidence: d.evidence.clone(),
+        claim_only: false,
     }
+}
+
+/// The target of a recommendation about the entity's series named `metric`: its labels and the
+/// metric, as a rule on that series names it (so [`crate::models::rec_rules::select_drafts`]
+/// sees the same target); `{service, metric}` when the series is not in the book.
+fn series_target(view: &EntityView<'_>, metric: &str) -> BTreeMap<String, String> {
+    let mut target: BTreeMap<String, String> = view
+        .book
+        .series
+        .values()
+        .find(|s| s.key.name == metric)
+        .map(|s| s.key.labels.iter().cloned().collect())
+        .unwrap_or_else(|| BTreeMap::from([("service".to_string(), view.entity.to_string())]));
+    target.insert("metric".into(), metric.to_string());
+    target
 }
 
 /// Forecast-aware right-sizing of CPU requests.
@@ -166,11 +187,15 @@ impl Recommender for RightSizingRecommender {
         if d.confidence < MIN_CONFIDENCE {
             return;
         }
-        // Within 10 % of the current request: not worth a change.
+        let mut draft = base_draft(&d, view.entity, "request");
+        draft.target = series_target(view, CPU_METRIC);
+        // Within 10 % of the current request: not worth a change. The model still claims the
+        // target, so the `cpu-request-rightsize` rule does not recommend against it.
         if (new - request).abs() < 0.1 * request {
+            draft.claim_only = true;
+            out.push(draft);
             return;
         }
-        let mut draft = base_draft(&d, view.entity, "request");
         draft.title = format!(
             "Set the CPU request of {} to {} cores (now {})",
             view.entity,
@@ -267,6 +292,7 @@ impl Recommender for CapacityRecommender {
                 continue;
             };
             let mut draft = base_draft(&d, view.entity, "capacity");
+            draft.target = f.key.labels.iter().cloned().collect();
             draft.target.insert("metric".into(), metric.clone());
             let by = d
                 .act_by
@@ -422,6 +448,295 @@ impl Recommender for DetectorTuningRecommender {
     fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
         if let Some(saved) = load_state(self.name(), state)? {
             *self = saved;
+        }
+        Ok(())
+    }
+}
+
+/// Settings of [`ThresholdTuningRecommender`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThresholdRecommenderConfig {
+    /// Window values kept per thresholded series, as event time: the replay's span. Default
+    /// 7 days (the optimizer's days horizon): a week of one-minute windows is 10,080 values,
+    /// 160 KB per thresholded series (only series with a declared threshold are kept).
+    pub history_ms: u64,
+    /// History needed before recommending. Default 1 day: the replay must have seen the daily
+    /// season's peak once, or it counts the false alerts of a quiet night only.
+    pub min_history_ms: u64,
+    /// Labelled incidents kept per entity (oldest dropped). Default 64.
+    pub max_incidents: usize,
+}
+
+impl Default for ThresholdRecommenderConfig {
+    fn default() -> Self {
+        Self {
+            history_ms: 7 * 24 * 3_600_000,
+            min_history_ms: 24 * 3_600_000,
+            max_incidents: 64,
+        }
+    }
+}
+
+/// Alert fingerprints remembered per entity to label incidents (oldest dropped): far more than
+/// the alerts of the thresholded metrics open within an incident's lifetime.
+const MAX_FINGERPRINTS: usize = 1024;
+
+/// The window values of one thresholded series.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct ThresholdTrack {
+    /// The series' labels and metric: the recommendation's target (as a rule's on the series).
+    target: BTreeMap<String, String>,
+    /// `(window end, value)`, time order, at most `history_ms` old.
+    values: VecDeque<(EventTime, f64)>,
+}
+
+/// A resolved incident whose alerts include one on a thresholded metric of the entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LabelledIncident {
+    window: IncidentWindow,
+    /// Thresholded metrics of the entity that alerted in it.
+    metrics: BTreeSet<String>,
+}
+
+/// Per entity: recent alert fingerprints on thresholded metrics, and labelled incidents.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct IncidentLabels {
+    fingerprints: VecDeque<(String, String)>,
+    incidents: VecDeque<LabelledIncident>,
+}
+
+/// Tuning of the static thresholds declared in the rules (`[[threshold]]`): per entity that
+/// declares one, a bounded history of the thresholded series' window values, replayed against
+/// the entity's resolved incidents in which that metric alerted (the labels), with
+/// [`ThresholdTuningConfig`]: the threshold that still fires on every such incident with the
+/// fewest false alerts. A recommendation is made only when it catches more incidents or fires
+/// fewer false alerts than the threshold in force.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ThresholdTuningRecommender {
+    #[serde(skip)]
+    plan: Arc<OptimizePlan>,
+    #[serde(skip)]
+    cfg: ThresholdRecommenderConfig,
+    /// Entity → declaration name → track.
+    tracks: BTreeMap<String, BTreeMap<String, ThresholdTrack>>,
+    labels: BTreeMap<String, IncidentLabels>,
+}
+
+impl ThresholdTuningRecommender {
+    /// Tunes the thresholds `plan` declares.
+    pub fn new(plan: Arc<OptimizePlan>, cfg: ThresholdRecommenderConfig) -> Self {
+        ThresholdTuningRecommender {
+            plan,
+            cfg,
+            ..Default::default()
+        }
+    }
+
+    fn declared(&self, entity: &str, t: &StaticThreshold) -> bool {
+        self.plan
+            .config
+            .get(entity)
+            .is_some_and(|c| c.contains_key(&t.config))
+    }
+}
+
+impl Recommender for ThresholdTuningRecommender {
+    fn name(&self) -> &str {
+        "ml:threshold_tuning"
+    }
+
+    fn observe(&mut self, entity: &str, input: &OptimizeInput) {
+        if self.plan.thresholds.is_empty() {
+            return;
+        }
+        match input {
+            OptimizeInput::Features(f) => {
+                for t in &self.plan.thresholds {
+                    if t.metric != f.key.name || !self.declared(entity, t) {
+                        continue;
+                    }
+                    let Some(v) = t.feature.of(&f.values).filter(|v| v.is_finite()) else {
+                        continue;
+                    };
+                    let track = self
+                        .tracks
+                        .entry(entity.to_string())
+                        .or_default()
+                        .entry(t.name.clone())
+                        .or_default();
+                    if track.target.is_empty() {
+                        track.target = f.key.labels.iter().cloned().collect();
+                        track.target.insert("metric".into(), f.key.name.clone());
+                    }
+                    if track.values.back().is_some_and(|(last, _)| *last >= f.end) {
+                        continue;
+                    }
+                    track.values.push_back((f.end, v));
+                    let cutoff = f.end.saturating_sub(self.cfg.history_ms);
+                    while track.values.front().is_some_and(|(t, _)| *t < cutoff) {
+                        track.values.pop_front();
+                    }
+                }
+            }
+            OptimizeInput::Alert(a) => {
+                let Some(metric) = a.labels.get("metric") else {
+                    return;
+                };
+                if !self.plan.thresholds.iter().any(|t| &t.metric == metric) {
+                    return;
+                }
+                let l = self.labels.entry(entity.to_string()).or_default();
+                if l.fingerprints.iter().any(|(f, _)| *f == a.fingerprint) {
+                    return;
+                }
+                if l.fingerprints.len() >= MAX_FINGERPRINTS {
+                    l.fingerprints.pop_front();
+                }
+                l.fingerprints
+                    .push_back((a.fingerprint.clone(), metric.clone()));
+            }
+            OptimizeInput::Incident(i) if i.event == AlertEvent::Resolved => {
+                let Some(l) = self.labels.get_mut(entity) else {
+                    return;
+                };
+                let metrics: BTreeSet<String> = l
+                    .fingerprints
+                    .iter()
+                    .filter(|(f, _)| i.alerts.contains(f))
+                    .map(|(_, m)| m.clone())
+                    .collect();
+                if metrics.is_empty() {
+                    return;
+                }
+                // The incident ran from its first alert to its resolution (its duration when
+                // the time does not parse; it ends before the 10-minute wait for late alerts).
+                let span = (i.duration_minutes.max(0.0) * 60_000.0).round() as u64;
+                let start = crate::time_format::parse_rfc3339_millis(&i.first_alert_time)
+                    .filter(|t| *t <= i.event_time)
+                    .unwrap_or(i.event_time.saturating_sub(span));
+                if l.incidents.len() >= self.cfg.max_incidents.max(1) {
+                    l.incidents.pop_front();
+                }
+                l.incidents.push_back(LabelledIncident {
+                    window: IncidentWindow {
+                        start_ms: start,
+                        end_ms: i.event_time,
+                    },
+                    metrics,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn recommend(&mut self, view: &EntityView<'_>, out: &mut Vec<Draft>) {
+        let Some(tracks) = self.tracks.get(view.entity) else {
+            return;
+        };
+        let labels = self.labels.get(view.entity);
+        for t in &self.plan.thresholds {
+            let (Some(track), Some(&current)) = (tracks.get(&t.name), view.config.get(&t.config))
+            else {
+                continue;
+            };
+            let (Some(first), Some(last)) = (track.values.front(), track.values.back()) else {
+                continue;
+            };
+            if last.0 - first.0 < self.cfg.min_history_ms {
+                continue;
+            }
+            let series: Vec<(EventTime, f64)> = track.values.iter().copied().collect();
+            let cfg = ThresholdTuningConfig {
+                direction: t.direction,
+                for_ms: t.for_ms,
+                ..ThresholdTuningConfig::default()
+            };
+            // An incident is a label when the metric alerted in it and the history covers it
+            // with at least one `for`-long run (else no threshold could have fired in it).
+            let never = match t.direction {
+                LimitDirection::Above => f64::NEG_INFINITY,
+                LimitDirection::Below => f64::INFINITY,
+            };
+            let incidents: Vec<IncidentWindow> = labels
+                .into_iter()
+                .flat_map(|l| &l.incidents)
+                .filter(|i| i.metrics.contains(&t.metric) && i.window.end_ms <= view.now)
+                .map(|i| i.window)
+                .filter(|w| {
+                    // Replayed alone, the window's own samples at a threshold always passed.
+                    let from = w.start_ms.saturating_sub(cfg.incident_lead_ms);
+                    let inside: Vec<(EventTime, f64)> = series
+                        .iter()
+                        .filter(|(t, _)| *t >= from && *t <= w.end_ms)
+                        .copied()
+                        .collect();
+                    cfg.replay(&inside, std::slice::from_ref(w), never)
+                        .incidents_caught
+                        == 1
+                })
+                .collect();
+            if incidents.is_empty() {
+                continue;
+            }
+            let Ok(tuned) = cfg.recommend(&series, &incidents, current) else {
+                continue;
+            };
+            let gains = tuned.after.incidents_caught > tuned.before.incidents_caught
+                || tuned.after.false_alerts < tuned.before.false_alerts;
+            if !gains {
+                continue;
+            }
+            let d = tuned.draft();
+            let mut draft = base_draft(&d, view.entity, "threshold");
+            draft.target = track.target.clone();
+            let hours = (last.0 - first.0) as f64 / 3_600_000.0;
+            draft.title = format!(
+                "Set the {} alert threshold of {} to {} (now {})",
+                t.metric,
+                view.entity,
+                round3(tuned.threshold),
+                round3(current)
+            );
+            draft.description = format!(
+                "Replaying the last {hours:.0} h of {} ({} of the 1-window values, for {} min) \
+                 against the {} resolved incidents in which it alerted: {} fires on all of \
+                 them with {} false alerts instead of {} ({} caught); alert volume {:+.0}%.",
+                t.metric,
+                t.feature.name(),
+                t.for_ms / 60_000,
+                tuned.incidents,
+                round3(tuned.threshold),
+                tuned.after.false_alerts,
+                tuned.before.false_alerts,
+                tuned.before.incidents_caught,
+                tuned.alert_volume_change_pct()
+            );
+            draft.implementation_steps = vec![
+                format!(
+                    "Change {} of {} from {} to {}",
+                    t.config,
+                    view.entity,
+                    round3(current),
+                    round3(tuned.threshold)
+                ),
+                "Keep Harbinger's anomaly alert for regressions the static rule cannot see"
+                    .to_string(),
+            ];
+            // Raising a threshold can only lose alerts the replay did not label.
+            draft.risk_level = Level::Low;
+            out.push(draft);
+        }
+    }
+
+    fn save(&self) -> serde_json::Value {
+        save_state(self)
+    }
+
+    fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
+        if let Some(saved) = load_state::<Self>(self.name(), state)? {
+            self.tracks = saved.tracks;
+            self.labels = saved.labels;
         }
         Ok(())
     }

@@ -27,6 +27,26 @@ use crate::records::forecast::LimitDirection;
 use crate::records::recommendation::RecommendationCategory;
 use crate::series::EventTime;
 
+/// A static alert threshold declared in the rules (`[[threshold]]` in
+/// `rules/recommendations.toml`): for every entity whose `[[config]]` declares `config`, an
+/// alert fires when the window `feature` of its series named `metric` stays past
+/// `config.<config>` (on the `direction` side) for `for_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaticThreshold {
+    /// Name of the declaration (for messages).
+    pub name: String,
+    /// The `[[config]]` key holding each entity's threshold.
+    pub config: String,
+    /// Metric name of the thresholded series (exact).
+    pub metric: String,
+    /// The window feature compared with the threshold.
+    pub feature: crate::models::window_stats::Feature,
+    /// Which side fires.
+    pub direction: LimitDirection,
+    /// The rule's `for` clause (ms).
+    pub for_ms: u64,
+}
+
 /// A resolved incident's interval, inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IncidentWindow {
