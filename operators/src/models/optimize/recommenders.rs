@@ -546,6 +546,10 @@ impl Recommender for ThresholdTuningRecommender {
         "ml:threshold_tuning"
     }
 
+    fn reads_features(&self, metric: &str) -> bool {
+        self.plan.thresholds.iter().any(|t| t.metric == metric)
+    }
+
     fn observe(&mut self, entity: &str, input: &OptimizeInput) {
         if self.plan.thresholds.is_empty() {
             return;
