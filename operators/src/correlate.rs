@@ -559,6 +559,10 @@ fn handle_time(
     // A total order within the time: timely does not order messages that share it.
     corr.sort();
     let mut topology_changed = false;
+    // Component changes are netted first: the label propagation leaves its loop with the
+    // labels an alert held in earlier rounds still in the batch, each inserted and retracted,
+    // and applying those one by one could leave a round's label in place of the final one.
+    let mut component_diffs: BTreeMap<(NodeKey, u64), isize> = BTreeMap::new();
     for m in corr {
         match m {
             CorrelationMsg::Edge(e, d) => {
@@ -570,12 +574,18 @@ fn handle_time(
                 topology_changed = true;
             }
             CorrelationMsg::Component(k, l, d) => {
-                if d > 0 {
-                    st.component.insert(k, l);
-                } else if st.component.get(&k) == Some(&l) {
-                    st.component.remove(&k);
-                }
+                *component_diffs.entry((k, l)).or_default() += d;
             }
+        }
+    }
+    for ((k, l), d) in &component_diffs {
+        if *d < 0 && st.component.get(k) == Some(l) {
+            st.component.remove(k);
+        }
+    }
+    for ((k, l), d) in component_diffs {
+        if d > 0 {
+            st.component.insert(k, l);
         }
     }
     if topology_changed {
@@ -611,7 +621,9 @@ fn handle_time(
                         st.key_of.remove(&n.key.fingerprint);
                     }
                     st.nodes.remove(&n.key);
-                    st.component.remove(&n.key);
+                    // The component entry goes with the dataflow's own retraction: a node
+                    // re-sent under the same key at this time keeps its component, which the
+                    // dataflow (its output unchanged) does not send again.
                 }
             }
             DedupMsg::Alert(a) => {
