@@ -34,7 +34,10 @@ use timely::dataflow::StreamVec;
 
 use crate::models::cel_rule::CelCondition;
 use crate::models::dedup::{AlertNode, DedupBook, DedupConfig, DedupOutput, NodeKey};
-use crate::models::grouping::{dbscan_groups, label_related, related, GroupingConfig};
+use crate::models::grouping::{
+    dbscan_groups, entity_id, episode_id, episode_starts, label_related, spans_related, Episode,
+    GroupingConfig,
+};
 use crate::models::incidents::{Group, IncidentBook, IncidentPolicy, MemberInfo};
 use crate::models::matchers::MuteRules;
 use crate::models::topology::{Relation, Topology, TopologyEdge};
@@ -83,8 +86,8 @@ pub enum DedupMsg {
 /// What the incidents operator receives besides the dedup messages.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum CorrelationMsg {
-    /// A change of the component (smallest member key) of an alert.
-    Component(NodeKey, NodeKey, isize),
+    /// A change of the component (smallest episode id in it) of an alert.
+    Component(NodeKey, u64, isize),
     /// A topology edge inserted (+1) or retracted (−1).
     Edge(TopologyEdge, isize),
 }
@@ -113,7 +116,7 @@ pub struct CorrelateState {
     alerts: BTreeMap<String, AlertView>,
     nodes: BTreeMap<NodeKey, AlertNode>,
     key_of: BTreeMap<String, NodeKey>,
-    component: BTreeMap<NodeKey, NodeKey>,
+    component: BTreeMap<NodeKey, u64>,
     edges: BTreeMap<TopologyEdge, isize>,
     #[serde(skip)]
     topology: Topology,
@@ -311,16 +314,24 @@ fn dedup<'scope>(
 }
 
 /// Related pairs of active alerts and their connected components, maintained incrementally.
-/// Output: `(alert, component)` where the component is named by its smallest alert key.
+/// Output: `(alert, component)`, the component named by the smallest [`episode_id`] in it.
+///
+/// The records are small and the pairs few: entities are interned as `u64` ids, the alerts of
+/// an entity moving one way are gathered into episodes (onsets chained within `near_ms`, all in
+/// one group anyway), and episodes, not alerts, are paired along the topology
+/// ([`spans_related`] decides exactly from their spans). Episode ids are stable while their
+/// oldest alerts resolve, so a storm's steady turnover leaves the components' names alone.
+/// Label and CEL links are between alerts and join whole nodes, as before.
 pub fn alert_components<'scope>(
     nodes: VecCollection<'scope, EventTime, AlertNode>,
     edges: VecCollection<'scope, EventTime, TopologyEdge>,
     plan: &Arc<CorrelatePlan>,
-) -> VecCollection<'scope, EventTime, (NodeKey, NodeKey)> {
+) -> VecCollection<'scope, EventTime, (NodeKey, u64)> {
     let cfg = plan.grouping.clone();
+    let near = cfg.near_ms;
     // Entity relations within k hops: calls, callers, shared host.
     let calls = edges.clone().flat_map(|e| match e {
-        TopologyEdge::Calls(a, b) => Some((a, b)),
+        TopologyEdge::Calls(a, b) => Some((entity_id(&a), entity_id(&b))),
         TopologyEdge::RunsOn(..) => None,
     });
     let mut reach = calls.clone().map(|(a, b)| ((a, b), 1u8));
@@ -328,18 +339,18 @@ pub fn alert_components<'scope>(
     for hop in 2..=cfg.max_hops.max(1) {
         let next = last
             .map(|((a, m), _)| (m, a))
-            .join_map(calls.clone(), move |_m, a, c| ((a.clone(), c.clone()), hop))
+            .join_map(calls.clone(), move |_m, a, c| ((*a, *c), hop))
             .filter(|((a, c), _)| a != c);
         reach = reach.concat(next.clone());
         last = next;
     }
     let by_host = edges.flat_map(|e| match e {
-        TopologyEdge::RunsOn(s, h) => Some((h, s)),
+        TopologyEdge::RunsOn(s, h) => Some((entity_id(&h), entity_id(&s))),
         TopologyEdge::Calls(..) => None,
     });
     let shared = by_host
         .clone()
-        .join_map(by_host, |_h, a, b| (a.clone(), b.clone()))
+        .join_map(by_host, |_h, a, b| (*a, *b))
         .filter(|(a, b)| a != b)
         .map(|(a, b)| ((a, b), Relation::SharedHost));
     let relations = reach
@@ -350,25 +361,47 @@ pub fn alert_components<'scope>(
         .reduce(|_pair, input, output| output.push((*input[0].0, 1)))
         .map(|((a, b), r)| (a, (b, r)));
 
-    let by_entity = nodes.clone().map(|n| (n.entity.clone(), n));
+    // Episodes: per entity and direction, each alert's episode and each episode's span.
+    let runs = nodes.clone().map(|n| ((entity_id(&n.entity), n.up), n.key));
+    let members = runs
+        .clone()
+        .reduce(move |&(entity, up), input, output| {
+            let onsets: Vec<u64> = input.iter().map(|(k, _)| k.onset).collect();
+            for ((k, _), start) in input.iter().zip(episode_starts(&onsets, near)) {
+                output.push((((*k).clone(), episode_id(entity, up, start, near)), 1isize));
+            }
+        })
+        .map(|(_, (k, e))| (k, e));
+    let spans = runs
+        .reduce(move |&(entity, up), input, output| {
+            let onsets: Vec<u64> = input.iter().map(|(k, _)| k.onset).collect();
+            let starts = episode_starts(&onsets, near);
+            for (i, (&t, &start)) in onsets.iter().zip(&starts).enumerate() {
+                if starts.get(i + 1) != Some(&start) {
+                    let id = episode_id(entity, up, start, near);
+                    output.push((
+                        Episode {
+                            id,
+                            up,
+                            start,
+                            end: t,
+                        },
+                        1isize,
+                    ));
+                }
+            }
+        })
+        .map(|((entity, _), e)| (entity, e));
     let cfg1 = cfg.clone();
-    let across = by_entity
+    // Seen from either episode (in a call cycle the two views differ); same-entity alerts of
+    // one direction are already one episode.
+    let mut links = spans
         .clone()
-        .join_map(relations, |_a, node, (b, r)| {
-            (b.clone(), (node.clone(), *r))
-        })
-        .join_map(by_entity.clone(), |_b, (a, r), b| {
-            (a.clone(), b.clone(), *r)
-        })
-        .filter(move |(a, b, r)| a.key < b.key && related(a, b, *r, &cfg1))
-        .map(|(a, b, _)| (a.key, b.key));
-    let cfg2 = cfg.clone();
-    let same = by_entity
-        .clone()
-        .join_map(by_entity, |_e, a, b| (a.clone(), b.clone()))
-        .filter(move |(a, b)| a.key < b.key && related(a, b, Relation::Same, &cfg2))
-        .map(|(a, b)| (a.key, b.key));
-    let mut links = across.concat(same);
+        .join_map(relations, |_a, ea, (b, r)| (*b, (*ea, *r)))
+        .join_map(spans, |_b, (ea, r), eb| (*ea, *eb, *r))
+        .filter(move |(ea, eb, r)| ea.id != eb.id && spans_related(ea, eb, *r, &cfg1))
+        .map(|(ea, eb, _)| (ea.id.min(eb.id), ea.id.max(eb.id)));
+    let mut alert_links: Option<VecCollection<'scope, EventTime, (NodeKey, NodeKey)>> = None;
     if !cfg.group_by.is_empty() {
         let cfg3 = cfg.clone();
         let by_labels = nodes.clone().flat_map(move |n| {
@@ -380,13 +413,12 @@ pub fn alert_components<'scope>(
             values.map(|v| (v, n))
         });
         let cfg4 = cfg.clone();
-        links = links.concat(
-            by_labels
-                .clone()
-                .join_map(by_labels, |_v, a, b| (a.clone(), b.clone()))
-                .filter(move |(a, b)| a.key < b.key && label_related(a, b, &cfg4))
-                .map(|(a, b)| (a.key, b.key)),
-        );
+        let found = by_labels
+            .clone()
+            .join_map(by_labels, |_v, a, b| (a.clone(), b.clone()))
+            .filter(move |(a, b)| a.key < b.key && label_related(a, b, &cfg4))
+            .map(|(a, b)| (a.key, b.key));
+        alert_links = Some(found);
     }
     for rule in &plan.links {
         let Ok(condition) = CelCondition::compile(&rule.condition) else {
@@ -394,29 +426,44 @@ pub fn alert_components<'scope>(
         };
         let within = rule.within_ms as i64;
         let all = nodes.clone().map(|n| ((), n));
+        let found = all
+            .clone()
+            .join_map(all, |_, a, b| (a.clone(), b.clone()))
+            .filter(move |(a, b)| {
+                a.key < b.key
+                    && (a.key.onset as i64 - b.key.onset as i64).abs() <= within
+                    && condition.holds(a, b)
+            })
+            .map(|(a, b)| (a.key, b.key));
+        alert_links = Some(match alert_links {
+            Some(l) => l.concat(found),
+            None => found,
+        });
+    }
+    if let Some(found) = alert_links {
+        // Alert links become links between the alerts' episodes.
         links = links.concat(
-            all.clone()
-                .join_map(all, |_, a, b| (a.clone(), b.clone()))
-                .filter(move |(a, b)| {
-                    a.key < b.key
-                        && (a.key.onset as i64 - b.key.onset as i64).abs() <= within
-                        && condition.holds(a, b)
-                })
-                .map(|(a, b)| (a.key, b.key)),
+            found
+                .join_map(members.clone(), |_a, b, ea| (b.clone(), *ea))
+                .join_map(members.clone(), |_b, ea, eb| (*ea.min(eb), *ea.max(eb)))
+                .filter(|(a, b)| a != b),
         );
     }
     let links = links.distinct();
     let symmetric = links.clone().concat(links.map(|(a, b)| (b, a)));
-    let keys = nodes.map(|n| (n.key.clone(), n.key));
-    // Label propagation: every alert takes the smallest key it is connected to.
-    keys.clone().iterate(|scope, labels| {
+    let ids = members.clone().map(|(_, e)| (e, e)).distinct();
+    // Label propagation: every episode takes the smallest id it is connected to.
+    let labels = ids.clone().iterate(|scope, labels| {
         let edges = symmetric.enter(scope);
-        let keys = keys.enter(scope);
+        let ids = ids.enter(scope);
         labels
-            .join_map(edges, |_k, label, next| (next.clone(), label.clone()))
-            .concat(keys)
-            .reduce(|_k, input, output| output.push((input[0].0.clone(), 1)))
-    })
+            .join_map(edges, |_e, label, next| (*next, *label))
+            .concat(ids)
+            .reduce(|_e, input, output| output.push((*input[0].0, 1)))
+    });
+    members
+        .map(|(k, e)| (e, k))
+        .join_map(labels, |_e, k, label| (k.clone(), *label))
 }
 
 /// One time's inputs of the incidents operator: a capability for it and both inputs' messages.
@@ -512,6 +559,10 @@ fn handle_time(
     // A total order within the time: timely does not order messages that share it.
     corr.sort();
     let mut topology_changed = false;
+    // Component changes are netted first: the label propagation leaves its loop with the
+    // labels an alert held in earlier rounds still in the batch, each inserted and retracted,
+    // and applying those one by one could leave a round's label in place of the final one.
+    let mut component_diffs: BTreeMap<(NodeKey, u64), isize> = BTreeMap::new();
     for m in corr {
         match m {
             CorrelationMsg::Edge(e, d) => {
@@ -523,12 +574,18 @@ fn handle_time(
                 topology_changed = true;
             }
             CorrelationMsg::Component(k, l, d) => {
-                if d > 0 {
-                    st.component.insert(k, l);
-                } else if st.component.get(&k) == Some(&l) {
-                    st.component.remove(&k);
-                }
+                *component_diffs.entry((k, l)).or_default() += d;
             }
+        }
+    }
+    for ((k, l), d) in &component_diffs {
+        if *d < 0 && st.component.get(k) == Some(l) {
+            st.component.remove(k);
+        }
+    }
+    for ((k, l), d) in component_diffs {
+        if d > 0 {
+            st.component.insert(k, l);
         }
     }
     if topology_changed {
@@ -564,7 +621,9 @@ fn handle_time(
                         st.key_of.remove(&n.key.fingerprint);
                     }
                     st.nodes.remove(&n.key);
-                    st.component.remove(&n.key);
+                    // The component entry goes with the dataflow's own retraction: a node
+                    // re-sent under the same key at this time keeps its component, which the
+                    // dataflow (its output unchanged) does not send again.
                 }
             }
             DedupMsg::Alert(a) => {
@@ -665,7 +724,6 @@ fn groups(
     info: &BTreeMap<NodeKey, MemberInfo>,
 ) -> Vec<Group> {
     let keys: Vec<&NodeKey> = info.keys().collect();
-    let index: BTreeMap<&NodeKey, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
     let mut parent: Vec<usize> = (0..keys.len()).collect();
     fn find(p: &mut [usize], mut x: usize) -> usize {
         while p[x] != x {
@@ -678,9 +736,12 @@ fn groups(
         let (x, y) = (find(p, a), find(p, b));
         p[x.max(y)] = x.min(y);
     }
+    // Alerts sharing a component name are one group.
+    let mut first_of: BTreeMap<u64, usize> = BTreeMap::new();
     for (i, k) in keys.iter().enumerate() {
-        if let Some(j) = st.component.get(*k).and_then(|l| index.get(l)) {
-            union(&mut parent, i, *j);
+        if let Some(l) = st.component.get(*k) {
+            let j = *first_of.entry(*l).or_insert(i);
+            union(&mut parent, i, j);
         }
     }
     let unknown: Vec<usize> = (0..keys.len())

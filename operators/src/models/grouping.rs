@@ -12,6 +12,10 @@
 //!
 //! Single linkage over this relation is what chains a whole propagation path into one incident;
 //! the tight onset windows and the direction rule are what keep a second, overlapping fault out.
+//! Across entities the relation holds when it holds seen from either alert (the two views only
+//! differ in call cycles). The dataflow evaluates it on episodes (an entity's alerts of one
+//! direction chained within `near_ms`) rather than on alerts; [`spans_related`] gives the same
+//! answer as trying every pair of their alerts.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::models::dedup::{AlertNode, NodeKey};
 use crate::models::topology::{Relation, Topology};
 use crate::models::ModelError;
+use crate::series::stable_hash;
 
 /// Grouping settings (from `rules/correlation.toml`, `[grouping]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,28 +93,105 @@ impl GroupingConfig {
     }
 }
 
-/// Whether `a` and `b` (whose entities relate as `rel`, seen from `a`) belong together.
-pub fn related(a: &AlertNode, b: &AlertNode, rel: Relation, cfg: &GroupingConfig) -> bool {
-    let (ta, tb) = (a.key.onset as i64, b.key.onset as i64);
-    let near = cfg.near_ms as i64;
-    let causal = cfg.causal_ms as i64;
+/// The range of onset gaps `a.onset − b.onset` (ms, inclusive) within which alerts moving
+/// up (`up_a`, `up_b`) on entities related as `rel` (seen from `a`) belong together; `None`
+/// when they never do. Every range is at least `near_ms` wide, which is what lets
+/// [`spans_related`] decide for whole episodes exactly.
+pub fn onset_window(
+    up_a: bool,
+    up_b: bool,
+    rel: Relation,
+    cfg: &GroupingConfig,
+) -> Option<(i64, i64)> {
+    let near = cfg.near_ms.min(i64::MAX as u64) as i64;
+    let causal = cfg.causal_ms.min(i64::MAX as u64) as i64;
     match rel {
-        Relation::Same | Relation::SharedHost => a.up == b.up && (ta - tb).abs() <= near,
-        Relation::CalledBy(d) => related(b, a, Relation::Calls(d), cfg),
+        Relation::Same | Relation::SharedHost => (up_a == up_b).then_some((-near, near)),
+        Relation::CalledBy(d) => {
+            onset_window(up_b, up_a, Relation::Calls(d), cfg).map(|(lo, hi)| (-hi, -lo))
+        }
         Relation::Calls(_) => {
             if !cfg.directional {
-                return (ta - tb).abs() <= near;
+                return Some((-near, near));
             }
             // `a` calls `b`.
-            match (a.up, b.up) {
+            match (up_a, up_b) {
                 // Rising symptoms flow up: the callee `b` may lead.
-                (true, true) => (-near..=causal).contains(&(ta - tb)),
+                (true, true) => Some((-near, causal)),
                 // Falling load flows down: the caller `a` may lead.
-                (false, false) => (-near..=causal).contains(&(tb - ta)),
-                _ => false,
+                (false, false) => Some((-causal, near)),
+                _ => None,
             }
         }
     }
+}
+
+/// Whether `a` and `b` (whose entities relate as `rel`, seen from `a`) belong together.
+pub fn related(a: &AlertNode, b: &AlertNode, rel: Relation, cfg: &GroupingConfig) -> bool {
+    let gap = a.key.onset as i64 - b.key.onset as i64;
+    onset_window(a.up, b.up, rel, cfg).is_some_and(|(lo, hi)| (lo..=hi).contains(&gap))
+}
+
+/// An episode: the alerts of one entity moving one way whose onsets follow each other within
+/// `near_ms`. Single linkage puts all of them in one group (the same-entity rule links each to
+/// the next), so correlation links episodes instead of alerts: the pairs grow with related
+/// entities, not with alerts squared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Episode {
+    /// Identity ([`episode_id`]).
+    pub id: u64,
+    /// Direction of its alerts.
+    pub up: bool,
+    /// Earliest onset (ms).
+    pub start: u64,
+    /// Latest onset (ms).
+    pub end: u64,
+}
+
+/// The interned id of an entity name (a 64-bit hash: the dataflow joins on it instead of on
+/// the string).
+pub fn entity_id(entity: &str) -> u64 {
+    stable_hash(entity.as_bytes())
+}
+
+/// The id of the episode of entity `entity` moving `up` that starts at `start`. It names the
+/// start's `near_ms` bucket, not the start itself, so it stays put while the episode's oldest
+/// alerts resolve (the start only moves within the bucket most of the time); it is still
+/// unique, since two episodes of one entity and direction start more than `near_ms` apart.
+pub fn episode_id(entity: u64, up: bool, start: u64, near_ms: u64) -> u64 {
+    let bucket = start.checked_div(near_ms).unwrap_or(start);
+    let mut bytes = [0u8; 17];
+    bytes[..8].copy_from_slice(&entity.to_le_bytes());
+    bytes[8] = u8::from(up);
+    bytes[9..].copy_from_slice(&bucket.to_le_bytes());
+    stable_hash(&bytes)
+}
+
+/// Splits the sorted onsets of one entity and direction into episodes: for each onset, the
+/// start of its episode (a new episode starts after a gap over `near_ms`).
+pub fn episode_starts(sorted_onsets: &[u64], near_ms: u64) -> Vec<u64> {
+    let mut out = Vec::with_capacity(sorted_onsets.len());
+    let mut start = 0;
+    let mut prev: Option<u64> = None;
+    for &t in sorted_onsets {
+        if prev.is_none_or(|p| t.saturating_sub(p) > near_ms) {
+            start = t;
+        }
+        prev = Some(t);
+        out.push(start);
+    }
+    out
+}
+
+/// Whether some alert of episode `a` and some alert of episode `b` (entities related as `rel`,
+/// seen from `a`) are [`related`]. Exact from the spans alone: within an episode onsets are at
+/// most `near_ms` apart, so the gaps `a.onset − b.onset` over all pairs leave no hole wider than
+/// `near_ms`, and every [`onset_window`] is at least that wide: the window holds a gap exactly
+/// when it overlaps the range of gaps.
+pub fn spans_related(a: &Episode, b: &Episode, rel: Relation, cfg: &GroupingConfig) -> bool {
+    let lowest = a.start as i64 - b.end as i64;
+    let highest = a.end as i64 - b.start as i64;
+    onset_window(a.up, b.up, rel, cfg).is_some_and(|(lo, hi)| lowest <= hi && highest >= lo)
 }
 
 /// Whether `a` and `b` share every `group_by` label value (and all are present) within
@@ -123,7 +205,8 @@ pub fn label_related(a: &AlertNode, b: &AlertNode, cfg: &GroupingConfig) -> bool
             .all(|l| a.labels.get(l).is_some_and(|v| b.labels.get(l) == Some(v)))
 }
 
-/// The grouping as a plain computation: connected components of `related` (plus
+/// The grouping as a plain computation: connected components of `related`, seen from either
+/// alert (plus
 /// `label_related`) over every pair, each sorted, ordered by their smallest key.
 pub fn components(nodes: &[AlertNode], topo: &Topology, cfg: &GroupingConfig) -> Vec<Vec<NodeKey>> {
     let mut parent: Vec<usize> = (0..nodes.len()).collect();
@@ -137,11 +220,13 @@ pub fn components(nodes: &[AlertNode], topo: &Topology, cfg: &GroupingConfig) ->
     for i in 0..nodes.len() {
         for j in i + 1..nodes.len() {
             let (a, b) = (&nodes[i], &nodes[j]);
-            let linked = topo
-                .relation(&a.entity, &b.entity, cfg.max_hops)
-                .or_else(|| (a.entity == b.entity).then_some(Relation::Same))
-                .is_some_and(|rel| related(a, b, rel, cfg))
-                || label_related(a, b, cfg);
+            // Seen from either side: in a call cycle the two views differ.
+            let view = |x: &AlertNode, y: &AlertNode| {
+                topo.relation(&x.entity, &y.entity, cfg.max_hops)
+                    .or_else(|| (x.entity == y.entity).then_some(Relation::Same))
+                    .is_some_and(|rel| related(x, y, rel, cfg))
+            };
+            let linked = view(a, b) || view(b, a) || label_related(a, b, cfg);
             if linked {
                 let (x, y) = (find(&mut parent, i), find(&mut parent, j));
                 parent[x.max(y)] = x.min(y);
@@ -280,5 +365,102 @@ mod tests {
         let c = node("c", "z", 30, true);
         let groups = dbscan_groups(&[&a, &b, &c], &cfg);
         assert_eq!(groups, vec![vec![0, 1]]);
+    }
+    /// One episode of `count` onsets starting at `start`, each at most `near` after the last.
+    fn episode_onsets(
+        rng: &mut rand_chacha::ChaCha8Rng,
+        start: u64,
+        count: usize,
+        near: u64,
+    ) -> Vec<u64> {
+        use rand::Rng;
+        let mut t = start;
+        (0..count)
+            .map(|_| {
+                let now = t;
+                t += rng.random_range(0..=near);
+                now
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spans_decide_exactly_what_some_pair_of_alerts_would() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let rels = [
+            Relation::Same,
+            Relation::SharedHost,
+            Relation::Calls(1),
+            Relation::Calls(2),
+            Relation::CalledBy(1),
+        ];
+        let mut linked = 0;
+        for case in 0..400 {
+            let cfg = GroupingConfig {
+                directional: case % 4 != 0,
+                near_ms: [120_000, 60_000, 0][case % 3],
+                causal_ms: [180_000, 0, 30_000][case % 3],
+                ..GroupingConfig::default()
+            };
+            let (up_a, up_b) = (rng.random_bool(0.6), rng.random_bool(0.6));
+            let (na, nb) = (rng.random_range(1..5), rng.random_range(1..5));
+            let tb_start = rng.random_range(500_000..1_500_000u64);
+            let ta = episode_onsets(&mut rng, 1_000_000, na, cfg.near_ms);
+            let tb = episode_onsets(&mut rng, tb_start, nb, cfg.near_ms);
+            let alerts = |ts: &[u64], up: bool, p: &str| -> Vec<AlertNode> {
+                ts.iter()
+                    .enumerate()
+                    .map(|(i, t)| AlertNode {
+                        key: NodeKey {
+                            onset: *t,
+                            fingerprint: format!("{p}{i}"),
+                        },
+                        ..node("x", "e", 0, up)
+                    })
+                    .collect()
+            };
+            let (aa, bb) = (alerts(&ta, up_a, "a"), alerts(&tb, up_b, "b"));
+            let span = |ts: &[u64], up: bool| Episode {
+                id: 0,
+                up,
+                start: ts[0],
+                end: ts[ts.len() - 1],
+            };
+            for rel in rels {
+                let brute = aa
+                    .iter()
+                    .any(|a| bb.iter().any(|b| related(a, b, rel, &cfg)));
+                let by_span = spans_related(&span(&ta, up_a), &span(&tb, up_b), rel, &cfg);
+                assert_eq!(brute, by_span, "case {case} {rel:?} {ta:?} {tb:?}");
+                linked += usize::from(brute);
+            }
+        }
+        // The cases must exercise both answers.
+        assert!(linked > 100 && linked < 1_900, "{linked}");
+    }
+
+    #[test]
+    fn episodes_split_at_gaps_over_near_and_keep_their_id_while_the_start_moves() {
+        assert_eq!(
+            episode_starts(&[0, 100, 250, 260, 500], 150),
+            vec![0, 0, 0, 0, 500]
+        );
+        assert_eq!(episode_starts(&[0, 100, 251], 150), vec![0, 0, 251]);
+        let e = entity_id("db");
+        // The oldest alert resolves: the start moves within its bucket, the id stays.
+        assert_eq!(
+            episode_id(e, true, 120_000, 120_000),
+            episode_id(e, true, 200_000, 120_000)
+        );
+        assert_ne!(
+            episode_id(e, true, 120_000, 120_000),
+            episode_id(e, false, 120_000, 120_000)
+        );
+        assert_ne!(
+            episode_id(e, true, 0, 120_000),
+            episode_id(e, true, 120_001, 120_000)
+        );
+        assert_ne!(episode_id(e, true, 5, 0), episode_id(e, true, 6, 0));
     }
 }
