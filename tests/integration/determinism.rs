@@ -103,12 +103,18 @@ fn output_is_byte_identical_for_one_two_and_three_workers() {
 /// Replays `inputs` with `examples/<example>.toml` on 1 and on 3 workers; the output dirs.
 fn replay_example(dir: &Path, inputs: &[PathBuf], example: &str) -> [PathBuf; 2] {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{example}.toml"));
+    replay_config(dir, inputs, &config, example)
+}
+
+/// Replays `inputs` with `config` on 1 and on 3 workers; returns the two output directories
+/// (`<tag>-<workers>` under `dir`).
+fn replay_config(dir: &Path, inputs: &[PathBuf], config: &Path, tag: &str) -> [PathBuf; 2] {
     [1, 3].map(|workers| {
-        let out = dir.join(format!("{example}-{workers}"));
+        let out = dir.join(format!("{tag}-{workers}"));
         replay(
             inputs,
             None,
-            Some(&config),
+            Some(config),
             None,
             None,
             false,
@@ -164,23 +170,9 @@ fn contextual_detector_output_is_byte_identical_for_one_and_three_workers() {
         ),
     )
     .expect("write config");
-    let outputs: Vec<Vec<u8>> = [1, 3]
-        .map(|workers| {
-            let out = dir.path().join(format!("contextual-{workers}"));
-            replay(
-                &inputs,
-                None,
-                Some(&config),
-                None,
-                None,
-                false,
-                &out,
-                &cluster(workers),
-            )
-            .expect("replay");
-            read(&out.join("alerts.jsonl"))
-        })
-        .into_iter()
+    let outputs: Vec<Vec<u8>> = replay_config(dir.path(), &inputs, &config, "contextual")
+        .iter()
+        .map(|out| read(&out.join("alerts.jsonl")))
         .collect();
     assert!(
         String::from_utf8_lossy(&outputs[0]).contains("\"contextual\""),

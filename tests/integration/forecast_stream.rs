@@ -7,7 +7,7 @@
 //! (a simulated day, three disk-filling incidents).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::common::cluster;
 use harbinger::commands::pipeline::replay;
@@ -53,29 +53,24 @@ fn lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
-fn service(v: &Value) -> &str {
-    v["labels"]["service"].as_str().unwrap_or("")
-}
-
-#[test]
-fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sim = dir.path().join("sim");
-    // Eighteen incidents in rotation: every sixth is a disk filling (IncidentKind::ALL's order).
-    let config = SimulatorConfig {
+/// Simulates a day (seed 5, eighteen incidents in rotation, none overlapping) under `dir` and
+/// replays it with the configuration `config` on 1 and on 3 workers; returns the simulation's
+/// directory and the two output directories.
+fn simulate_and_replay(dir: &Path, config: &str) -> (PathBuf, [PathBuf; 2]) {
+    let sim = dir.join("sim");
+    let sim_config = SimulatorConfig {
         duration_ms: HOURS * 3_600_000,
         seed: 5,
         incidents: Some(18),
         overlap_probability: 0.0,
         ..SimulatorConfig::default()
     };
-    simulate(config, &sim).expect("simulate");
-    let cfg_path = dir.path().join("forecast.toml");
-    std::fs::write(&cfg_path, CONFIG).expect("config");
+    simulate(sim_config, &sim).expect("simulate");
+    let cfg_path = dir.join("config.toml");
+    std::fs::write(&cfg_path, config).expect("config");
     let input = vec![sim.join("metrics.jsonl")];
-    let mut outs = Vec::new();
-    for workers in [1, 3] {
-        let out = dir.path().join(format!("out-{workers}"));
+    let outs = [1, 3].map(|workers| {
+        let out = dir.join(format!("out-{workers}"));
         replay(
             &input,
             None,
@@ -87,8 +82,20 @@ fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
             &cluster(workers),
         )
         .expect("replay");
-        outs.push(out);
-    }
+        out
+    });
+    (sim, outs)
+}
+
+fn service(v: &Value) -> &str {
+    v["labels"]["service"].as_str().unwrap_or("")
+}
+
+#[test]
+fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Eighteen incidents in rotation: every sixth is a disk filling (IncidentKind::ALL's order).
+    let (sim, outs) = simulate_and_replay(dir.path(), CONFIG);
     let one = std::fs::read(outs[0].join("forecasts.jsonl")).expect("forecasts");
     let three = std::fs::read(outs[1].join("forecasts.jsonl")).expect("forecasts");
     assert!(
@@ -280,35 +287,8 @@ season = 1
 #[test]
 fn memory_leaks_are_predicted_before_the_limit_read_from_a_sibling_series() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = dir.path().join("sim");
     // Eighteen incidents in rotation: every sixth is a memory leak (IncidentKind::ALL's order).
-    let config = SimulatorConfig {
-        duration_ms: HOURS * 3_600_000,
-        seed: 5,
-        incidents: Some(18),
-        overlap_probability: 0.0,
-        ..SimulatorConfig::default()
-    };
-    simulate(config, &sim).expect("simulate");
-    let cfg_path = dir.path().join("memory.toml");
-    std::fs::write(&cfg_path, MEMORY_CONFIG).expect("config");
-    let input = vec![sim.join("metrics.jsonl")];
-    let mut outs = Vec::new();
-    for workers in [1, 3] {
-        let out = dir.path().join(format!("out-{workers}"));
-        replay(
-            &input,
-            None,
-            Some(&cfg_path),
-            None,
-            None,
-            false,
-            &out,
-            &cluster(workers),
-        )
-        .expect("replay");
-        outs.push(out);
-    }
+    let (sim, outs) = simulate_and_replay(dir.path(), MEMORY_CONFIG);
     // The limit travels between workers (broadcast): the output must not depend on their count.
     for file in ["forecasts.jsonl", "recommendations.jsonl"] {
         let one = std::fs::read(outs[0].join(file)).expect("one worker");

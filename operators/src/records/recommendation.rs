@@ -39,8 +39,8 @@ pub enum Level {
 /// One recommendation, as emitted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecommendationRecord {
-    /// Deterministic id: a hash of the source, category and target, so an update of the same
-    /// recommendation keeps its id.
+    /// Deterministic id: a hash of the category and target, so an update of the same
+    /// recommendation keeps its id, whichever recommender made it.
     pub recommendation_id: String,
     /// What kind of change.
     pub category: RecommendationCategory,
