@@ -99,7 +99,7 @@ impl EntityState {
             .map(|(n, f)| (n.as_str(), &f.values))
             .collect();
         let detector = self.entities.entry(entity.to_string()).or_default();
-        let v = detector.observe(&self.plan, &self.fusion, &joint)?;
+        let v = detector.observe(&self.plan, &self.fusion, &joint, end)?;
         let reported =
             v.score >= self.alert_threshold || (v.episode && v.fused >= self.alert_threshold);
         if !reported {

@@ -638,7 +638,7 @@ impl DetectorSet {
         for &(i, m) in &scratch.magnitudes {
             self.slots[i]
                 .calibrator
-                .learn(&policy.calibration, m, !normal);
+                .learn(&policy.calibration, m, !normal, time);
         }
         for (i, plan) in ensemble.of_window(window) {
             let slot = &mut self.slots[i];

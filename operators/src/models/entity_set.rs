@@ -167,13 +167,14 @@ impl EntityDetector {
         self.members.len()
     }
 
-    /// Scores the joint vector of one window end (members may come in any order), then learns
-    /// it. `None` while the models warm up.
+    /// Scores the joint vector of the window ending at event time `time` (members may come in
+    /// any order), then learns it. `None` while the models warm up.
     pub fn observe(
         &mut self,
         plan: &EntityPlan,
         policy: &FusionPolicy,
         window: &[(&str, &FeatureValues)],
+        time: u64,
     ) -> Option<EntityVerdict> {
         let k = plan.features.len();
         // Admit new members (sorted layout, bounded).
@@ -256,7 +257,7 @@ impl EntityDetector {
         let normal = fused.is_none_or(|f| f < policy.normal_below);
         for (i, m) in magnitudes.iter().enumerate() {
             if let Some(m) = m {
-                self.calibrators[i].learn(&policy.calibration, *m, !normal);
+                self.calibrators[i].learn(&policy.calibration, *m, !normal, time);
             }
         }
         if let Some(cfg) = &plan.isolation_forest {
@@ -344,14 +345,24 @@ mod tests {
             // cpu follows load: a correlated pair; each alone varies widely.
             let load = 100.0 + 50.0 * ((i as f64) * 0.05).sin();
             let cpu = 0.4 * load + ((i * 7) % 3) as f64 * 0.3;
-            let v = e.observe(&plan, &policy, &[("load", &fv(load)), ("cpu", &fv(cpu))]);
+            let v = e.observe(
+                &plan,
+                &policy,
+                &[("load", &fv(load)), ("cpu", &fv(cpu))],
+                i as u64 * 60_000,
+            );
             if i >= 400 {
                 worst = worst.max(v.expect("warm").fused);
             }
         }
         // Load at its maximum, cpu at its minimum: each value is ordinary alone.
         let v = e
-            .observe(&plan, &policy, &[("cpu", &fv(20.0)), ("load", &fv(150.0))])
+            .observe(
+                &plan,
+                &policy,
+                &[("cpu", &fv(20.0)), ("load", &fv(150.0))],
+                0,
+            )
             .expect("warm");
         // It ranks above every ordinary window of the last 200.
         assert!(v.fused > worst, "{v:?} vs worst ordinary {worst}");
@@ -363,8 +374,8 @@ mod tests {
         let plan = EntityPlan::default();
         let policy = FusionPolicy::default();
         let mut e = EntityDetector::default();
-        assert!(e.observe(&plan, &policy, &[("a", &fv(1.0))]).is_none());
-        e.observe(&plan, &policy, &[("b", &fv(1.0))]);
+        assert!(e.observe(&plan, &policy, &[("a", &fv(1.0))], 0).is_none());
+        e.observe(&plan, &policy, &[("b", &fv(1.0))], 0);
         assert_eq!(e.members(), 2);
         assert_eq!(e.last, vec![1.0, 1.0]);
     }

@@ -68,7 +68,7 @@ impl RowScorer {
         if let Some((plan, detector)) = &mut self.entity {
             score *= plan.series_share;
             let refs: Vec<(&str, &FeatureValues)> = joint.iter().map(|(n, v)| (*n, v)).collect();
-            if let Some(v) = detector.observe(plan, &ensemble.fusion, &refs) {
+            if let Some(v) = detector.observe(plan, &ensemble.fusion, &refs, time) {
                 score = score.max(v.score);
             }
         }
