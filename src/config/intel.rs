@@ -77,6 +77,7 @@ struct RawRootCause {
     w_type: Option<Spanned<f64>>,
     w_pagerank: Option<Spanned<f64>>,
     onset_tau_secs: Option<Spanned<f64>>,
+    traffic_metrics: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +239,11 @@ pub fn correlation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Corre
             "onset_tau_secs",
         ),
         max_hops: grouping.max_hops,
+        traffic_metrics: raw
+            .root_cause
+            .traffic_metrics
+            .clone()
+            .unwrap_or_else(|| r.traffic_metrics.clone()),
     };
     if root_cause.validate().is_err() {
         c.errors

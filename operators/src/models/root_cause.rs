@@ -5,9 +5,11 @@
 //! robust-deviation methods beat graph-walk methods, which often score near random):
 //! * **onset**: which entity changed first (`exp(−Δ/τ)` of its earliest alert's onset after
 //!   the incident's first);
-//! * **call-graph position**: the share of the other anomalous entities this one explains (an
-//!   anomalous callee explains callers with rising symptoms; a caller explains callees whose
-//!   load fell; a co-located service half-explains its host neighbours);
+//! * **call-graph position**: the share of the other anomalous entities this one explains.
+//!   Symptoms (latency, errors, saturation) travel up the call graph, so an anomalous callee
+//!   explains callers whose symptoms rose; load travels down it, so a caller explains callees
+//!   whose traffic changed either way (a drop and the surge when it ends) or whose metrics fell;
+//!   a co-located service half-explains its host neighbours;
 //! * **strength**: the highest anomaly score of its alerts;
 //! * **type**: resource saturation (CPU, memory, disk) is a cause more often than a symptom;
 //! * **personalized PageRank** over the explanation graph, as one signal among these (its
@@ -40,6 +42,9 @@ pub struct RootCauseConfig {
     pub onset_tau_ms: u64,
     /// Call hops considered (default 2).
     pub max_hops: u8,
+    /// Fragments of metric names that measure traffic (request rates), whose changes flow from
+    /// callers to callees (default: the shipped anomaly-type rules' throughput fragments).
+    pub traffic_metrics: Vec<String>,
 }
 
 impl Default for RootCauseConfig {
@@ -52,6 +57,16 @@ impl Default for RootCauseConfig {
             w_pagerank: 0.2,
             onset_tau_ms: 120_000,
             max_hops: 2,
+            traffic_metrics: [
+                "requests_total",
+                "requests_per_second",
+                "throughput",
+                "traffic",
+                "rps",
+                "qps",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
@@ -138,8 +153,15 @@ pub fn rank(
             grouped[*i].push(a);
         }
     }
-    let rising: Vec<bool> = grouped.iter().map(|g| g.iter().any(|a| a.up)).collect();
-    let falling: Vec<bool> = grouped.iter().map(|g| g.iter().any(|a| !a.up)).collect();
+    let is_traffic = |a: &Evidence| cfg.traffic_metrics.iter().any(|f| a.metric.contains(f));
+    let symptom_rose: Vec<bool> = grouped
+        .iter()
+        .map(|g| g.iter().any(|a| a.up && !is_traffic(a)))
+        .collect();
+    let load_moved: Vec<bool> = grouped
+        .iter()
+        .map(|g| g.iter().any(|a| !a.up || is_traffic(a)))
+        .collect();
     let mut out = Vec::new();
     for (i, e) in list.iter().enumerate() {
         let mine: &Vec<&Evidence> = &grouped[i];
@@ -150,8 +172,8 @@ pub fn rank(
         let mut explained_names = Vec::new();
         for (j, x) in list.iter().enumerate().filter(|(j, _)| *j != i) {
             let w = match relations.get(&(i, j)) {
-                Some(Relation::CalledBy(_)) if rising[j] => 1.0,
-                Some(Relation::Calls(_)) if falling[j] => 1.0,
+                Some(Relation::CalledBy(_)) if symptom_rose[j] => 1.0,
+                Some(Relation::Calls(_)) if load_moved[j] => 1.0,
                 Some(Relation::SharedHost) => 0.5,
                 _ => 0.0,
             };
@@ -279,6 +301,18 @@ mod tests {
             ev("carts", 60, AnomalyType::ThroughputDrop, false),
         ];
         let r = rank(&drop, &topo, &RootCauseConfig::default());
+        assert_eq!(r[0].entity, "fe");
+        // When the drop ends, traffic surges back down the same path: still the caller's doing,
+        // though every metric rose.
+        let surge = |e: &str, s: u64| Evidence {
+            metric: "http_requests_total".into(),
+            ..ev(e, s, AnomalyType::UnusualPattern, true)
+        };
+        let r = rank(
+            &[surge("fe", 0), surge("orders", 0), surge("db", 60)],
+            &topo,
+            &RootCauseConfig::default(),
+        );
         assert_eq!(r[0].entity, "fe");
     }
 
