@@ -7,6 +7,7 @@
 //! (a simulated day, three disk-filling incidents).
 
 use std::collections::BTreeMap;
+use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 
 use crate::common::cluster;
@@ -89,6 +90,79 @@ fn simulate_and_replay(dir: &Path, config: &str) -> (PathBuf, [PathBuf; 2]) {
 
 fn service(v: &Value) -> &str {
     v["labels"]["service"].as_str().unwrap_or("")
+}
+
+/// The first forecast record of `root`'s series at a time in `span` whose capacity block has
+/// `field`, as (lead before `limit_at`, the predicted time to the limit), both in ms.
+fn first_warning(
+    records: &[Value],
+    root: &str,
+    span: impl RangeBounds<u64>,
+    limit_at: u64,
+    field: &str,
+) -> Option<(u64, u64)> {
+    records
+        .iter()
+        .filter(|r| service(&r["key"]) == root)
+        .filter(|r| span.contains(&r["time"].as_u64().unwrap_or(0)))
+        .find(|r| r["capacity"][field].is_u64())
+        .map(|r| {
+            let t = r["time"].as_u64().unwrap_or(0);
+            (limit_at - t, r["capacity"][field].as_u64().unwrap_or(0))
+        })
+}
+
+/// A warning from [`first_warning`] in words.
+fn describe_warning(warning: Option<(u64, u64)>) -> String {
+    warning.map_or("never".to_string(), |(lead, ttl)| {
+        format!(
+            "{:.1} min before the limit (predicted time to limit {:.1} min)",
+            lead as f64 / 60_000.0,
+            ttl as f64 / 60_000.0
+        )
+    })
+}
+
+/// `root`'s capacity recommendations created in `span`, as (time, source), in file order.
+fn capacity_recommendations(
+    recommendations: &[Value],
+    root: &str,
+    span: impl RangeBounds<u64>,
+) -> Vec<(u64, String)> {
+    recommendations
+        .iter()
+        .filter(|r| r["category"] == "capacity_scaling" && r["component"] == root)
+        .filter_map(|r| {
+            let t = parse_text(r["created_at"].as_str()?).ok()?;
+            span.contains(&t).then(|| (t, r["source"].to_string()))
+        })
+        .collect()
+}
+
+/// Prints how long before `limit_at` the optimizer first recommended capacity.
+fn print_recommendation_lead(first: Option<&(u64, String)>, limit_at: u64) {
+    match first {
+        Some((t, source)) => println!(
+            "  optimizer: capacity recommendation ({source}) {:.1} min before the limit",
+            (limit_at - t) as f64 / 60_000.0
+        ),
+        None => println!("  optimizer: no capacity recommendation before the limit"),
+    }
+}
+
+/// Forecast records with `field` set outside every incident span `(service, start, end)`:
+/// false alarms.
+fn warnings_outside(records: &[Value], spans: &[(String, u64, u64)], field: &str) -> usize {
+    records
+        .iter()
+        .filter(|r| r["capacity"][field].is_u64())
+        .filter(|r| {
+            let t = r["time"].as_u64().unwrap_or(0);
+            !spans
+                .iter()
+                .any(|(root, start, end)| service(&r["key"]) == root && t >= *start && t <= *end)
+        })
+        .count()
 }
 
 #[test]
@@ -174,70 +248,31 @@ fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
             println!("disk filling on {root}: the limit was not reached before the fix");
             continue;
         };
-        let first = |field: &str| {
-            records
-                .iter()
-                .filter(|r| service(&r["key"]) == root)
-                .filter(|r| {
-                    let t = r["time"].as_u64().unwrap_or(0);
-                    t >= start && t <= reached
-                })
-                .find(|r| r["capacity"][field].is_u64())
-                .map(|r| {
-                    let t = r["time"].as_u64().unwrap_or(0);
-                    (reached - t, r["capacity"][field].as_u64().unwrap_or(0))
-                })
-        };
+        let first = |field| first_warning(&records, &root, start..=reached, reached, field);
         let ours = first("time_to_limit_ms");
         let linear = first("linear_time_to_limit_ms");
-        let show = |x: Option<(u64, u64)>| {
-            x.map_or("never".to_string(), |(lead, ttl)| {
-                format!(
-                    "{:.1} min before the limit (predicted time to limit {:.1} min)",
-                    lead as f64 / 60_000.0,
-                    ttl as f64 / 60_000.0
-                )
-            })
-        };
         println!(
             "disk filling on {root}: reaches {LIMIT}% {:.1} min after the incident starts",
             (reached - start) as f64 / 60_000.0
         );
-        println!("  forecast: first capacity warning {}", show(ours));
-        println!("  least-squares line (predict_linear): {}", show(linear));
+        println!(
+            "  forecast: first capacity warning {}",
+            describe_warning(ours)
+        );
+        println!(
+            "  least-squares line (predict_linear): {}",
+            describe_warning(linear)
+        );
         // The optimizer's first capacity recommendation for the service during the incident.
-        let recommended = recommendations
-            .iter()
-            .filter(|r| r["category"] == "capacity_scaling" && r["component"] == root.as_str())
-            .filter_map(|r| {
-                let t = parse_text(r["created_at"].as_str()?).ok()?;
-                (t >= start && t <= reached).then(|| (t, r["source"].to_string()))
-            })
+        let recommended = capacity_recommendations(&recommendations, &root, start..=reached)
+            .into_iter()
             .min();
-        match &recommended {
-            Some((t, source)) => println!(
-                "  optimizer: capacity recommendation ({source}) {:.1} min before the limit",
-                (reached - t) as f64 / 60_000.0
-            ),
-            None => println!("  optimizer: no capacity recommendation before the limit"),
-        }
+        print_recommendation_lead(recommended.as_ref(), reached);
         rec_leads.push((root.clone(), recommended.map(|(t, _)| reached - t)));
         leads.push((root, ours.map(|x| x.0)));
     }
     // Predictions of a crossing for any disk series outside the incidents: false alarms.
-    let outside = |r: &&Value| {
-        let t = r["time"].as_u64().unwrap_or(0);
-        !spans
-            .iter()
-            .any(|(root, start, end)| service(&r["key"]) == root && t >= *start && t <= *end)
-    };
-    let false_alarms = |field: &str| {
-        records
-            .iter()
-            .filter(|r| r["capacity"][field].is_u64())
-            .filter(outside)
-            .count()
-    };
+    let false_alarms = |field| warnings_outside(&records, &spans, field);
     println!(
         "warnings outside the incidents: forecast {}, least squares {} (of {} records)",
         false_alarms("time_to_limit_ms"),
@@ -350,54 +385,25 @@ fn memory_leaks_are_predicted_before_the_limit_read_from_a_sibling_series() {
             continue;
         };
         measured += 1;
-        let first = |field: &str| {
-            records
-                .iter()
-                .filter(|r| service(&r["key"]) == root)
-                .filter(|r| {
-                    let t = r["time"].as_u64().unwrap_or(0);
-                    t >= start && t < killed
-                })
-                .find(|r| r["capacity"][field].is_u64())
-                .map(|r| {
-                    let t = r["time"].as_u64().unwrap_or(0);
-                    (killed - t, r["capacity"][field].as_u64().unwrap_or(0))
-                })
-        };
+        let first = |field| first_warning(&records, &root, start..killed, killed, field);
         let ours = first("time_to_limit_ms");
         let linear = first("linear_time_to_limit_ms");
-        let show = |x: Option<(u64, u64)>| {
-            x.map_or("never".to_string(), |(lead, ttl)| {
-                format!(
-                    "{:.1} min before the limit (predicted time to limit {:.1} min)",
-                    lead as f64 / 60_000.0,
-                    ttl as f64 / 60_000.0
-                )
-            })
-        };
         println!(
             "memory leak on {root}: reaches its {:.0} MiB limit (OOM kill) {:.1} min after the \
              incident starts",
             limit / 1_048_576.0,
             (killed - start) as f64 / 60_000.0
         );
-        println!("  forecast: first capacity warning {}", show(ours));
-        println!("  least-squares line (predict_linear): {}", show(linear));
-        let recommended: Vec<(u64, String)> = recommendations
-            .iter()
-            .filter(|r| r["category"] == "capacity_scaling" && r["component"] == root.as_str())
-            .filter_map(|r| {
-                let t = parse_text(r["created_at"].as_str()?).ok()?;
-                (t >= start && t < killed).then(|| (t, r["source"].to_string()))
-            })
-            .collect();
-        match recommended.first() {
-            Some((t, source)) => println!(
-                "  optimizer: capacity recommendation ({source}) {:.1} min before the limit",
-                (killed - t) as f64 / 60_000.0
-            ),
-            None => println!("  optimizer: no capacity recommendation before the limit"),
-        }
+        println!(
+            "  forecast: first capacity warning {}",
+            describe_warning(ours)
+        );
+        println!(
+            "  least-squares line (predict_linear): {}",
+            describe_warning(linear)
+        );
+        let recommended = capacity_recommendations(&recommendations, &root, start..killed);
+        print_recommendation_lead(recommended.first(), killed);
         let ml = recommended
             .iter()
             .find(|(_, s)| s.contains("ml:capacity_scaling"));
@@ -409,19 +415,7 @@ fn memory_leaks_are_predicted_before_the_limit_read_from_a_sibling_series() {
         assert!(lead > 0);
     }
     assert!(measured >= 2, "at least two leaks reached the limit");
-    let outside = |r: &&Value| {
-        let t = r["time"].as_u64().unwrap_or(0);
-        !spans
-            .iter()
-            .any(|(root, start, end)| service(&r["key"]) == root && t >= *start && t <= *end)
-    };
-    let false_alarms = |field: &str| {
-        records
-            .iter()
-            .filter(|r| r["capacity"][field].is_u64())
-            .filter(outside)
-            .count()
-    };
+    let false_alarms = |field| warnings_outside(&records, &spans, field);
     println!(
         "warnings outside the leaks: forecast {}, least squares {} (of {} records)",
         false_alarms("time_to_limit_ms"),
