@@ -66,6 +66,7 @@ struct RawGrouping {
     dbscan_eps: Option<Spanned<f64>>,
     reopen_secs: Option<Spanned<f64>>,
     reopen_hops: Option<Spanned<i64>>,
+    recovery_secs: Option<Spanned<f64>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -213,6 +214,15 @@ pub fn correlation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Corre
             5,
             "reopen_hops",
         ) as u8,
+        // 0 turns recovery off: a resolved incident is never reopened.
+        recovery_ms: (c.float(
+            &raw.grouping.recovery_secs,
+            g.recovery_ms as f64 / 1000.0,
+            0.0,
+            1e9,
+            "recovery_secs",
+        ) * 1000.0)
+            .round() as u64,
     };
     let w = |c: &mut Check<'_, '_>, v: &Option<Spanned<f64>>, d: f64, what: &str| {
         c.float(v, d, 0.0, 100.0, what)

@@ -310,6 +310,7 @@ fn compile(
             escalation: rules.escalation.clone(),
             reopen_ms: corr.grouping.reopen_ms,
             reopen_hops: corr.grouping.reopen_hops,
+            recovery_ms: corr.grouping.recovery_ms,
         },
         grouping: corr.grouping,
         mutes: rules.mutes.clone(),

@@ -56,6 +56,10 @@ pub struct GroupingConfig {
     /// to other faults more often than not — measured in docs/design.md).
     #[serde(default)]
     pub reopen_hops: u8,
+    /// How long a resolved incident may be reopened by alerts that reverse its anomalies
+    /// (default 1 h; see `IncidentPolicy::recovery_ms`).
+    #[serde(default)]
+    pub recovery_ms: u64,
 }
 
 impl Default for GroupingConfig {
@@ -70,6 +74,7 @@ impl Default for GroupingConfig {
             dbscan_eps: 1.0,
             reopen_ms: 600_000,
             reopen_hops: 0,
+            recovery_ms: 3_600_000,
         }
     }
 }

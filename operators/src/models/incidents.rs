@@ -7,10 +7,16 @@
 //! * groups that merge keep the oldest incident; the others resolve with `merged_into`;
 //! * a group that splits keeps its id in the part holding its oldest incident's earliest alert;
 //!   the other parts open new incidents if they are big enough;
-//! * an incident whose alerts have all resolved resolves.
+//! * an incident whose alerts have all resolved waits `reopen_ms` for related alerts, then
+//!   resolves;
+//! * a resolved incident is remembered for `recovery_ms`: a group that mostly reverses its
+//!   anomalies (the same metrics on the same entities moving the other way: traffic coming back
+//!   after a drop) reopens it instead of opening a second incident.
 //!
-//! Events: `opened`, `updated` (alerts, severity or top root cause changed), `escalated` (level
-//! rose, see [`EscalationPolicy`]) and `resolved`. Memory holds only incidents with active alerts.
+//! Events: `opened` (also when a recovery reopens an incident), `updated` (alerts, severity or
+//! top root cause changed), `escalated` (level rose, see [`EscalationPolicy`]) and `resolved`.
+//! Memory holds incidents with active alerts, and those waiting or remembered for the two
+//! periods above.
 //!
 //! Root causes are ranked over every alert the incident has held while open, not only the
 //! active ones: a cause often recovers before its symptoms, and ranking only the survivors would
@@ -68,8 +74,14 @@ pub struct IncidentPolicy {
     /// alerts (0: it resolves at once). A fault's end and its late symptoms raise a second
     /// wave of alerts minutes after the first resolves; they belong to the same incident.
     pub reopen_ms: u64,
-    /// Call hops within which a new group counts as related to a waiting incident's entities.
+    /// Call hops within which a new group counts as related to a waiting incident's entities
+    /// (0: only alerts on a metric of an entity the incident already holds).
     pub reopen_hops: u8,
+    /// How long a resolved incident is remembered (0: not at all). A fault that moves a metric
+    /// away and back (traffic drops, then returns) raises a second wave of alerts in the
+    /// opposite direction when it ends, often long after the first wave's alerts resolved (the
+    /// detectors adapt to the lowered level); that wave reopens the incident.
+    pub recovery_ms: u64,
 }
 
 /// Alerts whose evidence an incident keeps for ranking. Incidents of more alerts are rare and
@@ -90,15 +102,59 @@ struct Incident {
     /// [`IncidentPolicy::reopen_ms`]); `None` while it has active alerts.
     #[serde(default)]
     emptied: Option<EventTime>,
+    /// Reopened once by a recovery already (see [`IncidentPolicy::recovery_ms`]); a fault
+    /// moves its metrics away and back once, so it is not remembered again.
+    #[serde(default)]
+    recovered: bool,
 }
 
 impl Incident {
-    /// Whether the incident, waiting with no active alerts, may take `entities`' new group.
-    fn takes(&self, entities: &BTreeSet<&str>, topo: &Topology, hops: u8) -> bool {
+    /// Whether the incident, waiting with no active alerts, may take a new group of `moves`.
+    /// Within the same entity, only a metric the incident already holds counts: a different
+    /// metric of the same service minutes later is as often the start of another fault
+    /// (measured in `docs/design.md`, "Alert intelligence").
+    fn takes(&self, moves: &BTreeSet<Move<'_>>, topo: &Topology, hops: u8) -> bool {
+        if hops == 0 {
+            return self.evidence.values().any(|e| {
+                moves
+                    .range(e.move_key(false)..=e.move_key(true))
+                    .next()
+                    .is_some()
+            });
+        }
         // Evidence repeats entities (one entry per alert): ask the topology once per entity.
         let held: BTreeSet<&str> = self.evidence.values().map(|e| e.entity.as_str()).collect();
+        let entities: BTreeSet<&str> = moves.iter().map(|m| m.0).collect();
         held.iter()
             .any(|h| entities.iter().any(|n| topo.relation(h, n, hops).is_some()))
+    }
+
+    /// Whether a new group of `moves` reverses this incident's anomalies: at least half of its
+    /// (entity, metric, direction) moves are the opposite of one the incident held, and those
+    /// make at least a quarter of the incident's moves.
+    fn reversed_by(&self, moves: &BTreeSet<Move<'_>>) -> bool {
+        let held: BTreeSet<Move<'_>> = self.evidence.values().map(|e| e.move_key(e.up)).collect();
+        let back = moves
+            .iter()
+            .filter(|(e, m, up)| held.contains(&(e, m, !up)))
+            .count();
+        // Both ways: most of the group is a reversal, and it reverses a fair part of the
+        // incident (a storm's evidence holds so many moves that one stray alert would reverse
+        // one of them).
+        back > 0 && 2 * back >= moves.len() && 4 * back >= held.len()
+    }
+}
+
+/// What an alert changed: (entity, metric, moved up).
+type Move<'a> = (&'a str, &'a str, bool);
+
+trait MoveKey {
+    fn move_key(&self, up: bool) -> Move<'_>;
+}
+
+impl MoveKey for Evidence {
+    fn move_key(&self, up: bool) -> Move<'_> {
+        (self.entity.as_str(), self.metric.as_str(), up)
     }
 }
 
@@ -107,6 +163,10 @@ impl Incident {
 pub struct IncidentBook {
     incidents: BTreeMap<String, Incident>,
     of: BTreeMap<NodeKey, String>,
+    /// Resolved incidents a recovery may reopen, with when they resolved (see
+    /// [`IncidentPolicy::recovery_ms`]).
+    #[serde(default)]
+    resolved: BTreeMap<String, (EventTime, Incident)>,
 }
 
 /// What an update produced.
@@ -126,7 +186,7 @@ impl IncidentBook {
 
     /// Entries held (incidents plus alert assignments), for memory checks.
     pub fn state_len(&self) -> usize {
-        self.incidents.len() + self.of.len()
+        self.incidents.len() + self.of.len() + self.resolved.len()
     }
 
     /// The incident of an alert, and its escalation level.
@@ -145,7 +205,9 @@ impl IncidentBook {
         policy: &IncidentPolicy,
     ) -> Changes {
         groups.sort();
+        self.forget_resolved(now, policy);
         let mut claimed: BTreeMap<String, Group> = BTreeMap::new();
+        let mut reopened: BTreeSet<String> = BTreeSet::new();
         for g in groups {
             let mut ids: Vec<&String> = g
                 .nodes
@@ -158,6 +220,14 @@ impl IncidentBook {
             if let Some(id) = ids.first() {
                 claimed.insert((*id).clone(), g);
             } else if let Some(id) = self.waiting_for(now, &g, info, topo, policy, &claimed) {
+                claimed.insert(id, g);
+            } else if let Some(id) = self.recovery_of(&g, info) {
+                if let Some((at, mut inc)) = self.resolved.remove(&id) {
+                    inc.emptied = Some(at);
+                    inc.recovered = true;
+                    self.incidents.insert(id.clone(), inc);
+                }
+                reopened.insert(id.clone());
                 claimed.insert(id, g);
             } else if g.nodes.len() >= policy.min_alerts.max(1) {
                 let first = &g.nodes[0];
@@ -209,20 +279,26 @@ impl IncidentBook {
             rec.status = AlertStatus::Resolved;
             rec.event_time = now;
             rec.duration_minutes = minutes(now, inc.first);
+            let merged = merged_into.is_some();
             rec.merged_into = merged_into;
-            changes.records.push(rec);
+            changes.records.push(rec.clone());
+            if !merged {
+                self.remember(id, now, inc, rec, policy);
+            }
         }
         for (id, g) in claimed {
             let members: BTreeSet<NodeKey> = g.nodes.iter().cloned().collect();
-            let (opened, old_level, previous, mut evidence) = match self.incidents.get(&id) {
-                Some(inc) => (
-                    inc.opened,
-                    inc.level,
-                    Some(inc.last.clone()),
-                    inc.evidence.clone(),
-                ),
-                None => (now, 0, None, BTreeMap::new()),
-            };
+            let (opened, old_level, previous, mut evidence, recovered) =
+                match self.incidents.get(&id) {
+                    Some(inc) => (
+                        inc.opened,
+                        inc.level,
+                        Some(inc.last.clone()),
+                        inc.evidence.clone(),
+                        inc.recovered,
+                    ),
+                    None => (now, 0, None, BTreeMap::new(), false),
+                };
             evidence.extend(inherited.remove(&id).unwrap_or_default());
             // Alerts that moved to another incident are its evidence now, not ours.
             evidence.retain(|k, _| new_of.get(k).is_none_or(|owner| *owner == id));
@@ -243,6 +319,7 @@ impl IncidentBook {
             rec.priority_score = priority(&rec);
             let event = match &previous {
                 None => Some(AlertEvent::Opened),
+                Some(_) if reopened.contains(&id) => Some(AlertEvent::Opened),
                 Some(_) if level > old_level => Some(AlertEvent::Escalated),
                 Some(p)
                     if p.alerts != rec.alerts
@@ -274,6 +351,7 @@ impl IncidentBook {
                     last,
                     evidence,
                     emptied: None,
+                    recovered,
                 },
             );
         }
@@ -308,24 +386,53 @@ impl IncidentBook {
         policy: &IncidentPolicy,
         claimed: &BTreeMap<String, Group>,
     ) -> Option<String> {
-        let entities: BTreeSet<&str> = g
-            .nodes
-            .iter()
-            .filter_map(|k| info.get(k))
-            .map(|m| m.node.entity.as_str())
-            .collect();
+        let moves = moves_of(g, info);
         self.incidents
             .iter()
             .filter(|(id, _)| !claimed.contains_key(*id))
             .filter(|(_, inc)| inc.emptied.is_some_and(|e| now < e + policy.reopen_ms))
-            .filter(|(_, inc)| inc.takes(&entities, topo, policy.reopen_hops))
+            .filter(|(_, inc)| inc.takes(&moves, topo, policy.reopen_hops))
             .max_by(|a, b| a.1.emptied.cmp(&b.1.emptied).then(b.0.cmp(a.0)))
             .map(|(id, _)| id.clone())
+    }
+
+    /// The resolved incident a new group `g` with no incident of its own reverses (see
+    /// [`IncidentPolicy::recovery_ms`]), the most recently resolved first.
+    fn recovery_of(&self, g: &Group, info: &BTreeMap<NodeKey, MemberInfo>) -> Option<String> {
+        let moves = moves_of(g, info);
+        self.resolved
+            .iter()
+            .filter(|(_, (_, inc))| inc.reversed_by(&moves))
+            .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.0.cmp(a.0)))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Keeps a resolved incident (its last record `rec`) for a recovery to reopen.
+    fn remember(
+        &mut self,
+        id: String,
+        now: EventTime,
+        mut inc: Incident,
+        rec: IncidentRecord,
+        policy: &IncidentPolicy,
+    ) {
+        if policy.recovery_ms > 0 && !inc.recovered {
+            inc.last = rec;
+            inc.members.clear();
+            self.resolved.insert(id, (now, inc));
+        }
+    }
+
+    /// Drops resolved incidents no recovery may reopen any more.
+    fn forget_resolved(&mut self, now: EventTime, policy: &IncidentPolicy) {
+        self.resolved
+            .retain(|_, (at, _)| now < at.saturating_add(policy.recovery_ms));
     }
 
     /// Timers fired at `now`: incidents whose escalation level rose emit `escalated`; incidents
     /// that waited `reopen_ms` with no active alerts resolve.
     pub fn tick(&mut self, now: EventTime, policy: &IncidentPolicy) -> Vec<IncidentRecord> {
+        self.forget_resolved(now, policy);
         let mut out = Vec::new();
         let expired: Vec<String> = self
             .incidents
@@ -337,13 +444,14 @@ impl IncidentBook {
             let Some(inc) = self.incidents.remove(&id) else {
                 continue;
             };
-            let mut rec = inc.last;
+            let mut rec = inc.last.clone();
             rec.event = AlertEvent::Resolved;
             rec.status = AlertStatus::Resolved;
             rec.event_time = now;
             // Its duration ends with its last alert, not with the wait.
             rec.duration_minutes = minutes(inc.emptied.unwrap_or(now), inc.first);
-            out.push(rec);
+            out.push(rec.clone());
+            self.remember(id, now, inc, rec, policy);
         }
         for inc in self.incidents.values_mut().filter(|i| i.emptied.is_none()) {
             let (level, _) =
@@ -375,6 +483,15 @@ impl IncidentBook {
             })
             .min()
     }
+}
+
+/// The distinct (entity, metric, direction) moves of a group's alerts.
+fn moves_of<'a>(g: &Group, info: &'a BTreeMap<NodeKey, MemberInfo>) -> BTreeSet<Move<'a>> {
+    g.nodes
+        .iter()
+        .filter_map(|k| info.get(k))
+        .map(|m| (m.node.entity.as_str(), m.metric.as_str(), m.node.up))
+        .collect()
 }
 
 fn top(r: &IncidentRecord) -> Option<&str> {
@@ -565,6 +682,14 @@ mod tests {
         )
     }
 
+    /// An alert on `metric` moving up or down.
+    fn moved(fp: &str, entity: &str, onset: u64, metric: &str, up: bool) -> (NodeKey, MemberInfo) {
+        let (k, mut m) = member(fp, entity, onset);
+        m.node.up = up;
+        m.metric = metric.into();
+        (k, m)
+    }
+
     fn group(keys: &[&NodeKey]) -> Group {
         Group {
             nodes: keys.iter().map(|k| (*k).clone()).collect(),
@@ -677,5 +802,98 @@ mod tests {
             (id.as_str(), AlertEvent::Resolved)
         );
         assert_eq!(book.open_count(), 0);
+    }
+
+    #[test]
+    fn the_wait_takes_only_metrics_the_incident_holds() {
+        let policy = IncidentPolicy {
+            min_alerts: 1,
+            reopen_ms: 100,
+            ..IncidentPolicy::default()
+        };
+        let topo = Topology::default();
+        let mut book = IncidentBook::default();
+        let (ka, a) = moved("a", "x", 0, "disk", true);
+        let info = BTreeMap::from([(ka.clone(), a)]);
+        let id = book
+            .update(10, vec![group(&[&ka])], &info, &topo, &policy)
+            .records[0]
+            .incident_id
+            .clone();
+        book.update(20, vec![], &BTreeMap::new(), &topo, &policy);
+        // Another metric of the same entity during the wait: a fault of its own.
+        let (kb, b) = moved("b", "x", 30, "errors", true);
+        let info = BTreeMap::from([(kb.clone(), b)]);
+        let ch = book.update(30, vec![group(&[&kb])], &info, &topo, &policy);
+        assert_eq!(ch.records[0].event, AlertEvent::Opened);
+        assert_ne!(ch.records[0].incident_id, id);
+        // The metric it holds joins it.
+        let (kc, c) = moved("c", "x", 40, "disk", true);
+        let info = BTreeMap::from([(kb.clone(), info[&kb].clone()), (kc.clone(), c)]);
+        let ch = book.update(
+            40,
+            vec![group(&[&kb]), group(&[&kc])],
+            &info,
+            &topo,
+            &policy,
+        );
+        assert!(ch
+            .records
+            .iter()
+            .any(|r| r.incident_id == id && r.event == AlertEvent::Updated));
+    }
+
+    #[test]
+    fn a_recovery_reopens_its_incident_once() {
+        let policy = IncidentPolicy {
+            min_alerts: 1,
+            reopen_ms: 100,
+            recovery_ms: 10_000,
+            ..IncidentPolicy::default()
+        };
+        let topo = Topology::default();
+        let mut book = IncidentBook::default();
+        // Traffic falls on x and y, the alerts resolve (the detectors adapt), the wait ends.
+        let (ka, a) = moved("a", "x", 0, "requests", false);
+        let (kb, b) = moved("b", "y", 0, "requests", false);
+        let info = BTreeMap::from([(ka.clone(), a), (kb.clone(), b)]);
+        let id = book
+            .update(10, vec![group(&[&ka, &kb])], &info, &topo, &policy)
+            .records[0]
+            .incident_id
+            .clone();
+        book.update(20, vec![], &BTreeMap::new(), &topo, &policy);
+        assert_eq!(book.tick(120, &policy)[0].event, AlertEvent::Resolved);
+        let mut too_late = book.clone();
+        // Traffic comes back: the same incident opens again, ranked over both waves.
+        let back = |t: u64| {
+            let (kc, c) = moved("c", "x", t, "requests", true);
+            let (kd, d) = moved("d", "y", t, "requests", true);
+            (vec![group(&[&kc, &kd])], BTreeMap::from([(kc, c), (kd, d)]))
+        };
+        let (groups, info) = back(2_000);
+        let ch = book.update(2_000, groups, &info, &topo, &policy);
+        assert_eq!(
+            (ch.records[0].incident_id.as_str(), ch.records[0].event),
+            (id.as_str(), AlertEvent::Opened)
+        );
+        // Once only: traffic falling again after that is news.
+        book.update(2_100, vec![], &BTreeMap::new(), &topo, &policy);
+        book.tick(2_200, &policy);
+        let (ke, e) = moved("e", "x", 3_000, "requests", false);
+        let (kf, f) = moved("f", "y", 3_000, "requests", false);
+        let info = BTreeMap::from([(ke.clone(), e), (kf.clone(), f)]);
+        let ch = book.update(3_000, vec![group(&[&ke, &kf])], &info, &topo, &policy);
+        assert_eq!(ch.records[0].event, AlertEvent::Opened);
+        assert_ne!(ch.records[0].incident_id, id);
+        // After the memory, the recovery is an incident of its own, and nothing is held.
+        let (groups, info) = back(20_000);
+        let ch = too_late.update(20_000, groups, &info, &topo, &policy);
+        assert_ne!(ch.records[0].incident_id, id);
+        too_late.update(20_100, vec![], &BTreeMap::new(), &topo, &policy);
+        too_late.tick(20_200, &policy);
+        assert_eq!(too_late.state_len(), 1);
+        too_late.tick(30_200, &policy);
+        assert_eq!(too_late.state_len(), 0);
     }
 }

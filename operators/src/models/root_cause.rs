@@ -193,7 +193,11 @@ pub fn rank(
             .max_by(|a, b| a.score.total_cmp(&b.score))
             .copied();
         let s_strength = strongest.map_or(0.0, |a| a.score.clamp(0.0, 1.0));
-        let resource = mine.iter().find(|a| is_resource(a.anomaly_type));
+        // Resource use that rose with the entity's own traffic is load, not a cause.
+        let busier = mine.iter().any(|a| a.up && is_traffic(a));
+        let resource = mine
+            .iter()
+            .find(|a| is_resource(a.anomaly_type) && !(a.up && busier));
         let s_type = if resource.is_some() { 1.0 } else { 0.0 };
         let s_ppr = if ppr_max > 0.0 {
             ppr.get(*e).copied().unwrap_or(0.0) / ppr_max
@@ -314,6 +318,26 @@ mod tests {
             &RootCauseConfig::default(),
         );
         assert_eq!(r[0].entity, "fe");
+        // Callees whose CPU rose with their own traffic are busy, not broken.
+        let busy = |e: &str| Evidence {
+            metric: "cpu".into(),
+            ..ev(e, 0, AnomalyType::CpuOverload, true)
+        };
+        let r = rank(
+            &[
+                surge("fe", 0),
+                surge("orders", 0),
+                busy("orders"),
+                surge("db", 0),
+                busy("db"),
+            ],
+            &topo,
+            &RootCauseConfig::default(),
+        );
+        assert_eq!(r[0].entity, "fe");
+        assert!(r
+            .iter()
+            .all(|c| !c.evidence.iter().any(|e| e.contains("saturation"))));
     }
 
     #[test]
