@@ -146,25 +146,26 @@ pub fn rank(
     let list: Vec<&str> = entities.iter().copied().collect();
     let relations = topo.relations_among(&list, cfg.max_hops);
     // Per entity: its alerts, and whether any rises or falls.
-    let mut grouped: Vec<Vec<&Evidence>> = vec![Vec::new(); list.len()];
+    // Each alert with whether its metric measures traffic (decided once per alert).
+    let is_traffic = |a: &Evidence| cfg.traffic_metrics.iter().any(|f| a.metric.contains(f));
+    let mut grouped: Vec<Vec<(&Evidence, bool)>> = vec![Vec::new(); list.len()];
     let position: BTreeMap<&str, usize> = list.iter().enumerate().map(|(i, e)| (*e, i)).collect();
     for a in alerts {
         if let Some(i) = position.get(a.entity.as_str()) {
-            grouped[*i].push(a);
+            grouped[*i].push((a, is_traffic(a)));
         }
     }
-    let is_traffic = |a: &Evidence| cfg.traffic_metrics.iter().any(|f| a.metric.contains(f));
     let symptom_rose: Vec<bool> = grouped
         .iter()
-        .map(|g| g.iter().any(|a| a.up && !is_traffic(a)))
+        .map(|g| g.iter().any(|(a, traffic)| a.up && !traffic))
         .collect();
     let load_moved: Vec<bool> = grouped
         .iter()
-        .map(|g| g.iter().any(|a| !a.up || is_traffic(a)))
+        .map(|g| g.iter().any(|(a, traffic)| !a.up || *traffic))
         .collect();
     let mut out = Vec::new();
     for (i, e) in list.iter().enumerate() {
-        let mine: &Vec<&Evidence> = &grouped[i];
+        let mine: Vec<&Evidence> = grouped[i].iter().map(|(a, _)| *a).collect();
         let onset = mine.iter().map(|a| a.onset).min().unwrap_or(t0);
         let lag = onset.saturating_sub(t0) as f64;
         let s_onset = (-lag / cfg.onset_tau_ms.max(1) as f64).exp();
@@ -194,7 +195,7 @@ pub fn rank(
             .copied();
         let s_strength = strongest.map_or(0.0, |a| a.score.clamp(0.0, 1.0));
         // Resource use that rose with the entity's own traffic is load, not a cause.
-        let busier = mine.iter().any(|a| a.up && is_traffic(a));
+        let busier = grouped[i].iter().any(|(a, traffic)| a.up && *traffic);
         let resource = mine
             .iter()
             .find(|a| is_resource(a.anomaly_type) && !(a.up && busier));
