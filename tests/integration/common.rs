@@ -1,9 +1,10 @@
-//! Shared helpers: the cluster arguments of an in-process run on N workers, and a decoding
-//! harness that drives any decoder through one partition's acceptance rules (the same
-//! `DecodeCtx` a source builds), so tests see exactly the points and dead letters a real run
-//! would produce.
+//! Shared helpers: the cluster arguments of an in-process run on N workers, the faults a
+//! simulator run injected, and a decoding harness that drives any decoder through one
+//! partition's acceptance rules (the same `DecodeCtx` a source builds), so tests see exactly the
+//! points and dead letters a real run would produce.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use harbinger::cli::ClusterArgs;
 use harbinger::ingest::{
@@ -88,4 +89,17 @@ pub fn cluster(workers: usize) -> ClusterArgs {
         process: 0,
         hostfile: None,
     }
+}
+
+/// The faults of the given `types` that the simulator run in `sim` injected (its `truth.json`).
+pub fn injected_faults(sim: &Path, types: &[&str]) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(sim.join("truth.json")).expect("truth");
+    let truth: serde_json::Value = serde_json::from_str(&text).expect("truth json");
+    truth["incidents"]
+        .as_array()
+        .expect("incidents")
+        .iter()
+        .filter(|i| types.iter().any(|t| i["type"] == *t))
+        .cloned()
+        .collect()
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 
-use crate::common::cluster;
+use crate::common::{cluster, injected_faults};
 use harbinger::commands::pipeline::replay;
 use harbinger::commands::simulate::simulate;
 use harbinger::parse::timestamp::parse_text;
@@ -216,16 +216,7 @@ fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
     // Each disk-filling incident: when did the disk really reach the limit, and when did each
     // method first warn (a forecast made during the incident, before the crossing, whose
     // predicted crossing is within the horizon)?
-    let truth: Value =
-        serde_json::from_str(&std::fs::read_to_string(sim.join("truth.json")).expect("truth"))
-            .expect("truth json");
-    let incidents: Vec<Value> = truth["incidents"]
-        .as_array()
-        .expect("incidents")
-        .iter()
-        .filter(|i| i["type"] == "disk_filling")
-        .cloned()
-        .collect();
+    let incidents = injected_faults(&sim, &["disk_filling"]);
     assert_eq!(incidents.len(), 3, "three disk-filling incidents");
     let metrics = lines(&sim.join("metrics.jsonl"));
     let recommendations = lines(&outs[0].join("recommendations.jsonl"));
@@ -349,16 +340,7 @@ fn memory_leaks_are_predicted_before_the_limit_read_from_a_sibling_series() {
         assert_eq!(Some(limit), limits.get(service(&r["key"])).copied());
     }
 
-    let truth: Value =
-        serde_json::from_str(&std::fs::read_to_string(sim.join("truth.json")).expect("truth"))
-            .expect("truth json");
-    let leaks: Vec<Value> = truth["incidents"]
-        .as_array()
-        .expect("incidents")
-        .iter()
-        .filter(|i| i["type"] == "memory_leak")
-        .cloned()
-        .collect();
+    let leaks = injected_faults(&sim, &["memory_leak"]);
     assert_eq!(leaks.len(), 3, "three memory leaks");
     let recommendations = lines(&outs[0].join("recommendations.jsonl"));
     let mut spans = Vec::new();

@@ -6,11 +6,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::common::cluster;
+use crate::common::{cluster, injected_faults};
 use harbinger::commands::pipeline::replay;
 use harbinger::commands::simulate::simulate;
 use harbinger::config::rules::load_rules;
 use harbinger::sources::simulator::SimulatorConfig;
+use operators::models::optimize::threshold_tuning::IncidentWindow;
 use operators::models::rec_context::{EntityBook, EntityView, OptimizeInput};
 use operators::models::rec_rules::{OptimizePlan, Recommender, RuleRecommender};
 use operators::models::window_stats::FeatureValues;
@@ -775,7 +776,7 @@ risk = "low"
 /// caught while raising fewer false alerts over the whole fleet.
 #[test]
 fn threshold_tuning_on_a_simulator_replay_keeps_every_incident_and_cuts_false_alerts() {
-    use operators::models::optimize::threshold_tuning::{IncidentWindow, ThresholdTuningConfig};
+    use operators::models::optimize::threshold_tuning::ThresholdTuningConfig;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = dir.path().join("sim");
@@ -799,28 +800,12 @@ fn threshold_tuning_on_a_simulator_replay_keeps_every_incident_and_cuts_false_al
             series.entry(service).or_default().push((t, x));
         }
     }
-    let truth: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(sim.join("truth.json")).expect("truth"))
-            .expect("truth json");
+    let latency_faults = injected_faults(&sim, &["latency_injection", "cpu_hog"]);
     let cfg = ThresholdTuningConfig::default();
     let (mut false_before, mut false_after, mut caught_total) = (0, 0, 0);
     for (service, values) in &mut series {
         values.sort_by_key(|p| p.0);
-        let windows: Vec<IncidentWindow> = truth["incidents"]
-            .as_array()
-            .expect("incidents")
-            .iter()
-            .filter(|i| i["type"] == "latency_injection" || i["type"] == "cpu_hog")
-            .filter(|i| {
-                i["affected"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|e| e == service.as_str()))
-            })
-            .map(|i| IncidentWindow {
-                start_ms: i["start"].as_u64().expect("start"),
-                end_ms: i["end"].as_u64().expect("end"),
-            })
-            .collect();
+        let windows = windows_on(&latency_faults, service);
         if windows.is_empty() {
             continue;
         }
@@ -882,7 +867,7 @@ fn threshold_tuning_on_a_simulator_replay_keeps_every_incident_and_cuts_false_al
 /// figures.
 #[test]
 fn threshold_tuning_in_the_optimizer_recommends_from_resolved_incidents() {
-    use operators::models::optimize::threshold_tuning::{IncidentWindow, ThresholdTuningConfig};
+    use operators::models::optimize::threshold_tuning::ThresholdTuningConfig;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = dir.path().join("sim");
@@ -976,29 +961,13 @@ fn threshold_tuning_in_the_optimizer_recommends_from_resolved_incidents() {
     );
     // What the recommended thresholds do over the whole run, against the simulator's truth
     // (latency faults: latency injection, CPU hog, on the services they affected).
-    let truth: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(sim.join("truth.json")).expect("truth"))
-            .expect("truth json");
+    let latency_faults = injected_faults(&sim, &["latency_injection", "cpu_hog"]);
     let cfg = ThresholdTuningConfig::default();
     let (mut false_before, mut false_after) = (0, 0);
     let (mut kept, mut caught_before) = (0, 0);
     for (service, r) in &latest {
         let values = &series[service];
-        let windows: Vec<IncidentWindow> = truth["incidents"]
-            .as_array()
-            .expect("incidents")
-            .iter()
-            .filter(|i| i["type"] == "latency_injection" || i["type"] == "cpu_hog")
-            .filter(|i| {
-                i["affected"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|e| e == service.as_str()))
-            })
-            .map(|i| IncidentWindow {
-                start_ms: i["start"].as_u64().expect("start"),
-                end_ms: i["end"].as_u64().expect("end"),
-            })
-            .collect();
+        let windows = windows_on(&latency_faults, service);
         let now = current[service];
         let new = num(&r.recommended_value);
         let before = cfg.replay(values, &windows, now);
@@ -1040,4 +1009,20 @@ fn threshold_tuning_in_the_optimizer_recommends_from_resolved_incidents() {
         false_after < false_before,
         "the recommended thresholds cut false alerts ({false_before} -> {false_after})"
     );
+}
+
+/// The time windows of `faults` that affected `service`.
+fn windows_on(faults: &[serde_json::Value], service: &str) -> Vec<IncidentWindow> {
+    faults
+        .iter()
+        .filter(|i| {
+            i["affected"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|e| e == service))
+        })
+        .map(|i| IncidentWindow {
+            start_ms: i["start"].as_u64().expect("start"),
+            end_ms: i["end"].as_u64().expect("end"),
+        })
+        .collect()
 }
