@@ -117,7 +117,7 @@ impl Incident {
         if hops == 0 {
             return self.evidence.values().any(|e| {
                 moves
-                    .range(e.move_key(false)..=e.move_key(true))
+                    .range(move_of(e, false)..=move_of(e, true))
                     .next()
                     .is_some()
             });
@@ -133,7 +133,7 @@ impl Incident {
     /// (entity, metric, direction) moves are the opposite of one the incident held, and those
     /// make at least a quarter of the incident's moves.
     fn reversed_by(&self, moves: &BTreeSet<Move<'_>>) -> bool {
-        let held: BTreeSet<Move<'_>> = self.evidence.values().map(|e| e.move_key(e.up)).collect();
+        let held: BTreeSet<Move<'_>> = self.evidence.values().map(|e| move_of(e, e.up)).collect();
         let back = moves
             .iter()
             .filter(|(e, m, up)| held.contains(&(e, m, !up)))
@@ -148,14 +148,9 @@ impl Incident {
 /// What an alert changed: (entity, metric, moved up).
 type Move<'a> = (&'a str, &'a str, bool);
 
-trait MoveKey {
-    fn move_key(&self, up: bool) -> Move<'_>;
-}
-
-impl MoveKey for Evidence {
-    fn move_key(&self, up: bool) -> Move<'_> {
-        (self.entity.as_str(), self.metric.as_str(), up)
-    }
+/// The move of an alert's evidence `e`, in direction `up`.
+fn move_of(e: &Evidence, up: bool) -> Move<'_> {
+    (e.entity.as_str(), e.metric.as_str(), up)
 }
 
 /// Open incidents and which alert belongs to which.
@@ -207,7 +202,6 @@ impl IncidentBook {
         groups.sort();
         self.forget_resolved(now, policy);
         let mut claimed: BTreeMap<String, Group> = BTreeMap::new();
-        let mut reopened: BTreeSet<String> = BTreeSet::new();
         for g in groups {
             let mut ids: Vec<&String> = g
                 .nodes
@@ -219,15 +213,18 @@ impl IncidentBook {
             ids.dedup();
             if let Some(id) = ids.first() {
                 claimed.insert((*id).clone(), g);
-            } else if let Some(id) = self.waiting_for(now, &g, info, topo, policy, &claimed) {
+                continue;
+            }
+            let moves = moves_of(&g, info);
+            if let Some(id) = self.waiting_for(now, &moves, topo, policy, &claimed) {
                 claimed.insert(id, g);
-            } else if let Some(id) = self.recovery_of(&g, info) {
+            } else if let Some(id) = self.recovery_of(&moves) {
                 if let Some((at, mut inc)) = self.resolved.remove(&id) {
+                    // Its last record stays the `resolved` one: the reopening is an `opened`.
                     inc.emptied = Some(at);
                     inc.recovered = true;
                     self.incidents.insert(id.clone(), inc);
                 }
-                reopened.insert(id.clone());
                 claimed.insert(id, g);
             } else if g.nodes.len() >= policy.min_alerts.max(1) {
                 let first = &g.nodes[0];
@@ -281,10 +278,10 @@ impl IncidentBook {
             rec.duration_minutes = minutes(now, inc.first);
             let merged = merged_into.is_some();
             rec.merged_into = merged_into;
-            changes.records.push(rec.clone());
             if !merged {
-                self.remember(id, now, inc, rec, policy);
+                self.remember(id, now, inc, &rec, policy);
             }
+            changes.records.push(rec);
         }
         for (id, g) in claimed {
             let members: BTreeSet<NodeKey> = g.nodes.iter().cloned().collect();
@@ -319,7 +316,8 @@ impl IncidentBook {
             rec.priority_score = priority(&rec);
             let event = match &previous {
                 None => Some(AlertEvent::Opened),
-                Some(_) if reopened.contains(&id) => Some(AlertEvent::Opened),
+                // A resolved incident a recovery reopened.
+                Some(p) if p.event == AlertEvent::Resolved => Some(AlertEvent::Opened),
                 Some(_) if level > old_level => Some(AlertEvent::Escalated),
                 Some(p)
                     if p.alerts != rec.alerts
@@ -374,35 +372,32 @@ impl IncidentBook {
         changes
     }
 
-    /// The waiting incident (see [`IncidentPolicy::reopen_ms`]) a new group `g` with no
+    /// The waiting incident (see [`IncidentPolicy::reopen_ms`]) a new group of `moves` with no
     /// incident of its own joins: one related to the group's entities, the most recently
     /// emptied first.
     fn waiting_for(
         &self,
         now: EventTime,
-        g: &Group,
-        info: &BTreeMap<NodeKey, MemberInfo>,
+        moves: &BTreeSet<Move<'_>>,
         topo: &Topology,
         policy: &IncidentPolicy,
         claimed: &BTreeMap<String, Group>,
     ) -> Option<String> {
-        let moves = moves_of(g, info);
         self.incidents
             .iter()
             .filter(|(id, _)| !claimed.contains_key(*id))
             .filter(|(_, inc)| inc.emptied.is_some_and(|e| now < e + policy.reopen_ms))
-            .filter(|(_, inc)| inc.takes(&moves, topo, policy.reopen_hops))
+            .filter(|(_, inc)| inc.takes(moves, topo, policy.reopen_hops))
             .max_by(|a, b| a.1.emptied.cmp(&b.1.emptied).then(b.0.cmp(a.0)))
             .map(|(id, _)| id.clone())
     }
 
-    /// The resolved incident a new group `g` with no incident of its own reverses (see
+    /// The resolved incident a new group of `moves` with no incident of its own reverses (see
     /// [`IncidentPolicy::recovery_ms`]), the most recently resolved first.
-    fn recovery_of(&self, g: &Group, info: &BTreeMap<NodeKey, MemberInfo>) -> Option<String> {
-        let moves = moves_of(g, info);
+    fn recovery_of(&self, moves: &BTreeSet<Move<'_>>) -> Option<String> {
         self.resolved
             .iter()
-            .filter(|(_, (_, inc))| inc.reversed_by(&moves))
+            .filter(|(_, (_, inc))| inc.reversed_by(moves))
             .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.0.cmp(a.0)))
             .map(|(id, _)| id.clone())
     }
@@ -413,11 +408,11 @@ impl IncidentBook {
         id: String,
         now: EventTime,
         mut inc: Incident,
-        rec: IncidentRecord,
+        rec: &IncidentRecord,
         policy: &IncidentPolicy,
     ) {
         if policy.recovery_ms > 0 && !inc.recovered {
-            inc.last = rec;
+            inc.last = rec.clone();
             inc.members.clear();
             self.resolved.insert(id, (now, inc));
         }
@@ -450,8 +445,8 @@ impl IncidentBook {
             rec.event_time = now;
             // Its duration ends with its last alert, not with the wait.
             rec.duration_minutes = minutes(inc.emptied.unwrap_or(now), inc.first);
-            out.push(rec.clone());
-            self.remember(id, now, inc, rec, policy);
+            self.remember(id, now, inc, &rec, policy);
+            out.push(rec);
         }
         for inc in self.incidents.values_mut().filter(|i| i.emptied.is_none()) {
             let (level, _) =

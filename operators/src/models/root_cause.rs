@@ -145,27 +145,26 @@ pub fn rank(
     let total_w = cfg.w_onset + cfg.w_graph + cfg.w_strength + cfg.w_type + cfg.w_pagerank;
     let list: Vec<&str> = entities.iter().copied().collect();
     let relations = topo.relations_among(&list, cfg.max_hops);
-    // Per entity: its alerts, and whether any rises or falls.
-    // Each alert with whether its metric measures traffic (decided once per alert).
+    // Per entity: its alerts, and whether a symptom rose, load moved (a fall, or traffic either
+    // way) or its traffic rose; each alert's metric is tested against the traffic fragments once.
     let is_traffic = |a: &Evidence| cfg.traffic_metrics.iter().any(|f| a.metric.contains(f));
-    let mut grouped: Vec<Vec<(&Evidence, bool)>> = vec![Vec::new(); list.len()];
+    let mut grouped: Vec<Vec<&Evidence>> = vec![Vec::new(); list.len()];
+    let mut symptom_rose = vec![false; list.len()];
+    let mut load_moved = vec![false; list.len()];
+    let mut busier = vec![false; list.len()];
     let position: BTreeMap<&str, usize> = list.iter().enumerate().map(|(i, e)| (*e, i)).collect();
     for a in alerts {
-        if let Some(i) = position.get(a.entity.as_str()) {
-            grouped[*i].push((a, is_traffic(a)));
+        if let Some(&i) = position.get(a.entity.as_str()) {
+            grouped[i].push(a);
+            let traffic = is_traffic(a);
+            symptom_rose[i] |= a.up && !traffic;
+            load_moved[i] |= !a.up || traffic;
+            busier[i] |= a.up && traffic;
         }
     }
-    let symptom_rose: Vec<bool> = grouped
-        .iter()
-        .map(|g| g.iter().any(|(a, traffic)| a.up && !traffic))
-        .collect();
-    let load_moved: Vec<bool> = grouped
-        .iter()
-        .map(|g| g.iter().any(|(a, traffic)| !a.up || *traffic))
-        .collect();
     let mut out = Vec::new();
     for (i, e) in list.iter().enumerate() {
-        let mine: Vec<&Evidence> = grouped[i].iter().map(|(a, _)| *a).collect();
+        let mine: &Vec<&Evidence> = &grouped[i];
         let onset = mine.iter().map(|a| a.onset).min().unwrap_or(t0);
         let lag = onset.saturating_sub(t0) as f64;
         let s_onset = (-lag / cfg.onset_tau_ms.max(1) as f64).exp();
@@ -195,10 +194,9 @@ pub fn rank(
             .copied();
         let s_strength = strongest.map_or(0.0, |a| a.score.clamp(0.0, 1.0));
         // Resource use that rose with the entity's own traffic is load, not a cause.
-        let busier = grouped[i].iter().any(|(a, traffic)| a.up && *traffic);
         let resource = mine
             .iter()
-            .find(|a| is_resource(a.anomaly_type) && !(a.up && busier));
+            .find(|a| is_resource(a.anomaly_type) && !(a.up && busier[i]));
         let s_type = if resource.is_some() { 1.0 } else { 0.0 };
         let s_ppr = if ppr_max > 0.0 {
             ppr.get(*e).copied().unwrap_or(0.0) / ppr_max
