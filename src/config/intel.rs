@@ -67,6 +67,7 @@ struct RawGrouping {
     reopen_secs: Option<Spanned<f64>>,
     reopen_hops: Option<Spanned<i64>>,
     recovery_secs: Option<Spanned<f64>>,
+    split: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -223,6 +224,7 @@ pub fn correlation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Corre
             "recovery_secs",
         ) * 1000.0)
             .round() as u64,
+        split: raw.grouping.split.unwrap_or(g.split),
     };
     let w = |c: &mut Check<'_, '_>, v: &Option<Spanned<f64>>, d: f64, what: &str| {
         c.float(v, d, 0.0, 100.0, what)

@@ -311,6 +311,7 @@ fn compile(
             reopen_ms: corr.grouping.reopen_ms,
             reopen_hops: corr.grouping.reopen_hops,
             recovery_ms: corr.grouping.recovery_ms,
+            split: corr.grouping.split,
         },
         grouping: corr.grouping,
         mutes: rules.mutes.clone(),

@@ -5,8 +5,10 @@
 //! * a group whose alerts belong to no incident opens one once it holds `min_alerts` alerts; its
 //!   id is the hash of its earliest alert, so a replay gives the same ids;
 //! * groups that merge keep the oldest incident; the others resolve with `merged_into`;
-//! * a group that splits keeps its id in the part holding its oldest incident's earliest alert;
-//!   the other parts open new incidents if they are big enough;
+//! * when a group splits (the alert that linked its parts resolved), its alerts stay in the
+//!   incident they belong to, which then holds both parts; with `split` on, the incident keeps
+//!   only the part holding its oldest incident's earliest alert and the other parts open new
+//!   incidents if they are big enough;
 //! * an incident whose alerts have all resolved waits `reopen_ms` for related alerts, then
 //!   resolves;
 //! * a resolved incident is remembered for `recovery_ms`: a group that mostly reverses its
@@ -82,6 +84,10 @@ pub struct IncidentPolicy {
     /// opposite direction when it ends, often long after the first wave's alerts resolved (the
     /// detectors adapt to the lowered level); that wave reopens the incident.
     pub recovery_ms: u64,
+    /// Whether an incident splits when its group does (see [`GroupingConfig::split`]).
+    ///
+    /// [`GroupingConfig::split`]: crate::models::grouping::GroupingConfig::split
+    pub split: bool,
 }
 
 /// Alerts whose evidence an incident keeps for ranking. Incidents of more alerts are rare and
@@ -202,19 +208,22 @@ impl IncidentBook {
         groups.sort();
         self.forget_resolved(now, policy);
         let mut claimed: BTreeMap<String, Group> = BTreeMap::new();
+        let mut unassigned: Vec<Group> = Vec::new();
         for g in groups {
-            let mut ids: Vec<&String> = g
-                .nodes
-                .iter()
-                .filter_map(|k| self.of.get(k))
-                .filter(|id| !claimed.contains_key(*id))
-                .collect();
+            let mut ids: Vec<&String> = g.nodes.iter().filter_map(|k| self.of.get(k)).collect();
             ids.sort_by_key(|id| (self.incidents.get(*id).map(|i| i.opened), (*id).clone()));
             ids.dedup();
-            if let Some(id) = ids.first() {
+            if let Some(id) = ids.iter().find(|id| !claimed.contains_key(**id)) {
                 claimed.insert((*id).clone(), g);
-                continue;
+            } else if let (false, Some(id)) = (policy.split, ids.first()) {
+                // Every incident its alerts belong to is taken by another part: they stay in
+                // their incident rather than open a new one.
+                absorb(&mut claimed, id, g);
+            } else {
+                unassigned.push(g);
             }
+        }
+        for g in unassigned {
             let moves = moves_of(&g, info);
             if let Some(id) = self.waiting_for(now, &moves, topo, policy, &claimed) {
                 claimed.insert(id, g);
@@ -481,6 +490,15 @@ impl IncidentBook {
 }
 
 /// The distinct (entity, metric, direction) moves of a group's alerts.
+/// Adds group `g`'s alerts to the group that incident `id` claimed.
+fn absorb(claimed: &mut BTreeMap<String, Group>, id: &str, g: Group) {
+    if let Some(into) = claimed.get_mut(id) {
+        into.nodes.extend(g.nodes);
+        into.nodes.sort();
+        into.nodes.dedup();
+    }
+}
+
 fn moves_of<'a>(g: &Group, info: &'a BTreeMap<NodeKey, MemberInfo>) -> BTreeSet<Move<'a>> {
     g.nodes
         .iter()
@@ -744,6 +762,49 @@ mod tests {
         let ch = book.update(50, vec![], &BTreeMap::new(), &topo, &policy);
         assert_eq!(ch.records[0].event, AlertEvent::Resolved);
         assert_eq!(book.state_len(), 0);
+    }
+
+    #[test]
+    fn a_split_group_stays_in_its_incident_unless_split_is_on() {
+        let topo = Topology::default();
+        let (ka, a) = member("a", "x", 0);
+        let (kb, b) = member("b", "y", 1);
+        let (kc, c) = member("c", "z", 2);
+        let info = BTreeMap::from([(ka.clone(), a), (kb.clone(), b), (kc.clone(), c)]);
+        for split in [false, true] {
+            let policy = IncidentPolicy {
+                min_alerts: 1,
+                split,
+                ..IncidentPolicy::default()
+            };
+            let mut book = IncidentBook::default();
+            let ch = book.update(10, vec![group(&[&ka, &kb, &kc])], &info, &topo, &policy);
+            let id = ch.records[0].incident_id.clone();
+            // The link between {a} and {b, c} is gone: two groups.
+            let ch = book.update(
+                20,
+                vec![group(&[&ka]), group(&[&kb, &kc])],
+                &info,
+                &topo,
+                &policy,
+            );
+            let opened = ch
+                .records
+                .iter()
+                .filter(|r| r.event == AlertEvent::Opened)
+                .count();
+            if split {
+                assert_eq!(opened, 1, "the second part opens an incident");
+                assert_eq!(book.open_count(), 2);
+                assert_ne!(book.incident_of(&kb).map(|(i, _)| i), Some(id.as_str()));
+            } else {
+                assert_eq!(opened, 0, "{:?}", ch.records);
+                assert_eq!(book.open_count(), 1);
+                for k in [&ka, &kb, &kc] {
+                    assert_eq!(book.incident_of(k).map(|(i, _)| i), Some(id.as_str()));
+                }
+            }
+        }
     }
 
     #[test]
