@@ -82,40 +82,28 @@ impl CalibrationConfig {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |name, reason: String| Err(ModelError::InvalidParameter { name, reason });
-        if !(16..=65_536).contains(&self.memory) {
-            return bad(
-                "memory",
-                format!("must be between 16 and 65536, got {}", self.memory),
-            );
-        }
-        if self.min_history < 4 || self.min_history > self.memory {
-            return bad(
-                "min_history",
-                format!(
-                    "must be between 4 and memory ({}), got {}",
-                    self.memory, self.min_history
-                ),
-            );
-        }
+        let memory = self.memory;
+        ModelError::require(
+            (16..=65_536).contains(&memory),
+            "memory",
+            "between 16 and 65536",
+            memory as f64,
+        )?;
+        ModelError::require(
+            (4..=memory).contains(&self.min_history),
+            "min_history",
+            &format!("between 4 and memory ({memory})"),
+            self.min_history as f64,
+        )?;
         if self.refresh_every == 0 {
             return bad("refresh_every", "must be at least 1".into());
         }
-        if !(self.tail_fraction > 0.0 && self.tail_fraction < 0.5) {
-            return bad(
-                "tail_fraction",
-                format!("must be in (0, 0.5), got {}", self.tail_fraction),
-            );
-        }
-        if !(self.min_excess.is_finite() && self.min_excess > 0.0) {
-            return bad(
-                "min_excess",
-                format!("must be positive, got {}", self.min_excess),
-            );
-        }
-        if !(self.decades.is_finite() && self.decades > 0.0) {
-            return bad("decades", format!("must be positive, got {}", self.decades));
-        }
-        Ok(())
+        let f = self.tail_fraction;
+        ModelError::require(f > 0.0 && f < 0.5, "tail_fraction", "in (0, 0.5)", f)?;
+        let positive =
+            |name, v: f64| ModelError::require(v.is_finite() && v > 0.0, name, "positive", v);
+        positive("min_excess", self.min_excess)?;
+        positive("decades", self.decades)
     }
 }
 

@@ -45,32 +45,24 @@ impl Default for ChangepointConfig {
 impl ChangepointConfig {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        let bad = |name, reason: String| Err(ModelError::InvalidParameter { name, reason });
-        if !(8..=1024).contains(&self.span) {
-            return bad(
-                "span",
-                format!("must be between 8 and 1024, got {}", self.span),
-            );
-        }
-        if !(self.hazard_lambda.is_finite() && self.hazard_lambda > 1.0) {
-            return bad(
-                "hazard_lambda",
-                format!("must be above 1, got {}", self.hazard_lambda),
-            );
-        }
-        if self.recent == 0 || self.recent >= self.span {
-            return bad(
-                "recent",
-                format!("must be between 1 and span − 1, got {}", self.recent),
-            );
-        }
-        if !(self.threshold.is_finite() && self.threshold > 0.0) {
-            return bad(
-                "threshold",
-                format!("must be positive, got {}", self.threshold),
-            );
-        }
-        Ok(())
+        let span = self.span;
+        ModelError::require(
+            (8..=1024).contains(&span),
+            "span",
+            "between 8 and 1024",
+            span as f64,
+        )?;
+        let h = self.hazard_lambda;
+        ModelError::require(h.is_finite() && h > 1.0, "hazard_lambda", "above 1", h)?;
+        let recent = self.recent;
+        ModelError::require(
+            (1..span).contains(&recent),
+            "recent",
+            "between 1 and span − 1",
+            recent as f64,
+        )?;
+        let t = self.threshold;
+        ModelError::require(t.is_finite() && t > 0.0, "threshold", "positive", t)
     }
 }
 

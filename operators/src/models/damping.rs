@@ -37,13 +37,8 @@ impl Default for DampingConfig {
 impl DampingConfig {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if !(0.0..=1.0).contains(&self.repeat_factor) {
-            return Err(ModelError::InvalidParameter {
-                name: "repeat_factor",
-                reason: format!("must be in [0, 1], got {}", self.repeat_factor),
-            });
-        }
-        Ok(())
+        let r = self.repeat_factor;
+        ModelError::require((0.0..=1.0).contains(&r), "repeat_factor", "in [0, 1]", r)
     }
 }
 

@@ -231,12 +231,7 @@ impl FusionPolicy {
             ("normal_below", self.normal_below),
             ("alert_level", self.alert_level),
         ] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(ModelError::InvalidParameter {
-                    name,
-                    reason: format!("must be in [0, 1], got {v}"),
-                });
-            }
+            ModelError::require((0.0..=1.0).contains(&v), name, "in [0, 1]", v)?;
         }
         Ok(())
     }

@@ -74,12 +74,13 @@ impl EntityPlan {
                 reason: "needs at least one feature".into(),
             });
         }
-        if self.max_members == 0 || self.max_members > 4096 {
-            return Err(ModelError::InvalidParameter {
-                name: "max_members",
-                reason: format!("must be between 1 and 4096, got {}", self.max_members),
-            });
-        }
+        let m = self.max_members;
+        ModelError::require(
+            (1..=4096).contains(&m),
+            "max_members",
+            "between 1 and 4096",
+            m as f64,
+        )?;
         if let Some(c) = &self.isolation_forest {
             c.validate()?;
         }
@@ -89,18 +90,20 @@ impl EntityPlan {
         if let Some(c) = &self.knn {
             c.validate()?;
         }
-        if self.smooth_windows == 0 || self.smooth_windows > 64 {
-            return Err(ModelError::InvalidParameter {
-                name: "smooth_windows",
-                reason: format!("must be between 1 and 64, got {}", self.smooth_windows),
-            });
-        }
-        if !(0.0..=1.0).contains(&self.series_share) {
-            return Err(ModelError::InvalidParameter {
-                name: "series_share",
-                reason: format!("must be in [0, 1], got {}", self.series_share),
-            });
-        }
+        let w = self.smooth_windows;
+        ModelError::require(
+            (1..=64).contains(&w),
+            "smooth_windows",
+            "between 1 and 64",
+            w as f64,
+        )?;
+        let share = self.series_share;
+        ModelError::require(
+            (0.0..=1.0).contains(&share),
+            "series_share",
+            "in [0, 1]",
+            share,
+        )?;
         if self.weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
             return Err(ModelError::InvalidParameter {
                 name: "weights",

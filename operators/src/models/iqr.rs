@@ -42,19 +42,10 @@ impl Default for IqrConfig {
 impl IqrConfig {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if self.window < 4 {
-            return Err(ModelError::InvalidParameter {
-                name: "window",
-                reason: format!("must be at least 4, got {}", self.window),
-            });
-        }
-        if !(self.k.is_finite() && self.k >= 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "k",
-                reason: format!("must be ≥ 0, got {}", self.k),
-            });
-        }
-        Ok(())
+        let w = self.window;
+        ModelError::require(w >= 4, "window", "at least 4", w as f64)?;
+        let k = self.k;
+        ModelError::require(k.is_finite() && k >= 0.0, "k", "≥ 0", k)
     }
 }
 

@@ -43,15 +43,13 @@ impl Default for KnnDetectorConfig {
 impl KnnDetectorConfig {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if self.k == 0 || self.k > self.refit.min_rows {
-            return Err(ModelError::InvalidParameter {
-                name: "k",
-                reason: format!(
-                    "must be between 1 and refit.min_rows ({}), got {}",
-                    self.refit.min_rows, self.k
-                ),
-            });
-        }
+        let (k, min_rows) = (self.k, self.refit.min_rows);
+        ModelError::require(
+            (1..=min_rows).contains(&k),
+            "k",
+            &format!("between 1 and refit.min_rows ({min_rows})"),
+            k as f64,
+        )?;
         self.refit.validate()
     }
 }

@@ -42,19 +42,15 @@ impl Default for PeerConfig {
 impl PeerConfig {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if self.span == 0 || self.span > 1000 {
-            return Err(ModelError::InvalidParameter {
-                name: "span",
-                reason: format!("must be between 1 and 1000, got {}", self.span),
-            });
-        }
-        if !(self.threshold.is_finite() && self.threshold > 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "threshold",
-                reason: format!("must be positive, got {}", self.threshold),
-            });
-        }
-        Ok(())
+        let span = self.span;
+        ModelError::require(
+            (1..=1000).contains(&span),
+            "span",
+            "between 1 and 1000",
+            span as f64,
+        )?;
+        let t = self.threshold;
+        ModelError::require(t.is_finite() && t > 0.0, "threshold", "positive", t)
     }
 }
 

@@ -44,31 +44,24 @@ impl RefitPolicy {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |name, reason: String| Err(ModelError::InvalidParameter { name, reason });
-        if self.capacity < 8 || self.capacity > 65_536 {
-            return bad(
-                "capacity",
-                format!("must be between 8 and 65536, got {}", self.capacity),
-            );
-        }
-        if self.min_rows < 8 || self.min_rows > self.capacity {
-            return bad(
-                "min_rows",
-                format!(
-                    "must be between 8 and capacity ({}), got {}",
-                    self.capacity, self.min_rows
-                ),
-            );
-        }
+        let capacity = self.capacity;
+        ModelError::require(
+            (8..=65_536).contains(&capacity),
+            "capacity",
+            "between 8 and 65536",
+            capacity as f64,
+        )?;
+        ModelError::require(
+            (8..=capacity).contains(&self.min_rows),
+            "min_rows",
+            &format!("between 8 and capacity ({capacity})"),
+            self.min_rows as f64,
+        )?;
         if self.refit_every == 0 {
             return bad("refit_every", "must be at least 1".into());
         }
-        if !(self.drift_ratio.is_finite() && self.drift_ratio >= 0.0) {
-            return bad(
-                "drift_ratio",
-                format!("must be ≥ 0, got {}", self.drift_ratio),
-            );
-        }
-        Ok(())
+        let d = self.drift_ratio;
+        ModelError::require(d.is_finite() && d >= 0.0, "drift_ratio", "≥ 0", d)
     }
 }
 

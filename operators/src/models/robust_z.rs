@@ -64,36 +64,27 @@ impl Default for RobustZConfig {
 impl RobustZConfig {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if self.baseline_len < 3 {
-            return Err(ModelError::InvalidParameter {
-                name: "baseline_len",
-                reason: format!("must be at least 3, got {}", self.baseline_len),
-            });
-        }
-        if self.level_len < 1 || self.level_len > self.baseline_len {
-            return Err(ModelError::InvalidParameter {
-                name: "level_len",
-                reason: format!(
-                    "must be between 1 and baseline_len ({}), got {}",
-                    self.baseline_len, self.level_len
-                ),
-            });
-        }
-        if self.warmup_len < 3 || self.warmup_len > self.baseline_len {
-            return Err(ModelError::InvalidParameter {
-                name: "warmup_len",
-                reason: format!(
-                    "must be between 3 and baseline_len ({}), got {}",
-                    self.baseline_len, self.warmup_len
-                ),
-            });
-        }
-        if !(self.threshold.is_finite() && self.threshold > 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "threshold",
-                reason: format!("must be a positive number, got {}", self.threshold),
-            });
-        }
+        let baseline = self.baseline_len;
+        ModelError::require(baseline >= 3, "baseline_len", "at least 3", baseline as f64)?;
+        ModelError::require(
+            (1..=baseline).contains(&self.level_len),
+            "level_len",
+            &format!("between 1 and baseline_len ({baseline})"),
+            self.level_len as f64,
+        )?;
+        ModelError::require(
+            (3..=baseline).contains(&self.warmup_len),
+            "warmup_len",
+            &format!("between 3 and baseline_len ({baseline})"),
+            self.warmup_len as f64,
+        )?;
+        let t = self.threshold;
+        ModelError::require(
+            t.is_finite() && t > 0.0,
+            "threshold",
+            "a positive number",
+            t,
+        )?;
         super::deviation::check_min_relative_scale(self.min_relative_scale)?;
         Ok(())
     }

@@ -64,43 +64,33 @@ impl SeasonalConfig {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |name, reason: String| Err(ModelError::InvalidParameter { name, reason });
-        if self.min_period < 2 || self.min_period >= self.max_period {
-            return bad(
-                "min_period",
-                format!(
-                    "must be at least 2 and below max_period ({}), got {}",
-                    self.max_period, self.min_period
-                ),
-            );
-        }
-        if self.max_period > 100_000 {
-            return bad(
-                "max_period",
-                format!("must be at most 100000, got {}", self.max_period),
-            );
-        }
-        if self.seasons == 0 || self.seasons > 16 {
-            return bad(
-                "seasons",
-                format!("must be between 1 and 16, got {}", self.seasons),
-            );
-        }
+        let (min_period, max_period) = (self.min_period, self.max_period);
+        ModelError::require(
+            (2..max_period).contains(&min_period),
+            "min_period",
+            &format!("at least 2 and below max_period ({max_period})"),
+            min_period as f64,
+        )?;
+        ModelError::require(
+            max_period <= 100_000,
+            "max_period",
+            "at most 100000",
+            max_period as f64,
+        )?;
+        let seasons = self.seasons;
+        ModelError::require(
+            (1..=16).contains(&seasons),
+            "seasons",
+            "between 1 and 16",
+            seasons as f64,
+        )?;
         if self.detect_every == 0 {
             return bad("detect_every", "must be at least 1".into());
         }
-        if !(self.min_strength.is_finite() && self.min_strength < 1.0) {
-            return bad(
-                "min_strength",
-                format!("must be below 1, got {}", self.min_strength),
-            );
-        }
-        if self.residual_window < 8 {
-            return bad(
-                "residual_window",
-                format!("must be at least 8, got {}", self.residual_window),
-            );
-        }
-        Ok(())
+        let s = self.min_strength;
+        ModelError::require(s.is_finite() && s < 1.0, "min_strength", "below 1", s)?;
+        let w = self.residual_window;
+        ModelError::require(w >= 8, "residual_window", "at least 8", w as f64)
     }
 
     /// History held: enough for the expected value of the longest period (plus a neighbour).

@@ -48,12 +48,13 @@ impl Default for VectorSpec {
 impl VectorSpec {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if self.shingle == 0 || self.shingle > 256 {
-            return Err(ModelError::InvalidParameter {
-                name: "shingle",
-                reason: format!("must be between 1 and 256, got {}", self.shingle),
-            });
-        }
+        let s = self.shingle;
+        ModelError::require(
+            (1..=256).contains(&s),
+            "shingle",
+            "between 1 and 256",
+            s as f64,
+        )?;
         if self.windows.iter().any(|w| *w < 2 || *w > 4096) {
             return Err(ModelError::InvalidParameter {
                 name: "windows",

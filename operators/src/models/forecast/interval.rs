@@ -32,12 +32,7 @@ pub struct Interval {
 
 /// Two-sided standard-normal quantile for a coverage `level` in (0, 1).
 pub fn normal_quantile(level: f64) -> Result<f64, ModelError> {
-    if !(level > 0.0 && level < 1.0) {
-        return Err(ModelError::InvalidParameter {
-            name: "level",
-            reason: format!("must be in (0, 1), got {level}"),
-        });
-    }
+    ModelError::require(level > 0.0 && level < 1.0, "level", "in (0, 1)", level)?;
     // Normal::new(0, 1) cannot fail; the error arm is unreachable but handled without a panic.
     let std = Normal::new(0.0, 1.0).map_err(|e| ModelError::Numerical(e.to_string()))?;
     Ok(std.inverse_cdf(0.5 + level / 2.0))

@@ -144,12 +144,12 @@ impl IsolationForestConfig {
             return Err(invalid("sample_size", "must be at least 1"));
         }
         if let Some(depth) = self.max_depth {
-            if depth == 0 || depth > MAX_DEPTH_LIMIT {
-                return Err(invalid(
-                    "max_depth",
-                    format!("must be in 1..={MAX_DEPTH_LIMIT}, got {depth}"),
-                ));
-            }
+            ModelError::require(
+                (1..=MAX_DEPTH_LIMIT).contains(&depth),
+                "max_depth",
+                &format!("in 1..={MAX_DEPTH_LIMIT}"),
+                depth as f64,
+            )?;
         }
         Ok(())
     }

@@ -56,25 +56,12 @@ impl Default for CapacityScalingConfig {
 impl CapacityScalingConfig {
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if !(self.cover_factor.is_finite() && self.cover_factor >= 1.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "cover_factor",
-                reason: format!("must be at least 1, got {}", self.cover_factor),
-            });
-        }
-        if !(0.0..1.0).contains(&self.headroom) {
-            return Err(ModelError::InvalidParameter {
-                name: "headroom",
-                reason: format!("must be in [0, 1), got {}", self.headroom),
-            });
-        }
-        if !(0.0..=1.0).contains(&self.min_probability) {
-            return Err(ModelError::InvalidParameter {
-                name: "min_probability",
-                reason: format!("must be in [0, 1], got {}", self.min_probability),
-            });
-        }
-        Ok(())
+        let c = self.cover_factor;
+        ModelError::require(c.is_finite() && c >= 1.0, "cover_factor", "at least 1", c)?;
+        let h = self.headroom;
+        ModelError::require((0.0..1.0).contains(&h), "headroom", "in [0, 1)", h)?;
+        let p = self.min_probability;
+        ModelError::require((0.0..=1.0).contains(&p), "min_probability", "in [0, 1]", p)
     }
 
     /// The scale-out draft for `forecast` at `current_capacity`, or `None` when the forecast
@@ -94,21 +81,18 @@ impl CapacityScalingConfig {
         let Some(cap) = &forecast.capacity else {
             return Ok(None);
         };
-        if !(current_capacity.is_finite() && current_capacity > 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "current_capacity",
-                reason: format!("must be positive and finite, got {current_capacity}"),
-            });
-        }
-        if !cap.limit.is_finite() || (cap.direction == LimitDirection::Above && cap.limit <= 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "limit",
-                reason: format!(
-                    "must be finite (and positive for an upper limit), got {}",
-                    cap.limit
-                ),
-            });
-        }
+        ModelError::require(
+            current_capacity.is_finite() && current_capacity > 0.0,
+            "current_capacity",
+            "positive and finite",
+            current_capacity,
+        )?;
+        ModelError::require(
+            cap.limit.is_finite() && (cap.direction != LimitDirection::Above || cap.limit > 0.0),
+            "limit",
+            "finite (and positive for an upper limit)",
+            cap.limit,
+        )?;
         if cap.time_to_limit_ms.is_none() && cap.probability < self.min_probability {
             return Ok(None);
         }

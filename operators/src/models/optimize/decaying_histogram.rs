@@ -58,30 +58,27 @@ impl HistogramOptions {
     /// Checks the ranges: positive finite sizes, ratio > 1, max above the first bucket, and
     /// at most 100 000 buckets.
     pub fn validate(&self) -> Result<(), ModelError> {
-        if !(self.first_bucket_size.is_finite() && self.first_bucket_size > 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "first_bucket_size",
-                reason: format!(
-                    "must be positive and finite, got {}",
-                    self.first_bucket_size
-                ),
-            });
-        }
-        if !(self.ratio.is_finite() && self.ratio > 1.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "ratio",
-                reason: format!("must be a finite number above 1, got {}", self.ratio),
-            });
-        }
-        if !(self.max_value.is_finite() && self.max_value > self.first_bucket_size) {
-            return Err(ModelError::InvalidParameter {
-                name: "max_value",
-                reason: format!(
-                    "must be finite and above first_bucket_size, got {}",
-                    self.max_value
-                ),
-            });
-        }
+        let first = self.first_bucket_size;
+        ModelError::require(
+            first.is_finite() && first > 0.0,
+            "first_bucket_size",
+            "positive and finite",
+            first,
+        )?;
+        let ratio = self.ratio;
+        ModelError::require(
+            ratio.is_finite() && ratio > 1.0,
+            "ratio",
+            "a finite number above 1",
+            ratio,
+        )?;
+        let max = self.max_value;
+        ModelError::require(
+            max.is_finite() && max > first,
+            "max_value",
+            "finite and above first_bucket_size",
+            max,
+        )?;
         if self.num_buckets() > 100_000 {
             return Err(ModelError::InvalidParameter {
                 name: "ratio",

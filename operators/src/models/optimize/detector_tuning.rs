@@ -67,12 +67,7 @@ impl DetectorTuningConfig {
             ("suppress_quantile", self.suppress_quantile),
             ("incident_margin", self.incident_margin),
         ] {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(ModelError::InvalidParameter {
-                    name,
-                    reason: format!("must be in [0, 1], got {p}"),
-                });
-            }
+            ModelError::require((0.0..=1.0).contains(&p), name, "in [0, 1]", p)?;
         }
         if self.max_kept == 0 {
             return Err(ModelError::InvalidParameter {

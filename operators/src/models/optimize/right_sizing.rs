@@ -159,9 +159,7 @@ impl RightSizingConfig {
             ("request_percentile", self.request_percentile),
             ("limit_percentile", self.limit_percentile),
         ] {
-            if !(0.0..=1.0).contains(&p) {
-                return invalid(name, format!("must be in [0, 1], got {p}"));
-            }
+            ModelError::require((0.0..=1.0).contains(&p), name, "in [0, 1]", p)?;
         }
         if self.min_request_percentile > self.request_percentile {
             return invalid(
@@ -169,18 +167,10 @@ impl RightSizingConfig {
                 "must not exceed request_percentile".into(),
             );
         }
-        if !(self.miss_cost.is_finite() && self.miss_cost >= 0.0) {
-            return invalid(
-                "miss_cost",
-                format!("must be non-negative, got {}", self.miss_cost),
-            );
-        }
-        if !(self.safety_margin.is_finite() && self.safety_margin >= 0.0) {
-            return invalid(
-                "safety_margin",
-                format!("must be non-negative, got {}", self.safety_margin),
-            );
-        }
+        let non_negative =
+            |name, v: f64| ModelError::require(v.is_finite() && v >= 0.0, name, "non-negative", v);
+        non_negative("miss_cost", self.miss_cost)?;
+        non_negative("safety_margin", self.safety_margin)?;
         if !(self.full_confidence_days.is_finite() && self.full_confidence_days > 0.0) {
             return invalid("full_confidence_days", "must be positive".into());
         }

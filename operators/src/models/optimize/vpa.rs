@@ -115,41 +115,26 @@ impl VpaConfig {
             ("lower_bound_percentile", self.lower_bound_percentile),
             ("upper_bound_percentile", self.upper_bound_percentile),
         ] {
-            if !(0.0..=1.0).contains(&p) {
-                return Err(ModelError::InvalidParameter {
-                    name,
-                    reason: format!("must be in [0, 1], got {p}"),
-                });
-            }
+            ModelError::require((0.0..=1.0).contains(&p), name, "in [0, 1]", p)?;
         }
-        if !(self.safety_margin.is_finite() && self.safety_margin >= 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "safety_margin",
-                reason: format!(
-                    "must be finite and non-negative, got {}",
-                    self.safety_margin
-                ),
-            });
-        }
-        if !(self.min_value.is_finite() && self.min_value >= 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "min_value",
-                reason: format!("must be finite and non-negative, got {}", self.min_value),
-            });
-        }
+        let non_negative = |name, v: f64| {
+            ModelError::require(
+                v.is_finite() && v >= 0.0,
+                name,
+                "finite and non-negative",
+                v,
+            )
+        };
+        non_negative("safety_margin", self.safety_margin)?;
+        non_negative("min_value", self.min_value)?;
         if self.half_life_ms == 0 || self.memory_aggregation_interval_ms == 0 {
             return Err(ModelError::InvalidParameter {
                 name: "half_life_ms",
                 reason: "half-life and aggregation interval must be positive".into(),
             });
         }
-        if !(self.samples_per_day.is_finite() && self.samples_per_day > 0.0) {
-            return Err(ModelError::InvalidParameter {
-                name: "samples_per_day",
-                reason: format!("must be positive, got {}", self.samples_per_day),
-            });
-        }
-        Ok(())
+        let s = self.samples_per_day;
+        ModelError::require(s.is_finite() && s > 0.0, "samples_per_day", "positive", s)
     }
 
     /// Validates and starts an empty recommender.
