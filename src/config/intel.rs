@@ -132,8 +132,21 @@ impl Check<'_, '_> {
         }
     }
 
+    /// A duration in seconds (at least a millisecond), as milliseconds.
     fn secs(&mut self, v: &Option<Spanned<f64>>, default_ms: u64, what: &str) -> u64 {
-        let secs = self.float(v, default_ms as f64 / 1000.0, 0.001, 1e9, what);
+        self.secs_from(v, default_ms, 0.001, what)
+    }
+
+    /// A duration in seconds of at least `min` (0 where 0 turns something off), as
+    /// milliseconds.
+    fn secs_from(
+        &mut self,
+        v: &Option<Spanned<f64>>,
+        default_ms: u64,
+        min: f64,
+        what: &str,
+    ) -> u64 {
+        let secs = self.float(v, default_ms as f64 / 1000.0, min, 1e9, what);
         (secs * 1000.0).round() as u64
     }
 
@@ -200,14 +213,7 @@ pub fn correlation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Corre
             "dbscan_eps",
         ),
         // 0 turns the wait off: an incident resolves with its last alert.
-        reopen_ms: (c.float(
-            &raw.grouping.reopen_secs,
-            g.reopen_ms as f64 / 1000.0,
-            0.0,
-            1e9,
-            "reopen_secs",
-        ) * 1000.0)
-            .round() as u64,
+        reopen_ms: c.secs_from(&raw.grouping.reopen_secs, g.reopen_ms, 0.0, "reopen_secs"),
         reopen_hops: c.int(
             &raw.grouping.reopen_hops,
             g.reopen_hops as i64,
@@ -216,14 +222,12 @@ pub fn correlation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Corre
             "reopen_hops",
         ) as u8,
         // 0 turns recovery off: a resolved incident is never reopened.
-        recovery_ms: (c.float(
+        recovery_ms: c.secs_from(
             &raw.grouping.recovery_secs,
-            g.recovery_ms as f64 / 1000.0,
+            g.recovery_ms,
             0.0,
-            1e9,
             "recovery_secs",
-        ) * 1000.0)
-            .round() as u64,
+        ),
         split: raw.grouping.split.unwrap_or(g.split),
     };
     let w = |c: &mut Check<'_, '_>, v: &Option<Spanned<f64>>, d: f64, what: &str| {

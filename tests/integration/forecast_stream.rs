@@ -123,6 +123,18 @@ fn describe_warning(warning: Option<(u64, u64)>) -> String {
     })
 }
 
+/// Prints the forecast's first warning beside the least-squares line's.
+fn print_warnings(ours: Option<(u64, u64)>, linear: Option<(u64, u64)>) {
+    println!(
+        "  forecast: first capacity warning {}",
+        describe_warning(ours)
+    );
+    println!(
+        "  least-squares line (predict_linear): {}",
+        describe_warning(linear)
+    );
+}
+
 /// `root`'s capacity recommendations created in `span`, as (time, source), in file order.
 fn capacity_recommendations(
     recommendations: &[Value],
@@ -246,14 +258,7 @@ fn forecasts_per_window_and_a_filling_disk_predicted_before_it_is_full() {
             "disk filling on {root}: reaches {LIMIT}% {:.1} min after the incident starts",
             (reached - start) as f64 / 60_000.0
         );
-        println!(
-            "  forecast: first capacity warning {}",
-            describe_warning(ours)
-        );
-        println!(
-            "  least-squares line (predict_linear): {}",
-            describe_warning(linear)
-        );
+        print_warnings(ours, linear);
         // The optimizer's first capacity recommendation for the service during the incident.
         let recommended = capacity_recommendations(&recommendations, &root, start..=reached)
             .into_iter()
@@ -376,14 +381,7 @@ fn memory_leaks_are_predicted_before_the_limit_read_from_a_sibling_series() {
             limit / 1_048_576.0,
             (killed - start) as f64 / 60_000.0
         );
-        println!(
-            "  forecast: first capacity warning {}",
-            describe_warning(ours)
-        );
-        println!(
-            "  least-squares line (predict_linear): {}",
-            describe_warning(linear)
-        );
+        print_warnings(ours, linear);
         let recommended = capacity_recommendations(&recommendations, &root, start..killed);
         print_recommendation_lead(recommended.first(), killed);
         let ml = recommended

@@ -489,7 +489,6 @@ impl IncidentBook {
     }
 }
 
-/// The distinct (entity, metric, direction) moves of a group's alerts.
 /// Adds group `g`'s alerts to the group that incident `id` claimed.
 fn absorb(claimed: &mut BTreeMap<String, Group>, id: &str, g: Group) {
     if let Some(into) = claimed.get_mut(id) {
@@ -499,6 +498,7 @@ fn absorb(claimed: &mut BTreeMap<String, Group>, id: &str, g: Group) {
     }
 }
 
+/// The distinct (entity, metric, direction) moves of a group's alerts.
 fn moves_of<'a>(g: &Group, info: &'a BTreeMap<NodeKey, MemberInfo>) -> BTreeSet<Move<'a>> {
     g.nodes
         .iter()
