@@ -128,6 +128,7 @@ fn detect(c: &mut Criterion) {
             feature: FeatureChoice::Auto,
             weight: 1.0,
             kind: DetectorKind::RobustZ(RobustZConfig::default()),
+            metrics: None,
         }],
         fusion: FusionPolicy::default(),
     };

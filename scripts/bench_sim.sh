@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Simulator benchmark: for each seed, simulates 24 h of the default fleet, replays it with the
-# robust detector alone (the shipped default config) and with every detector on
+# robust detector alone (examples/robust-z.toml), with the shipped default config (the robust
+# detector plus the trend detector on memory gauges) and with every detector on
 # (examples/all-detectors.toml), and prints incidents detected and false alerts per simulated
-# hour for both (`harbinger evaluate` against the simulator's ground truth).
+# hour for each (`harbinger evaluate` against the simulator's ground truth).
 #
 # Usage: scripts/bench_sim.sh [OUT_DIR] [SEED...]      (default seeds: 42 7 11)
 # Env:   HARBINGER (default target/release/harbinger, built if missing), DURATION (default 24h),
@@ -24,8 +25,9 @@ summary() {
 for seed in $SEEDS; do
   data="$OUT/seed-$seed"
   "$HARBINGER" simulate --seed "$seed" --duration "$DURATION" --out "$data" >/dev/null 2>&1
-  for variant in robust_z all; do
+  for variant in robust_z default all; do
     config=("${rules[@]}")
+    [ "$variant" = robust_z ] && config+=(--config examples/robust-z.toml)
     [ "$variant" = all ] && config+=(--config examples/all-detectors.toml)
     "$HARBINGER" replay "${config[@]}" --input "$data/metrics.jsonl" --out "$data/$variant" \
       >/dev/null 2>&1

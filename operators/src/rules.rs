@@ -1,5 +1,6 @@
 //! Compiled alert rules the operators apply: severity bands over the anomaly score and the
-//! metric-name rules that name an anomaly's type. The application parses them from the TOML
+//! metric-name rules that name an anomaly's type (and the metric-name patterns both they and
+//! detector plans select series with). The application parses them from the TOML
 //! files under `rules/` (reporting errors with file:line:col) and hands the compiled form here.
 
 use regex::Regex;
@@ -120,9 +121,70 @@ pub fn anchored_regex(pattern: &str) -> Result<Regex, regex::Error> {
     Regex::new(&format!("^(?:{pattern})$"))
 }
 
+/// A fully anchored regular expression over metric names that keeps its source text: plans
+/// holding one compare, print and persist (checkpoints) as that text.
+#[derive(Debug, Clone)]
+pub struct MetricPattern {
+    text: String,
+    regex: Regex,
+}
+
+impl MetricPattern {
+    /// Compiles `text` (anchored, see [`anchored_regex`]).
+    pub fn new(text: &str) -> Result<Self, regex::Error> {
+        Ok(MetricPattern {
+            text: text.to_string(),
+            regex: anchored_regex(text)?,
+        })
+    }
+
+    /// Whether the whole of `metric` matches.
+    pub fn matches(&self, metric: &str) -> bool {
+        self.regex.is_match(metric)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialEq for MetricPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Serialize for MetricPattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricPattern {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        MetricPattern::new(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_metric_pattern_matches_whole_names_and_persists_as_text() {
+        let p = MetricPattern::new("memory|.*_heap_bytes").unwrap();
+        assert!(p.matches("memory"));
+        assert!(p.matches("jvm_heap_bytes"));
+        assert!(!p.matches("memory_limit"), "anchored at both ends");
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(json, "\"memory|.*_heap_bytes\"");
+        let back: MetricPattern = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        assert!(back.matches("jvm_heap_bytes"));
+        assert!(serde_json::from_str::<MetricPattern>("\"(\"").is_err());
+    }
 
     #[test]
     fn bands_classify_at_boundaries() {

@@ -15,7 +15,9 @@ use operators::models::knn_detector::KnnDetectorConfig;
 use operators::models::robust_z::RobustZConfig;
 use operators::models::seasonal::SeasonalConfig;
 use operators::models::svm_detector::SvmDetectorConfig;
+use operators::models::trend::TrendConfig;
 use operators::models::window_stats::Feature;
+use operators::rules::MetricPattern;
 use operators::window::WindowSpec;
 use toml::Spanned;
 
@@ -177,11 +179,22 @@ pub fn compile_detectors(
             DetectorType::Contextual => {
                 DetectorKind::Contextual(params(c, d, ContextualConfig::default()))
             }
+            DetectorType::Trend => DetectorKind::Trend(params(c, d, TrendConfig::default())),
         };
         if let Err(e) = kind.validate() {
             let span = d.params.as_ref().map_or(d.kind.span(), |p| p.span());
             c.err(span, e.to_string());
         }
+        let metrics = d
+            .metrics
+            .as_ref()
+            .and_then(|m| match MetricPattern::new(m.get_ref()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    c.err(m.span(), format!("invalid metrics pattern: {e}"));
+                    None
+                }
+            });
         let default_weight = weights.get(kind.name()).copied().unwrap_or(1.0);
         detectors.push(DetectorPlan {
             name,
@@ -189,6 +202,7 @@ pub fn compile_detectors(
             feature: feature_choice(d.feature.as_ref().map(|f| *f.get_ref())),
             weight: c.float(&d.weight, default_weight, 0.0, 1e6, "weight"),
             kind,
+            metrics,
         });
     }
     if detectors.is_empty() {
@@ -198,6 +212,7 @@ pub fn compile_detectors(
             feature: FeatureChoice::Auto,
             weight: 1.0,
             kind: DetectorKind::RobustZ(RobustZConfig::default()),
+            metrics: None,
         });
     }
 

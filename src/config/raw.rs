@@ -172,6 +172,8 @@ pub enum DetectorType {
     ForecastResidual,
     /// Share of never-seen (earlier level, current level) facts: contextual novelty.
     Contextual,
+    /// The recent slope against the series' usual slopes (leaks, filling disks).
+    Trend,
 }
 
 impl DetectorType {
@@ -189,6 +191,7 @@ impl DetectorType {
             DetectorType::Knn => "knn",
             DetectorType::ForecastResidual => "forecast_residual",
             DetectorType::Contextual => "contextual",
+            DetectorType::Trend => "trend",
         }
     }
 }
@@ -238,6 +241,9 @@ pub struct RawDetector {
     pub feature: Option<Spanned<FeatureName>>,
     /// Weight in the fused score (default: the detector kind's weight in `rules/fusion.toml`).
     pub weight: Option<Spanned<f64>>,
+    /// Metric names it watches: a regular expression over the whole name (default: every
+    /// series).
+    pub metrics: Option<Spanned<String>>,
     /// Parameters of the detector kind, as a table (every kind; each field documented on the
     /// kind's config struct, unknown fields are errors).
     pub params: Option<Spanned<toml::Table>>,

@@ -91,6 +91,7 @@ const KNOWN_KINDS: &[&str] = &[
     "knn",
     "forecast_residual",
     "contextual",
+    "trend",
 ];
 
 /// The compiled rules.

@@ -23,7 +23,7 @@
 //!   detection, not a run of them.
 //!
 //! The magnitude is already a probability-like score on a fixed scale (a share), so fusion takes
-//! it as it is ([`super::detector_set::DetectorKind::is_self_calibrated`]). Memory is bounded:
+//! it as it is ([`super::detector_set::DetectorKind::fixed_score`]). Memory is bounded:
 //! levels are clamped to `[-4·levels, 5·levels]`, so at most `(lags + 1) · (9·levels + 1)²` facts
 //! exist (about 12,000 at the defaults), and a fact costs one `BTreeSet` entry.
 

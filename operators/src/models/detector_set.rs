@@ -36,9 +36,10 @@ use super::seasonal::{Seasonal, SeasonalConfig};
 use super::shape::{classify, Shape};
 use super::svm_detector::{StreamingSvm, SvmDetectorConfig};
 use super::track::{Track, VectorSpec};
+use super::trend::{Trend, TrendConfig};
 use super::window_stats::{Feature, FeatureValues};
 use crate::models::ModelError;
-use crate::rules::Direction;
+use crate::rules::{Direction, MetricPattern};
 use crate::series::EventTime;
 
 /// What kind of detector, with its parameters. One variant per kind, so adding a kind shows every
@@ -68,6 +69,8 @@ pub enum DetectorKind {
     ForecastResidual(ForecastResidualConfig),
     /// Share of never-seen (earlier level, current level) facts: contextual novelty.
     Contextual(ContextualConfig),
+    /// The recent slope against the series' usual slopes: leaks and filling disks.
+    Trend(TrendConfig),
 }
 
 impl DetectorKind {
@@ -85,6 +88,7 @@ impl DetectorKind {
             DetectorKind::Knn(_) => "knn",
             DetectorKind::ForecastResidual(_) => "forecast_residual",
             DetectorKind::Contextual(_) => "contextual",
+            DetectorKind::Trend(_) => "trend",
         }
     }
 
@@ -102,6 +106,7 @@ impl DetectorKind {
             DetectorKind::Knn(c) => c.validate(),
             DetectorKind::ForecastResidual(c) => c.validate(),
             DetectorKind::Contextual(c) => c.validate(),
+            DetectorKind::Trend(c) => c.validate(),
         }
     }
 
@@ -113,13 +118,37 @@ impl DetectorKind {
         )
     }
 
-    /// Whether the detector's magnitude is already a score in [0, 1] on a fixed scale that
-    /// fusion takes as it is, without tail calibration. The contextual detector's share of new
-    /// facts is one: calibrating it against its own mostly-zero history would call every
-    /// partly novel value extreme, and its fixed scale is what makes one threshold fit many
-    /// series (NAB picks one threshold for all files).
-    pub fn is_self_calibrated(&self) -> bool {
-        matches!(self, DetectorKind::Contextual(_))
+    /// The score of `magnitude` for the kinds whose magnitude fusion takes on a fixed scale,
+    /// without tail calibration; `None` for the others.
+    /// * The contextual detector's share of new facts is already a score in [0, 1]:
+    ///   calibrating it against its own mostly-zero history would call every partly novel
+    ///   value extreme, and its fixed scale is what makes one threshold fit many series (NAB
+    ///   picks one threshold for all files).
+    /// * The trend detector's z is already relative to the series' own usual slopes; a tail
+    ///   calibration would learn other faults' slopes and hide leaks (see [`super::trend`]).
+    pub fn fixed_score(&self, magnitude: f64) -> Option<f64> {
+        match self {
+            DetectorKind::Contextual(_) => Some(magnitude.clamp(0.0, 1.0)),
+            DetectorKind::Trend(cfg) => Some(z_to_score(magnitude, cfg.limit)),
+            _ => None,
+        }
+    }
+
+    /// Whether the detector watches for one kind of anomaly only and abstains from fusion while
+    /// it sees none (its score below the trigger). The trend detector scores steps and spikes
+    /// 0 by design; counted as a vote for "normal", it would halve the robust detector's score
+    /// on every spike of the series it watches.
+    fn is_specialist(&self) -> bool {
+        matches!(self, DetectorKind::Trend(_))
+    }
+
+    /// The magnitude at which [`Self::fixed_score`] reaches `level`, for the kinds on a fixed
+    /// z scale (explanations turn it into a boundary value).
+    fn fixed_boundary(&self, level: f64) -> Option<f64> {
+        match self {
+            DetectorKind::Trend(cfg) => Some(score_to_z(level, cfg.limit)),
+            _ => None,
+        }
     }
 
     /// Values of history the shared track must hold for this detector.
@@ -176,6 +205,10 @@ pub struct DetectorPlan {
     pub weight: f64,
     /// The detector itself.
     pub kind: DetectorKind,
+    /// Metric names it watches (`None`: every series). The trend detector, for one, is meant
+    /// for resource gauges, whose slopes are steady outside leaks.
+    #[serde(default)]
+    pub metrics: Option<MetricPattern>,
 }
 
 /// How calibrated scores become one score per window (from `rules/fusion.toml`).
@@ -274,6 +307,9 @@ enum DetectorState {
     Knn(StreamingKnn),
     ForecastResidual(ForecastResidual),
     Contextual(Contextual),
+    Trend(Trend),
+    /// The plan does not watch this series (its `metrics` pattern does not match).
+    Off,
 }
 
 impl DetectorState {
@@ -295,6 +331,7 @@ impl DetectorState {
                 DetectorState::ForecastResidual(ForecastResidual::default())
             }
             DetectorKind::Contextual(_) => DetectorState::Contextual(Contextual::default()),
+            DetectorKind::Trend(cfg) => DetectorState::Trend(Trend::new(cfg)),
         }
     }
 
@@ -307,10 +344,12 @@ impl DetectorState {
             DetectorState::OneClassSvm(d) => d.heap_bytes(),
             DetectorState::Knn(d) => d.heap_bytes(),
             DetectorState::Contextual(d) => d.heap_bytes(),
+            DetectorState::Trend(d) => d.heap_bytes(),
             DetectorState::Ewma(_)
             | DetectorState::Cusum(_)
             | DetectorState::Changepoint
-            | DetectorState::ForecastResidual(_) => 0,
+            | DetectorState::ForecastResidual(_)
+            | DetectorState::Off => 0,
         }
     }
 }
@@ -457,9 +496,14 @@ impl DetectorSet {
                     tracks.len() - 1
                 }
             };
+            let watches = plan.metrics.as_ref().is_none_or(|m| m.matches(metric));
             slots.push(Slot {
                 track,
-                state: DetectorState::new(&plan.kind),
+                state: if watches {
+                    DetectorState::new(&plan.kind)
+                } else {
+                    DetectorState::Off
+                },
                 calibrator: TailCalibrator::new(),
             });
             if !dampers.iter().any(|(w, _)| *w == plan.window) {
@@ -528,6 +572,7 @@ impl DetectorSet {
                 (DetectorState::Contextual(d), DetectorKind::Contextual(cfg)) => {
                     d.observe(cfg, value)
                 }
+                (DetectorState::Trend(d), DetectorKind::Trend(cfg)) => d.observe(cfg, value),
                 (DetectorState::IsolationForest(d), DetectorKind::IsolationForest(_)) => {
                     d.score(row).map(|m| Deviation {
                         magnitude: m,
@@ -556,13 +601,15 @@ impl DetectorSet {
                 continue;
             };
             scratch.magnitudes.push((i, dev.magnitude));
-            let score = if plan.kind.is_self_calibrated() {
-                dev.magnitude.clamp(0.0, 1.0)
-            } else {
-                let Some(cal) = slot.calibrator.judge(&policy.calibration, dev.magnitude) else {
-                    continue;
-                };
-                cal.score
+            let score = match plan.kind.fixed_score(dev.magnitude) {
+                Some(score) => score,
+                None => {
+                    let Some(cal) = slot.calibrator.judge(&policy.calibration, dev.magnitude)
+                    else {
+                        continue;
+                    };
+                    cal.score
+                }
             };
             scratch.scored.push(Scored {
                 plan: i,
@@ -593,6 +640,9 @@ impl DetectorSet {
                     let Some(value) = scratch.seen[slot.track] else {
                         continue;
                     };
+                    if matches!(slot.state, DetectorState::Off) {
+                        continue;
+                    }
                     let t = &self.tracks[slot.track];
                     let mut span: Vec<f64> = t.track.recent(cfg.span - 1).collect();
                     span.push(value);
@@ -715,9 +765,13 @@ impl DetectorSet {
                     let recent: Vec<f64> = track.track.recent(32).collect();
                     (median(&recent).unwrap_or(x.value), noise_scale(&recent))
                 };
-                let boundary = slot
-                    .calibrator
-                    .boundary(&policy.calibration, policy.alert_level)
+                let boundary = plan
+                    .kind
+                    .fixed_boundary(policy.alert_level)
+                    .or_else(|| {
+                        slot.calibrator
+                            .boundary(&policy.calibration, policy.alert_level)
+                    })
                     .unwrap_or(f64::NAN);
                 let mut threshold = expected + (x.value - expected).signum() * boundary * scale;
                 if !threshold.is_finite() || x.dev.expected.is_nan() {
@@ -791,7 +845,7 @@ fn lead_of(ensemble: &Ensemble, findings: &[(usize, Finding)]) -> Option<usize> 
 }
 
 /// The weighted mean of the calibrated scores `(plan, score)`, but at least `lead_share` of the
-/// strongest one.
+/// strongest one. Specialists below the trigger abstain.
 fn fuse(ensemble: &Ensemble, scores: impl Iterator<Item = (usize, f64)>) -> Option<f64> {
     let mut weighted = 0.0;
     let mut weights = 0.0;
@@ -799,7 +853,11 @@ fn fuse(ensemble: &Ensemble, scores: impl Iterator<Item = (usize, f64)>) -> Opti
     let mut any = false;
     for (i, score) in scores {
         any = true;
-        let w = ensemble.detectors[i].weight;
+        let plan = &ensemble.detectors[i];
+        if plan.kind.is_specialist() && score < ensemble.fusion.trigger {
+            continue;
+        }
+        let w = plan.weight;
         weighted += w * score;
         weights += w;
         if w > 0.0 {
@@ -839,6 +897,11 @@ pub fn z_to_score(z: f64, limit: f64) -> f64 {
         return 1.0;
     }
     1.0 - (-(r * r) * std::f64::consts::LN_2).exp()
+}
+
+/// The |z| at which [`z_to_score`] reaches `score` (in [0, 1)).
+fn score_to_z(score: f64, limit: f64) -> f64 {
+    limit * (-(1.0 - score).log2()).max(0.0).sqrt()
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ pub mod shape;
 pub mod svm_detector;
 pub mod topology;
 pub mod track;
+pub mod trend;
 pub mod window_stats;
 
 pub use error::ModelError;

@@ -11,6 +11,7 @@ fn plan(name: &str, kind: DetectorKind) -> DetectorPlan {
         feature: FeatureChoice::Auto,
         weight: 1.0,
         kind,
+        metrics: None,
     }
 }
 
@@ -58,6 +59,7 @@ fn all_kinds() -> Vec<DetectorPlan> {
                 ..ContextualConfig::default()
             }),
         ),
+        plan("trend", DetectorKind::Trend(TrendConfig::default())),
     ]
 }
 
@@ -105,10 +107,11 @@ fn planted_spike_per_detector() {
                 }
             }
         }
-        if name == "changepoint" || name == "cusum" {
+        if name == "changepoint" || name == "cusum" || name == "trend" {
             // Change points only vote on windows the others found suspicious (alone, they
-            // abstain), and CUSUM accumulates shifts rather than spikes: both have their own
-            // planted-anomaly tests (changepoint.rs, cusum.rs).
+            // abstain), CUSUM accumulates shifts rather than spikes, and a spike is no trend:
+            // each has its own planted-anomaly tests (changepoint.rs, cusum.rs, trend.rs and
+            // the trend tests below).
             continue;
         }
         let spike = set
@@ -243,4 +246,61 @@ fn contextual_scores_bypass_calibration() {
         .observe(&ens, "1m", &values(500.0), 600 * 60_000, true)
         .expect("verdict");
     assert_eq!(spike.fused, 1.0, "every fact of a new level is new");
+}
+
+/// A leak's ramp after a day of ordinary noise: the trend detector reports it within five
+/// windows on the series its plan names, and does not run at all on other series.
+#[test]
+fn trend_watches_only_the_metrics_its_plan_names() {
+    let mut p = plan("trend", DetectorKind::Trend(TrendConfig::default()));
+    p.metrics = Some(MetricPattern::new(".*memory.*").unwrap());
+    let ens = ensemble(vec![p]);
+    let start = 1500;
+    let leak = |i: usize| 1000.0 + noise(i) + 20.0 * i.saturating_sub(start) as f64;
+    for (metric, watched) in [("memory_used_bytes", true), ("latency_ms", false)] {
+        let mut set = DetectorSet::new(&ens, metric);
+        let mut reported = None;
+        for i in 0..start + 20 {
+            let verdict = set.observe(&ens, "1m", &values(leak(i)), i as u64 * 60_000, true);
+            let Some(v) = verdict else {
+                continue;
+            };
+            assert!(watched, "{metric} was scored");
+            if i < start {
+                assert!(v.score < 0.5, "window {i} scored {}", v.score);
+            } else if v.score >= 0.5 && reported.is_none() {
+                reported = Some(i - start);
+                assert_eq!(v.lead.as_ref().map(|l| l.detector.as_str()), Some("trend"));
+            }
+        }
+        if watched {
+            assert!(reported.is_some_and(|d| d <= 5), "reported at {reported:?}");
+        }
+    }
+}
+
+/// The trend detector sees no spike and abstains: beside it, the robust detector's score on a
+/// spike is what it is alone (a quiet vote would pull the fused score down).
+#[test]
+fn a_quiet_trend_detector_does_not_dilute_the_others() {
+    let robust = plan("robust_z", DetectorKind::RobustZ(RobustZConfig::default()));
+    let trend = plan("trend", DetectorKind::Trend(TrendConfig::default()));
+    let alone = ensemble(vec![robust.clone()]);
+    let both = ensemble(vec![robust, trend]);
+    let mut a = DetectorSet::new(&alone, "memory_used_bytes");
+    let mut b = DetectorSet::new(&both, "memory_used_bytes");
+    for i in 0..1500 {
+        let v = values(100.0 + noise(i));
+        a.observe(&alone, "1m", &v, i as u64 * 60_000, true);
+        b.observe(&both, "1m", &v, i as u64 * 60_000, true);
+    }
+    let spike = values(106.0);
+    let sa = a
+        .observe(&alone, "1m", &spike, 1500 * 60_000, true)
+        .unwrap();
+    let sb = b.observe(&both, "1m", &spike, 1500 * 60_000, true).unwrap();
+    assert!(sa.fused >= 0.5, "the spike should alert: {}", sa.fused);
+    assert_eq!(sa.fused, sb.fused);
+    let trend = sb.findings.iter().find(|f| f.detector == "trend");
+    assert!(trend.is_some_and(|f| f.score < 0.5), "{:?}", sb.findings);
 }
