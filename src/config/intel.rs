@@ -68,6 +68,7 @@ struct RawGrouping {
     reopen_hops: Option<Spanned<i64>>,
     recovery_secs: Option<Spanned<f64>>,
     split: Option<bool>,
+    consequences: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -229,6 +230,7 @@ pub fn correlation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Corre
             "recovery_secs",
         ),
         split: raw.grouping.split.unwrap_or(g.split),
+        consequences: raw.grouping.consequences.unwrap_or(g.consequences),
     };
     let w = |c: &mut Check<'_, '_>, v: &Option<Spanned<f64>>, d: f64, what: &str| {
         c.float(v, d, 0.0, 100.0, what)

@@ -312,6 +312,7 @@ fn compile(
             reopen_hops: corr.grouping.reopen_hops,
             recovery_ms: corr.grouping.recovery_ms,
             split: corr.grouping.split,
+            consequence_hops: corr.grouping.consequences.then_some(corr.grouping.max_hops),
         },
         grouping: corr.grouping,
         mutes: rules.mutes.clone(),

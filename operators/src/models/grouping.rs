@@ -67,6 +67,11 @@ pub struct GroupingConfig {
     /// and root-cause accuracy; docs/design.md).
     #[serde(default)]
     pub split: bool,
+    /// Whether a firing incident whose top cause saturates a resource takes the error and
+    /// latency wave that saturation raises later on the cause and its callers (default true;
+    /// see `IncidentPolicy::consequence_hops`).
+    #[serde(default)]
+    pub consequences: bool,
 }
 
 impl Default for GroupingConfig {
@@ -83,6 +88,7 @@ impl Default for GroupingConfig {
             reopen_hops: 0,
             recovery_ms: 3_600_000,
             split: false,
+            consequences: true,
         }
     }
 }

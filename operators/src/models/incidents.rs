@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::models::dedup::{AlertNode, NodeKey};
 use crate::models::escalation::EscalationPolicy;
-use crate::models::root_cause::{rank, Evidence, RootCauseConfig};
-use crate::models::topology::Topology;
+use crate::models::root_cause::{is_resource, is_symptom, rank, Evidence, RootCauseConfig};
+use crate::models::topology::{Relation, Topology};
 use crate::records::{
     AlertEvent, AlertStatus, ImpactAssessment, IncidentRecord, RootCauseCandidate, Severity,
 };
@@ -88,6 +88,16 @@ pub struct IncidentPolicy {
     ///
     /// [`GroupingConfig::split`]: crate::models::grouping::GroupingConfig::split
     pub split: bool,
+    /// Call hops within which a firing incident takes the consequences of its cause (`None`:
+    /// it does not). When the top-ranked cause of a firing incident has an active alert that
+    /// saturates a resource (memory, CPU, disk), the errors and slowness that saturation raises
+    /// later (an OOM kill's error wave, a full disk's failed writes) come minutes after the
+    /// incident's own alerts, too late to group with them. A new group joins the incident when
+    /// it holds an alert on the cause, and every one of its alerts is an error or latency rise
+    /// on the cause or on a service calling it within these hops. A traffic drop, which a
+    /// saturated service does not cause, never joins this way (docs/design.md, "Alert
+    /// intelligence").
+    pub consequence_hops: Option<u8>,
 }
 
 /// Alerts whose evidence an incident keeps for ranking. Incidents of more alerts are rare and
@@ -118,15 +128,21 @@ impl Incident {
     /// Whether the incident, waiting with no active alerts, may take a new group of `moves`.
     /// Within the same entity, only a metric the incident already holds counts: a different
     /// metric of the same service minutes later is as often the start of another fault
-    /// (measured in `docs/design.md`, "Alert intelligence").
+    /// (measured in `docs/design.md`, "Alert intelligence"). And such metrics must make at
+    /// least half of the group's moves: a fleet-wide wave that touches one of them is another
+    /// fault passing by, not this one's late symptom.
     fn takes(&self, moves: &BTreeSet<Move<'_>>, topo: &Topology, hops: u8) -> bool {
         if hops == 0 {
-            return self.evidence.values().any(|e| {
-                moves
-                    .range(move_of(e, false)..=move_of(e, true))
-                    .next()
-                    .is_some()
-            });
+            let held: BTreeSet<(&str, &str)> = self
+                .evidence
+                .values()
+                .map(|e| (e.entity.as_str(), e.metric.as_str()))
+                .collect();
+            let again = moves
+                .iter()
+                .filter(|(e, m, _)| held.contains(&(*e, *m)))
+                .count();
+            return again > 0 && 2 * again >= moves.len();
         }
         // Evidence repeats entities (one entry per alert): ask the topology once per entity.
         let held: BTreeSet<&str> = self.evidence.values().map(|e| e.entity.as_str()).collect();
@@ -225,7 +241,9 @@ impl IncidentBook {
         }
         for g in unassigned {
             let moves = moves_of(&g, info);
-            if let Some(id) = self.waiting_for(now, &moves, topo, policy, &claimed) {
+            if let Some(id) = self.consequence_of(&g, info, topo, policy, &claimed) {
+                absorb(&mut claimed, &id, g);
+            } else if let Some(id) = self.waiting_for(now, &moves, topo, policy, &claimed) {
                 claimed.insert(id, g);
             } else if let Some(id) = self.recovery_of(&moves) {
                 if let Some((at, mut inc)) = self.resolved.remove(&id) {
@@ -379,6 +397,53 @@ impl IncidentBook {
                 .then(a.event.cmp(&b.event))
         });
         changes
+    }
+
+    /// The firing incident whose cause's saturation explains a new group `g` with no incident
+    /// of its own (see [`IncidentPolicy::consequence_hops`]), the earliest opened first.
+    fn consequence_of(
+        &self,
+        g: &Group,
+        info: &BTreeMap<NodeKey, MemberInfo>,
+        topo: &Topology,
+        policy: &IncidentPolicy,
+        claimed: &BTreeMap<String, Group>,
+    ) -> Option<String> {
+        let hops = policy.consequence_hops?;
+        let members: Vec<&MemberInfo> = g.nodes.iter().filter_map(|k| info.get(k)).collect();
+        if members.is_empty()
+            || !members
+                .iter()
+                .all(|m| m.node.up && is_symptom(m.node.anomaly_type))
+        {
+            return None;
+        }
+        // The cause itself must show the symptom: without it, a fault starting upstream while
+        // the cause saturates (a latency injection on a caller of a filling disk) would join.
+        let explains = |cause: &str| {
+            members.iter().any(|m| m.node.entity == cause)
+                && members.iter().all(|m| {
+                    m.node.entity == cause
+                        || matches!(
+                            topo.relation(&m.node.entity, cause, hops),
+                            Some(Relation::Calls(_))
+                        )
+                })
+        };
+        let saturated = |id: &str, cause: &str| {
+            claimed.get(id).is_some_and(|own| {
+                own.nodes.iter().filter_map(|k| info.get(k)).any(|m| {
+                    m.node.entity == cause && m.node.up && is_resource(m.node.anomaly_type)
+                })
+            })
+        };
+        self.incidents
+            .iter()
+            .filter(|(_, inc)| inc.emptied.is_none())
+            .filter_map(|(id, inc)| Some((id, inc, top(&inc.last)?)))
+            .filter(|(id, _, cause)| saturated(id, cause) && explains(cause))
+            .min_by(|a, b| a.1.opened.cmp(&b.1.opened).then(a.0.cmp(b.0)))
+            .map(|(id, _, _)| id.clone())
     }
 
     /// The waiting incident (see [`IncidentPolicy::reopen_ms`]) a new group of `moves` with no
@@ -897,6 +962,139 @@ mod tests {
             .records
             .iter()
             .any(|r| r.incident_id == id && r.event == AlertEvent::Updated));
+    }
+
+    #[test]
+    fn the_wait_is_not_taken_by_a_wave_that_touches_one_of_its_metrics() {
+        let policy = IncidentPolicy {
+            min_alerts: 1,
+            reopen_ms: 100,
+            ..IncidentPolicy::default()
+        };
+        let topo = Topology::default();
+        let mut book = IncidentBook::default();
+        let (ka, a) = moved("a", "x", 0, "saturation", true);
+        let info = BTreeMap::from([(ka.clone(), a)]);
+        let id = book
+            .update(10, vec![group(&[&ka])], &info, &topo, &policy)
+            .records[0]
+            .incident_id
+            .clone();
+        book.update(20, vec![], &BTreeMap::new(), &topo, &policy);
+        // A wave over three entities touches the held metric once: another fault.
+        let wave = [
+            moved("b", "x", 30, "saturation", false),
+            moved("c", "y", 30, "requests", false),
+            moved("d", "z", 30, "requests", false),
+        ];
+        let keys: Vec<&NodeKey> = wave.iter().map(|(k, _)| k).collect();
+        let info: BTreeMap<NodeKey, MemberInfo> = wave.iter().cloned().collect();
+        let ch = book.update(30, vec![group(&keys)], &info, &topo, &policy);
+        let opened: Vec<&IncidentRecord> = ch
+            .records
+            .iter()
+            .filter(|r| r.event == AlertEvent::Opened)
+            .collect();
+        assert_eq!(opened.len(), 1, "{:?}", ch.records);
+        assert_ne!(opened[0].incident_id, id);
+    }
+
+    /// `db` leaks memory and `api` calls it; the OOM's error wave on both comes long after the
+    /// leak's alert.
+    fn saturated_db() -> (
+        Topology,
+        IncidentBook,
+        String,
+        BTreeMap<NodeKey, MemberInfo>,
+    ) {
+        let topo = Topology::from_services(&[
+            crate::models::topology::ServiceSpec {
+                name: "api".into(),
+                calls: vec!["db".into()],
+                ..Default::default()
+            },
+            crate::models::topology::ServiceSpec {
+                name: "db".into(),
+                ..Default::default()
+            },
+        ]);
+        let (kl, mut leak) = moved("leak", "db", 0, "memory", true);
+        leak.node.anomaly_type = AnomalyType::MemoryLeak;
+        let info = BTreeMap::from([(kl.clone(), leak)]);
+        let mut book = IncidentBook::default();
+        let policy = IncidentPolicy {
+            min_alerts: 1,
+            ..IncidentPolicy::default()
+        };
+        let id = book
+            .update(10, vec![group(&[&kl])], &info, &topo, &policy)
+            .records[0]
+            .incident_id
+            .clone();
+        (topo, book, id, info)
+    }
+
+    /// The later wave `alerts` (entity, type, up) beside the leak, as its own group.
+    fn wave_after_leak(
+        leak: &BTreeMap<NodeKey, MemberInfo>,
+        alerts: &[(&str, AnomalyType, bool)],
+    ) -> (Vec<Group>, BTreeMap<NodeKey, MemberInfo>) {
+        let mut info = leak.clone();
+        let mut keys = Vec::new();
+        for (n, (entity, kind, up)) in alerts.iter().enumerate() {
+            let (k, mut m) = moved(&format!("w{n}"), entity, 900, "errors", *up);
+            m.node.anomaly_type = *kind;
+            info.insert(k.clone(), m);
+            keys.push(k);
+        }
+        let leak_keys: Vec<&NodeKey> = leak.keys().collect();
+        let wave_keys: Vec<&NodeKey> = keys.iter().collect();
+        (vec![group(&leak_keys), group(&wave_keys)], info)
+    }
+
+    #[test]
+    fn a_saturated_cause_takes_the_symptoms_it_raises_later() {
+        let on = IncidentPolicy {
+            min_alerts: 1,
+            consequence_hops: Some(2),
+            ..IncidentPolicy::default()
+        };
+        let errors = [
+            ("db", AnomalyType::ErrorRateSpike, true),
+            ("api", AnomalyType::ErrorRateSpike, true),
+        ];
+        let (topo, mut book, id, leak) = saturated_db();
+        let (groups, info) = wave_after_leak(&leak, &errors);
+        let ch = book.update(900, groups, &info, &topo, &on);
+        assert_eq!(book.open_count(), 1, "{:?}", ch.records);
+        assert_eq!(ch.records[0].incident_id, id);
+        assert_eq!(ch.records[0].alerts.len(), 3);
+
+        // Off, the same wave opens a second incident.
+        let off = IncidentPolicy {
+            consequence_hops: None,
+            ..on.clone()
+        };
+        let (topo, mut book, _, leak) = saturated_db();
+        let (groups, info) = wave_after_leak(&leak, &errors);
+        book.update(900, groups, &info, &topo, &off);
+        assert_eq!(book.open_count(), 2);
+
+        // What the saturation does not explain opens its own incident: a traffic drop, a wave
+        // without the cause itself, and one with a type that is not a symptom.
+        for other in [
+            vec![("db", AnomalyType::ThroughputDrop, false)],
+            vec![("api", AnomalyType::LatencySpike, true)],
+            vec![
+                ("db", AnomalyType::ErrorRateSpike, true),
+                ("api", AnomalyType::CpuOverload, true),
+            ],
+        ] {
+            let (topo, mut book, _, leak) = saturated_db();
+            let (groups, info) = wave_after_leak(&leak, &other);
+            book.update(900, groups, &info, &topo, &on);
+            assert_eq!(book.open_count(), 2, "{other:?}");
+        }
     }
 
     #[test]

@@ -108,10 +108,22 @@ pub struct Evidence {
     pub metric: String,
 }
 
-fn is_resource(t: AnomalyType) -> bool {
+/// Whether `t` saturates a resource (a cause more often than a symptom).
+pub(crate) fn is_resource(t: AnomalyType) -> bool {
     matches!(
         t,
         AnomalyType::CpuOverload | AnomalyType::MemoryLeak | AnomalyType::ResourceSpike
+    )
+}
+
+/// Whether `t` is what a saturated resource raises on its service and the services calling it:
+/// errors and slowness.
+pub(crate) fn is_symptom(t: AnomalyType) -> bool {
+    matches!(
+        t,
+        AnomalyType::ErrorRateSpike
+            | AnomalyType::LatencySpike
+            | AnomalyType::PerformanceDegradation
     )
 }
 
