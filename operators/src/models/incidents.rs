@@ -9,6 +9,10 @@
 //!   incident they belong to, which then holds both parts; with `split` on, the incident keeps
 //!   only the part holding its oldest incident's earliest alert and the other parts open new
 //!   incidents if they are big enough;
+//! * a new group joins an open incident (firing, or waiting as below) instead of opening one
+//!   when it only undoes that incident's anomalies (every alert is a metric of an entity the
+//!   incident held, moving back), or when it is what the incident's saturated cause raises
+//!   later (errors and slowness on the cause and its callers; see `consequence_hops`);
 //! * an incident whose alerts have all resolved waits `reopen_ms` for related alerts, then
 //!   resolves;
 //! * a resolved incident is remembered for `recovery_ms`: a group that mostly reverses its
@@ -88,11 +92,11 @@ pub struct IncidentPolicy {
     ///
     /// [`GroupingConfig::split`]: crate::models::grouping::GroupingConfig::split
     pub split: bool,
-    /// Call hops within which a firing incident takes the consequences of its cause (`None`:
-    /// it does not). When the top-ranked cause of a firing incident has an active alert that
-    /// saturates a resource (memory, CPU, disk), the errors and slowness that saturation raises
-    /// later (an OOM kill's error wave, a full disk's failed writes) come minutes after the
-    /// incident's own alerts, too late to group with them. A new group joins the incident when
+    /// Call hops within which an open incident takes the consequences of its cause (`None`:
+    /// it does not). When the top-ranked cause of an incident (firing, or waiting for related
+    /// alerts) had an alert that saturates a resource (memory, CPU, disk), the errors and
+    /// slowness that saturation raises later (an OOM kill's error wave, a full disk's failed
+    /// writes) come minutes after the incident's own alerts, too late to group with them. A new group joins the incident when
     /// it holds an alert on the cause, and every one of its alerts is an error or latency rise
     /// on the cause or on a service calling it within these hops. A traffic drop, which a
     /// saturated service does not cause, never joins this way (docs/design.md, "Alert
@@ -241,8 +245,15 @@ impl IncidentBook {
         }
         for g in unassigned {
             let moves = moves_of(&g, info);
-            if let Some(id) = self.consequence_of(&g, info, topo, policy, &claimed) {
-                absorb(&mut claimed, &id, g);
+            let follows = self
+                .consequence_of(now, &g, info, topo, policy)
+                .or_else(|| self.undone_in(now, &moves, policy));
+            if let Some(id) = follows {
+                if claimed.contains_key(&id) {
+                    absorb(&mut claimed, &id, g);
+                } else {
+                    claimed.insert(id, g);
+                }
             } else if let Some(id) = self.waiting_for(now, &moves, topo, policy, &claimed) {
                 claimed.insert(id, g);
             } else if let Some(id) = self.recovery_of(&moves) {
@@ -399,15 +410,16 @@ impl IncidentBook {
         changes
     }
 
-    /// The firing incident whose cause's saturation explains a new group `g` with no incident
-    /// of its own (see [`IncidentPolicy::consequence_hops`]), the earliest opened first.
+    /// The open incident (firing, or waiting within `reopen_ms`) whose cause's saturation
+    /// explains a new group `g` with no incident of its own (see
+    /// [`IncidentPolicy::consequence_hops`]), the earliest opened first.
     fn consequence_of(
         &self,
+        now: EventTime,
         g: &Group,
         info: &BTreeMap<NodeKey, MemberInfo>,
         topo: &Topology,
         policy: &IncidentPolicy,
-        claimed: &BTreeMap<String, Group>,
     ) -> Option<String> {
         let hops = policy.consequence_hops?;
         let members: Vec<&MemberInfo> = g.nodes.iter().filter_map(|k| info.get(k)).collect();
@@ -430,20 +442,44 @@ impl IncidentBook {
                         )
                 })
         };
-        let saturated = |id: &str, cause: &str| {
-            claimed.get(id).is_some_and(|own| {
-                own.nodes.iter().filter_map(|k| info.get(k)).any(|m| {
-                    m.node.entity == cause && m.node.up && is_resource(m.node.anomaly_type)
-                })
-            })
+        // The saturation is judged from every alert the incident held: a ramp's own alert
+        // often resolves (the detector adapts to it) before the ramp does its damage.
+        let saturated = |inc: &Incident, cause: &str| {
+            inc.evidence
+                .values()
+                .any(|e| e.entity == cause && e.up && is_resource(e.anomaly_type))
         };
         self.incidents
             .iter()
-            .filter(|(_, inc)| inc.emptied.is_none())
+            .filter(|(_, inc)| inc.emptied.is_none_or(|e| now < e + policy.reopen_ms))
             .filter_map(|(id, inc)| Some((id, inc, top(&inc.last)?)))
-            .filter(|(id, _, cause)| saturated(id, cause) && explains(cause))
+            .filter(|(_, inc, cause)| saturated(inc, cause) && explains(cause))
             .min_by(|a, b| a.1.opened.cmp(&b.1.opened).then(a.0.cmp(b.0)))
             .map(|(id, _, _)| id.clone())
+    }
+
+    /// The open incident (firing, or waiting within `reopen_ms`) a new group of `moves` only
+    /// undoes: every move is the reverse of one the incident held (the return to baseline of
+    /// a fault whose incident is still open), the earliest opened first.
+    fn undone_in(
+        &self,
+        now: EventTime,
+        moves: &BTreeSet<Move<'_>>,
+        policy: &IncidentPolicy,
+    ) -> Option<String> {
+        self.incidents
+            .iter()
+            .filter(|(_, inc)| inc.emptied.is_none_or(|e| now < e + policy.reopen_ms))
+            .filter(|(_, inc)| {
+                !moves.is_empty()
+                    && moves.iter().all(|(e, m, up)| {
+                        inc.evidence
+                            .values()
+                            .any(|x| x.entity == *e && x.metric == *m && x.up != *up)
+                    })
+            })
+            .min_by(|a, b| a.1.opened.cmp(&b.1.opened).then(a.0.cmp(b.0)))
+            .map(|(id, _)| id.clone())
     }
 
     /// The waiting incident (see [`IncidentPolicy::reopen_ms`]) a new group of `moves` with no
@@ -1095,6 +1131,66 @@ mod tests {
             book.update(900, groups, &info, &topo, &on);
             assert_eq!(book.open_count(), 2, "{other:?}");
         }
+
+        // The leak's own alert resolved (the detector adapted to the ramp) and the incident
+        // waits: the wave still joins it.
+        let waiting = IncidentPolicy {
+            reopen_ms: 1_000,
+            ..on
+        };
+        let (topo, mut book, id, leak) = saturated_db();
+        book.update(500, vec![], &BTreeMap::new(), &topo, &waiting);
+        let (mut groups, mut info) = wave_after_leak(&leak, &errors);
+        groups.remove(0);
+        info.retain(|k, _| !leak.contains_key(k));
+        let ch = book.update(900, groups, &info, &topo, &waiting);
+        assert_eq!(book.open_count(), 1, "{:?}", ch.records);
+        assert_eq!(ch.records[0].incident_id, id);
+    }
+
+    #[test]
+    fn a_group_that_only_undoes_an_open_incident_joins_it() {
+        let policy = IncidentPolicy {
+            min_alerts: 1,
+            ..IncidentPolicy::default()
+        };
+        let topo = Topology::default();
+        let (ka, a) = moved("a", "x", 0, "requests", false);
+        let (kb, b) = moved("b", "y", 0, "cpu", true);
+        let start = |book: &mut IncidentBook| {
+            let info = BTreeMap::from([(ka.clone(), a.clone()), (kb.clone(), b.clone())]);
+            book.update(10, vec![group(&[&ka, &kb])], &info, &topo, &policy)
+                .records[0]
+                .incident_id
+                .clone()
+        };
+        // x's traffic comes back while y's CPU alert still fires: the same incident.
+        let mut book = IncidentBook::default();
+        let id = start(&mut book);
+        let (kc, c) = moved("c", "x", 500, "requests", true);
+        let info = BTreeMap::from([(kb.clone(), b.clone()), (kc.clone(), c.clone())]);
+        let ch = book.update(
+            500,
+            vec![group(&[&kb]), group(&[&kc])],
+            &info,
+            &topo,
+            &policy,
+        );
+        assert_eq!(book.open_count(), 1, "{:?}", ch.records);
+        assert_eq!(book.incident_of(&kc).map(|(i, _)| i), Some(id.as_str()));
+        // A group with anything else in it is not a return to baseline.
+        let mut book = IncidentBook::default();
+        start(&mut book);
+        let (kd, d) = moved("d", "z", 500, "errors", true);
+        let info = BTreeMap::from([(kb.clone(), b.clone()), (kc.clone(), c), (kd.clone(), d)]);
+        book.update(
+            500,
+            vec![group(&[&kb]), group(&[&kc, &kd])],
+            &info,
+            &topo,
+            &policy,
+        );
+        assert_eq!(book.open_count(), 2);
     }
 
     #[test]
