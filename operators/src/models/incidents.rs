@@ -29,6 +29,7 @@
 //! name a symptom. At most [`MAX_EVIDENCE`] alerts are remembered per incident (the earliest,
 //! which carry the onset signal).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -238,7 +239,9 @@ impl IncidentBook {
             } else if let (false, Some(id)) = (policy.split, ids.first()) {
                 // Every incident its alerts belong to is taken by another part: they stay in
                 // their incident rather than open a new one.
-                absorb(&mut claimed, id, g);
+                if let Some(into) = claimed.get_mut(*id) {
+                    absorb(into, g);
+                }
             } else {
                 unassigned.push(g);
             }
@@ -249,10 +252,11 @@ impl IncidentBook {
                 .consequence_of(now, &g, info, topo, policy)
                 .or_else(|| self.undone_in(now, &moves, policy));
             if let Some(id) = follows {
-                if claimed.contains_key(&id) {
-                    absorb(&mut claimed, &id, g);
-                } else {
-                    claimed.insert(id, g);
+                match claimed.entry(id) {
+                    Entry::Occupied(mut into) => absorb(into.get_mut(), g),
+                    Entry::Vacant(slot) => {
+                        slot.insert(g);
+                    }
                 }
             } else if let Some(id) = self.waiting_for(now, &moves, topo, policy, &claimed) {
                 claimed.insert(id, g);
@@ -590,13 +594,11 @@ impl IncidentBook {
     }
 }
 
-/// Adds group `g`'s alerts to the group that incident `id` claimed.
-fn absorb(claimed: &mut BTreeMap<String, Group>, id: &str, g: Group) {
-    if let Some(into) = claimed.get_mut(id) {
-        into.nodes.extend(g.nodes);
-        into.nodes.sort();
-        into.nodes.dedup();
-    }
+/// Adds group `g`'s alerts to the group `into` (the one an incident claimed).
+fn absorb(into: &mut Group, g: Group) {
+    into.nodes.extend(g.nodes);
+    into.nodes.sort();
+    into.nodes.dedup();
 }
 
 /// The distinct (entity, metric, direction) moves of a group's alerts.
