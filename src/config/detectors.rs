@@ -1,5 +1,7 @@
 //! `[[windows]]` and `[[detectors]]`: window specs, and the detectors that watch them (each must
-//! name a configured window). Without any, a 1-minute tumbling window with the robust detector.
+//! name a configured window). Without any, a 1-minute tumbling window with the default set: the
+//! robust detector on every series and the trend detector on memory gauges, as in the embedded
+//! default config.
 
 use std::collections::BTreeMap;
 
@@ -206,17 +208,33 @@ pub fn compile_detectors(
         });
     }
     if detectors.is_empty() {
-        detectors.push(DetectorPlan {
-            name: "robust_z".into(),
-            window: windows[0].name.to_string(),
-            feature: FeatureChoice::Auto,
-            weight: 1.0,
-            kind: DetectorKind::RobustZ(RobustZConfig::default()),
-            metrics: None,
-        });
+        detectors = default_detectors(&windows[0].name, weights);
     }
 
     detectors
+}
+
+/// Metric names the default trend detector watches: memory gauges, whose slopes are steady
+/// outside leaks (latency and error ratios ramp with every fault).
+pub const MEMORY_GAUGES: &str = ".*(memory|heap|rss).*";
+
+/// The detectors of a config that names none, on `window`: the robust detector on every series
+/// (a leak's ramp it follows, so it would go unreported until the OOM kill) and the trend
+/// detector on memory gauges.
+fn default_detectors(window: &str, weights: &BTreeMap<String, f64>) -> Vec<DetectorPlan> {
+    let plan = |kind: DetectorKind, metrics: Option<MetricPattern>| DetectorPlan {
+        name: kind.name().into(),
+        window: window.to_string(),
+        feature: FeatureChoice::Auto,
+        weight: weights.get(kind.name()).copied().unwrap_or(1.0),
+        kind,
+        metrics,
+    };
+    let memory = MetricPattern::new(MEMORY_GAUGES).expect("the memory-gauge pattern compiles");
+    vec![
+        plan(DetectorKind::RobustZ(RobustZConfig::default()), None),
+        plan(DetectorKind::Trend(TrendConfig::default()), Some(memory)),
+    ]
 }
 
 /// The detector's `params` table read as the kind's config `T` over `defaults` (fields left out

@@ -366,6 +366,22 @@ mod tests {
         );
     }
 
+    /// A config that names no detectors gets the embedded default's (a Kafka deployment
+    /// without `[[detectors]]` alerts as the demo and `replay` without `--config` do).
+    #[test]
+    fn no_detectors_means_the_embedded_defaults() {
+        let embedded = load(None, None).unwrap();
+        let bare = compile_str("[engine]\nallowed_lateness_secs = 30\n").unwrap();
+        assert_eq!(bare.ensemble.detectors, embedded.ensemble.detectors);
+        let names: Vec<&str> = bare
+            .ensemble
+            .detectors
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(names, ["robust_z", "trend"]);
+    }
+
     #[test]
     fn every_error_is_reported_with_its_position() {
         let text = r#"

@@ -158,12 +158,13 @@ pub fn rank(
     let list: Vec<&str> = entities.iter().copied().collect();
     let relations = topo.relations_among(&list, cfg.max_hops);
     // Per entity: its alerts, and whether a symptom rose, load moved (a fall, or traffic either
-    // way) or its traffic rose; each alert's metric is tested against the traffic fragments once.
+    // way) or its own traffic moved; each alert's metric is tested against the traffic
+    // fragments once.
     let is_traffic = |a: &Evidence| cfg.traffic_metrics.iter().any(|f| a.metric.contains(f));
     let mut grouped: Vec<Vec<&Evidence>> = vec![Vec::new(); list.len()];
     let mut symptom_rose = vec![false; list.len()];
     let mut load_moved = vec![false; list.len()];
-    let mut busier = vec![false; list.len()];
+    let mut traffic_moved = vec![false; list.len()];
     let position: BTreeMap<&str, usize> = list.iter().enumerate().map(|(i, e)| (*e, i)).collect();
     for a in alerts {
         if let Some(&i) = position.get(a.entity.as_str()) {
@@ -171,7 +172,7 @@ pub fn rank(
             let traffic = is_traffic(a);
             symptom_rose[i] |= a.up && !traffic;
             load_moved[i] |= !a.up || traffic;
-            busier[i] |= a.up && traffic;
+            traffic_moved[i] |= traffic;
         }
     }
     let mut out = Vec::new();
@@ -205,10 +206,14 @@ pub fn rank(
             .max_by(|a, b| a.score.total_cmp(&b.score))
             .copied();
         let s_strength = strongest.map_or(0.0, |a| a.score.clamp(0.0, 1.0));
-        // Resource use that rose with the entity's own traffic is load, not a cause.
+        // Resource use that rose on an entity whose own traffic moved is load, not a cause:
+        // when traffic returns after a drop every service's CPU and memory climb with it (the
+        // type signal named a database, and the trend detector calls the climb a leak), and
+        // the return's own traffic alert often comes later or not at all, as the detectors
+        // adapted to the lowered level.
         let resource = mine
             .iter()
-            .find(|a| is_resource(a.anomaly_type) && !(a.up && busier[i]));
+            .find(|a| is_resource(a.anomaly_type) && !(a.up && traffic_moved[i]));
         let s_type = if resource.is_some() { 1.0 } else { 0.0 };
         let s_ppr = if ppr_max > 0.0 {
             ppr.get(*e).copied().unwrap_or(0.0) / ppr_max
@@ -342,6 +347,25 @@ mod tests {
                 surge("db", 0),
                 busy("db"),
             ],
+            &topo,
+            &RootCauseConfig::default(),
+        );
+        assert_eq!(r[0].entity, "fe");
+        assert!(r
+            .iter()
+            .all(|c| !c.evidence.iter().any(|e| e.contains("saturation"))));
+        // The return's own traffic alert may never come (the detectors adapted to the lowered
+        // level) while memory climbs back with the load: still load, not a leak's cause.
+        let drop = |e: &str| Evidence {
+            metric: "http_requests_total".into(),
+            ..ev(e, 0, AnomalyType::ThroughputDrop, false)
+        };
+        let climb = Evidence {
+            metric: "memory".into(),
+            ..ev("db", 600, AnomalyType::MemoryLeak, true)
+        };
+        let r = rank(
+            &[drop("fe"), drop("orders"), drop("db"), climb],
             &topo,
             &RootCauseConfig::default(),
         );
