@@ -963,8 +963,9 @@ mod tests {
         assert_eq!(book.open_count(), 0);
     }
 
-    #[test]
-    fn the_wait_takes_only_metrics_the_incident_holds() {
+    /// A book whose one incident (an alert on `x`'s `metric`, moving up) has resolved its
+    /// alert at 20 and waits 100 ms; with its id, policy and (empty) topology.
+    fn waiting_on(metric: &str) -> (IncidentBook, String, IncidentPolicy, Topology) {
         let policy = IncidentPolicy {
             min_alerts: 1,
             reopen_ms: 100,
@@ -972,7 +973,7 @@ mod tests {
         };
         let topo = Topology::default();
         let mut book = IncidentBook::default();
-        let (ka, a) = moved("a", "x", 0, "disk", true);
+        let (ka, a) = moved("a", "x", 0, metric, true);
         let info = BTreeMap::from([(ka.clone(), a)]);
         let id = book
             .update(10, vec![group(&[&ka])], &info, &topo, &policy)
@@ -980,6 +981,12 @@ mod tests {
             .incident_id
             .clone();
         book.update(20, vec![], &BTreeMap::new(), &topo, &policy);
+        (book, id, policy, topo)
+    }
+
+    #[test]
+    fn the_wait_takes_only_metrics_the_incident_holds() {
+        let (mut book, id, policy, topo) = waiting_on("disk");
         // Another metric of the same entity during the wait: a fault of its own.
         let (kb, b) = moved("b", "x", 30, "errors", true);
         let info = BTreeMap::from([(kb.clone(), b)]);
@@ -1004,21 +1011,7 @@ mod tests {
 
     #[test]
     fn the_wait_is_not_taken_by_a_wave_that_touches_one_of_its_metrics() {
-        let policy = IncidentPolicy {
-            min_alerts: 1,
-            reopen_ms: 100,
-            ..IncidentPolicy::default()
-        };
-        let topo = Topology::default();
-        let mut book = IncidentBook::default();
-        let (ka, a) = moved("a", "x", 0, "saturation", true);
-        let info = BTreeMap::from([(ka.clone(), a)]);
-        let id = book
-            .update(10, vec![group(&[&ka])], &info, &topo, &policy)
-            .records[0]
-            .incident_id
-            .clone();
-        book.update(20, vec![], &BTreeMap::new(), &topo, &policy);
+        let (mut book, id, policy, topo) = waiting_on("saturation");
         // A wave over three entities touches the held metric once: another fault.
         let wave = [
             moved("b", "x", 30, "saturation", false),
