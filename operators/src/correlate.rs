@@ -36,7 +36,6 @@ use crate::models::cel_rule::CelCondition;
 use crate::models::dedup::{AlertNode, DedupBook, DedupConfig, DedupOutput, NodeKey};
 use crate::models::grouping::{
     dbscan_groups, entity_id, episode_id, episode_starts, label_related, spans_related, Episode,
-    GroupingConfig,
 };
 use crate::models::incidents::{Group, IncidentBook, IncidentPolicy, MemberInfo};
 use crate::models::matchers::MuteRules;
@@ -61,9 +60,7 @@ pub struct LinkRule {
 pub struct CorrelatePlan {
     /// Deduplication and flapping.
     pub dedup: DedupConfig,
-    /// When alerts group.
-    pub grouping: GroupingConfig,
-    /// Incident lifecycle, root causes, escalation.
+    /// When alerts group (`incidents.grouping`), incident lifecycle, root causes, escalation.
     pub incidents: IncidentPolicy,
     /// Silences and inhibition.
     pub mutes: MuteRules,
@@ -327,7 +324,7 @@ pub fn alert_components<'scope>(
     edges: VecCollection<'scope, EventTime, TopologyEdge>,
     plan: &Arc<CorrelatePlan>,
 ) -> VecCollection<'scope, EventTime, (NodeKey, u64)> {
-    let cfg = plan.grouping.clone();
+    let cfg = plan.incidents.grouping.clone();
     let near = cfg.near_ms;
     // Entity relations within k hops: calls, callers, shared host.
     let calls = edges.clone().flat_map(|e| match e {
@@ -750,7 +747,7 @@ fn groups(
     let mut dbscan: BTreeSet<usize> = BTreeSet::new();
     if !unknown.is_empty() {
         let nodes: Vec<&AlertNode> = unknown.iter().map(|i| &info[keys[*i]].node).collect();
-        for g in dbscan_groups(&nodes, &plan.grouping) {
+        for g in dbscan_groups(&nodes, &plan.incidents.grouping) {
             for w in g.windows(2) {
                 union(&mut parent, unknown[w[0]], unknown[w[1]]);
             }

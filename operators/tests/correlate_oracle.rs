@@ -102,7 +102,7 @@ fn differential_grouping_matches_the_oracle() {
             .filter(|(i, _)| i % 3 != 0)
             .map(|(_, n)| n.clone())
             .collect();
-        let expected = components(&remaining, &topo, &plan.grouping);
+        let expected = components(&remaining, &topo, &plan.incidents.grouping);
         let mut got: BTreeMap<u64, Vec<NodeKey>> = BTreeMap::new();
         for ((k, l), d) in captured.lock().unwrap().iter() {
             assert!(*d == 0 || *d == 1, "multiplicity {d}");

@@ -305,16 +305,10 @@ fn compile(
             ..corr.dedup
         },
         incidents: IncidentPolicy {
-            min_alerts: corr.grouping.min_alerts,
+            grouping: corr.grouping,
             root_cause: corr.root_cause,
             escalation: rules.escalation.clone(),
-            reopen_ms: corr.grouping.reopen_ms,
-            reopen_hops: corr.grouping.reopen_hops,
-            recovery_ms: corr.grouping.recovery_ms,
-            split: corr.grouping.split,
-            consequence_hops: corr.grouping.consequences.then_some(corr.grouping.max_hops),
         },
-        grouping: corr.grouping,
         mutes: rules.mutes.clone(),
         links: corr.links,
     };

@@ -48,7 +48,9 @@ pub struct GroupingConfig {
     /// DBSCAN neighbourhood radius in the mixed distance (default 1.0; see [`mixed_distance`]).
     pub dbscan_eps: f64,
     /// How long an incident whose alerts all resolved waits for related alerts before it
-    /// resolves (default 10 min; see `IncidentPolicy::reopen_ms`).
+    /// resolves (default 10 min; 0: it resolves at once). A fault's end and its late symptoms
+    /// raise a second wave of alerts minutes after the first resolves; they belong to the same
+    /// incident.
     #[serde(default)]
     pub reopen_ms: u64,
     /// Call hops within which a new alert counts as related to a waiting incident (default 0,
@@ -57,7 +59,9 @@ pub struct GroupingConfig {
     #[serde(default)]
     pub reopen_hops: u8,
     /// How long a resolved incident may be reopened by alerts that reverse its anomalies
-    /// (default 1 h; see `IncidentPolicy::recovery_ms`).
+    /// (default 1 h; 0: never). A fault that moves a metric away and back (traffic drops, then
+    /// returns) raises a second wave in the opposite direction when it ends, often long after
+    /// the first wave's alerts resolved (the detectors adapt to the lowered level).
     #[serde(default)]
     pub recovery_ms: u64,
     /// Whether an incident splits when the alert that linked its parts resolves (default
@@ -67,9 +71,15 @@ pub struct GroupingConfig {
     /// and root-cause accuracy; docs/design.md).
     #[serde(default)]
     pub split: bool,
-    /// Whether a firing incident whose top cause saturates a resource takes the error and
-    /// latency wave that saturation raises later on the cause and its callers (default true;
-    /// see `IncidentPolicy::consequence_hops`).
+    /// Whether an open incident takes the consequences of its cause (default true). When the
+    /// top-ranked cause of an incident (firing, or waiting for related alerts) had an alert
+    /// that saturates a resource (memory, CPU, disk), the errors and slowness that saturation
+    /// raises later (an OOM kill's error wave, a full disk's failed writes) come minutes after
+    /// the incident's own alerts, too late to group with them. A new group joins the incident
+    /// when it holds an alert on the cause, and every one of its alerts is an error or latency
+    /// rise on the cause or on a service calling it within `max_hops`. A traffic drop, which a
+    /// saturated service does not cause, never joins this way (docs/design.md, "Alert
+    /// intelligence").
     #[serde(default)]
     pub consequences: bool,
 }

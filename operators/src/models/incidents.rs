@@ -12,7 +12,7 @@
 //! * a new group joins an open incident (firing, or waiting as below) instead of opening one
 //!   when it only undoes that incident's anomalies (every alert is a metric of an entity the
 //!   incident held, moving back), or when it is what the incident's saturated cause raises
-//!   later (errors and slowness on the cause and its callers; see `consequence_hops`);
+//!   later (errors and slowness on the cause and its callers; see `consequences`);
 //! * an incident whose alerts have all resolved waits `reopen_ms` for related alerts, then
 //!   resolves;
 //! * a resolved incident is remembered for `recovery_ms`: a group that mostly reverses its
@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::models::dedup::{AlertNode, NodeKey};
 use crate::models::escalation::EscalationPolicy;
+use crate::models::grouping::GroupingConfig;
 use crate::models::root_cause::{is_resource, is_symptom, rank, Evidence, RootCauseConfig};
 use crate::models::topology::{Relation, Topology};
 use crate::records::{
@@ -71,38 +72,14 @@ pub struct Group {
 /// Settings the book needs.
 #[derive(Debug, Clone, Default)]
 pub struct IncidentPolicy {
-    /// Alerts a group needs before it opens an incident.
-    pub min_alerts: usize,
+    /// The grouping settings (`[grouping]`), of which the book reads the lifecycle ones:
+    /// `min_alerts`, `split`, `reopen_ms`, `reopen_hops`, `recovery_ms` and `consequences`
+    /// (within `max_hops`).
+    pub grouping: GroupingConfig,
     /// Root-cause weights.
     pub root_cause: RootCauseConfig,
     /// Escalation.
     pub escalation: EscalationPolicy,
-    /// How long an incident whose alerts have all resolved stays open, waiting for related
-    /// alerts (0: it resolves at once). A fault's end and its late symptoms raise a second
-    /// wave of alerts minutes after the first resolves; they belong to the same incident.
-    pub reopen_ms: u64,
-    /// Call hops within which a new group counts as related to a waiting incident's entities
-    /// (0: only alerts on a metric of an entity the incident already holds).
-    pub reopen_hops: u8,
-    /// How long a resolved incident is remembered (0: not at all). A fault that moves a metric
-    /// away and back (traffic drops, then returns) raises a second wave of alerts in the
-    /// opposite direction when it ends, often long after the first wave's alerts resolved (the
-    /// detectors adapt to the lowered level); that wave reopens the incident.
-    pub recovery_ms: u64,
-    /// Whether an incident splits when its group does (see [`GroupingConfig::split`]).
-    ///
-    /// [`GroupingConfig::split`]: crate::models::grouping::GroupingConfig::split
-    pub split: bool,
-    /// Call hops within which an open incident takes the consequences of its cause (`None`:
-    /// it does not). When the top-ranked cause of an incident (firing, or waiting for related
-    /// alerts) had an alert that saturates a resource (memory, CPU, disk), the errors and
-    /// slowness that saturation raises later (an OOM kill's error wave, a full disk's failed
-    /// writes) come minutes after the incident's own alerts, too late to group with them. A new group joins the incident when
-    /// it holds an alert on the cause, and every one of its alerts is an error or latency rise
-    /// on the cause or on a service calling it within these hops. A traffic drop, which a
-    /// saturated service does not cause, never joins this way (docs/design.md, "Alert
-    /// intelligence").
-    pub consequence_hops: Option<u8>,
 }
 
 /// Alerts whose evidence an incident keeps for ranking. Incidents of more alerts are rare and
@@ -120,10 +97,10 @@ struct Incident {
     #[serde(default)]
     evidence: BTreeMap<NodeKey, Evidence>,
     /// When its last alert resolved, while it waits for related alerts (see
-    /// [`IncidentPolicy::reopen_ms`]); `None` while it has active alerts.
+    /// [`GroupingConfig::reopen_ms`]); `None` while it has active alerts.
     #[serde(default)]
     emptied: Option<EventTime>,
-    /// Reopened once by a recovery already (see [`IncidentPolicy::recovery_ms`]); a fault
+    /// Reopened once by a recovery already (see [`GroupingConfig::recovery_ms`]); a fault
     /// moves its metrics away and back once, so it is not remembered again.
     #[serde(default)]
     recovered: bool,
@@ -186,7 +163,7 @@ pub struct IncidentBook {
     incidents: BTreeMap<String, Incident>,
     of: BTreeMap<NodeKey, String>,
     /// Resolved incidents a recovery may reopen, with when they resolved (see
-    /// [`IncidentPolicy::recovery_ms`]).
+    /// [`GroupingConfig::recovery_ms`]).
     #[serde(default)]
     resolved: BTreeMap<String, (EventTime, Incident)>,
 }
@@ -236,7 +213,7 @@ impl IncidentBook {
             ids.dedup();
             if let Some(id) = ids.iter().find(|id| !claimed.contains_key(**id)) {
                 claimed.insert((*id).clone(), g);
-            } else if let (false, Some(id)) = (policy.split, ids.first()) {
+            } else if let (false, Some(id)) = (policy.grouping.split, ids.first()) {
                 // Every incident its alerts belong to is taken by another part: they stay in
                 // their incident rather than open a new one.
                 if let Some(into) = claimed.get_mut(*id) {
@@ -268,7 +245,7 @@ impl IncidentBook {
                     self.incidents.insert(id.clone(), inc);
                 }
                 claimed.insert(id, g);
-            } else if g.nodes.len() >= policy.min_alerts.max(1) {
+            } else if g.nodes.len() >= policy.grouping.min_alerts.max(1) {
                 let first = &g.nodes[0];
                 let id = format!(
                     "{:016x}",
@@ -299,7 +276,7 @@ impl IncidentBook {
                 continue;
             };
             let merged_into = inc.members.iter().find_map(|k| new_of.get(k)).cloned();
-            if merged_into.is_none() && policy.reopen_ms > 0 {
+            if merged_into.is_none() && policy.grouping.reopen_ms > 0 {
                 // Its alerts all resolved: it waits for related alerts before resolving
                 // (`tick` resolves it when the wait is over).
                 inc.emptied.get_or_insert(now);
@@ -416,7 +393,7 @@ impl IncidentBook {
 
     /// The open incident (firing, or waiting within `reopen_ms`) whose cause's saturation
     /// explains a new group `g` with no incident of its own (see
-    /// [`IncidentPolicy::consequence_hops`]), the earliest opened first.
+    /// [`GroupingConfig::consequences`]), the earliest opened first.
     fn consequence_of(
         &self,
         now: EventTime,
@@ -425,7 +402,10 @@ impl IncidentBook {
         topo: &Topology,
         policy: &IncidentPolicy,
     ) -> Option<String> {
-        let hops = policy.consequence_hops?;
+        if !policy.grouping.consequences {
+            return None;
+        }
+        let hops = policy.grouping.max_hops;
         let members: Vec<&MemberInfo> = g.nodes.iter().filter_map(|k| info.get(k)).collect();
         if members.is_empty()
             || !members
@@ -455,7 +435,10 @@ impl IncidentBook {
         };
         self.incidents
             .iter()
-            .filter(|(_, inc)| inc.emptied.is_none_or(|e| now < e + policy.reopen_ms))
+            .filter(|(_, inc)| {
+                inc.emptied
+                    .is_none_or(|e| now < e + policy.grouping.reopen_ms)
+            })
             .filter_map(|(id, inc)| Some((id, inc, top(&inc.last)?)))
             .filter(|(_, inc, cause)| saturated(inc, cause) && explains(cause))
             .min_by(|a, b| a.1.opened.cmp(&b.1.opened).then(a.0.cmp(b.0)))
@@ -473,7 +456,10 @@ impl IncidentBook {
     ) -> Option<String> {
         self.incidents
             .iter()
-            .filter(|(_, inc)| inc.emptied.is_none_or(|e| now < e + policy.reopen_ms))
+            .filter(|(_, inc)| {
+                inc.emptied
+                    .is_none_or(|e| now < e + policy.grouping.reopen_ms)
+            })
             .filter(|(_, inc)| {
                 !moves.is_empty()
                     && moves.iter().all(|(e, m, up)| {
@@ -486,7 +472,7 @@ impl IncidentBook {
             .map(|(id, _)| id.clone())
     }
 
-    /// The waiting incident (see [`IncidentPolicy::reopen_ms`]) a new group of `moves` with no
+    /// The waiting incident (see [`GroupingConfig::reopen_ms`]) a new group of `moves` with no
     /// incident of its own joins: one related to the group's entities, the most recently
     /// emptied first.
     fn waiting_for(
@@ -500,14 +486,17 @@ impl IncidentBook {
         self.incidents
             .iter()
             .filter(|(id, _)| !claimed.contains_key(*id))
-            .filter(|(_, inc)| inc.emptied.is_some_and(|e| now < e + policy.reopen_ms))
-            .filter(|(_, inc)| inc.takes(moves, topo, policy.reopen_hops))
+            .filter(|(_, inc)| {
+                inc.emptied
+                    .is_some_and(|e| now < e + policy.grouping.reopen_ms)
+            })
+            .filter(|(_, inc)| inc.takes(moves, topo, policy.grouping.reopen_hops))
             .max_by(|a, b| a.1.emptied.cmp(&b.1.emptied).then(b.0.cmp(a.0)))
             .map(|(id, _)| id.clone())
     }
 
     /// The resolved incident a new group of `moves` with no incident of its own reverses (see
-    /// [`IncidentPolicy::recovery_ms`]), the most recently resolved first.
+    /// [`GroupingConfig::recovery_ms`]), the most recently resolved first.
     fn recovery_of(&self, moves: &BTreeSet<Move<'_>>) -> Option<String> {
         self.resolved
             .iter()
@@ -525,7 +514,7 @@ impl IncidentBook {
         rec: &IncidentRecord,
         policy: &IncidentPolicy,
     ) {
-        if policy.recovery_ms > 0 && !inc.recovered {
+        if policy.grouping.recovery_ms > 0 && !inc.recovered {
             inc.last = rec.clone();
             inc.members.clear();
             self.resolved.insert(id, (now, inc));
@@ -535,7 +524,7 @@ impl IncidentBook {
     /// Drops resolved incidents no recovery may reopen any more.
     fn forget_resolved(&mut self, now: EventTime, policy: &IncidentPolicy) {
         self.resolved
-            .retain(|_, (at, _)| now < at.saturating_add(policy.recovery_ms));
+            .retain(|_, (at, _)| now < at.saturating_add(policy.grouping.recovery_ms));
     }
 
     /// Timers fired at `now`: incidents whose escalation level rose emit `escalated`; incidents
@@ -546,7 +535,10 @@ impl IncidentBook {
         let expired: Vec<String> = self
             .incidents
             .iter()
-            .filter(|(_, i)| i.emptied.is_some_and(|e| e + policy.reopen_ms <= now))
+            .filter(|(_, i)| {
+                i.emptied
+                    .is_some_and(|e| e + policy.grouping.reopen_ms <= now)
+            })
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
@@ -587,7 +579,7 @@ impl IncidentBook {
         self.incidents
             .values()
             .filter_map(|i| match i.emptied {
-                Some(e) => Some((e + policy.reopen_ms).max(now + 1)),
+                Some(e) => Some((e + policy.grouping.reopen_ms).max(now + 1)),
                 None => policy.escalation.next_deadline(i.opened, now),
             })
             .min()
@@ -774,6 +766,25 @@ mod tests {
     use super::*;
     use crate::records::AnomalyType;
 
+    /// The book's settings with every lifecycle rule off (one alert opens an incident, which
+    /// resolves with its last alert and is forgotten), then `set` applied.
+    fn policy(set: impl FnOnce(&mut GroupingConfig)) -> IncidentPolicy {
+        let mut grouping = GroupingConfig {
+            min_alerts: 1,
+            reopen_ms: 0,
+            reopen_hops: 0,
+            recovery_ms: 0,
+            split: false,
+            consequences: false,
+            ..GroupingConfig::default()
+        };
+        set(&mut grouping);
+        IncidentPolicy {
+            grouping,
+            ..IncidentPolicy::default()
+        }
+    }
+
     fn member(fp: &str, entity: &str, onset: u64) -> (NodeKey, MemberInfo) {
         let key = NodeKey {
             onset,
@@ -815,10 +826,9 @@ mod tests {
 
     #[test]
     fn opens_at_n_alerts_merges_and_resolves() {
-        let policy = IncidentPolicy {
-            min_alerts: 2,
-            ..IncidentPolicy::default()
-        };
+        let policy = policy(|g| {
+            g.min_alerts = 2;
+        });
         let topo = Topology::default();
         let mut book = IncidentBook::default();
         let (ka, a) = member("a", "x", 0);
@@ -875,11 +885,9 @@ mod tests {
         let (kc, c) = member("c", "z", 2);
         let info = BTreeMap::from([(ka.clone(), a), (kb.clone(), b), (kc.clone(), c)]);
         for split in [false, true] {
-            let policy = IncidentPolicy {
-                min_alerts: 1,
-                split,
-                ..IncidentPolicy::default()
-            };
+            let policy = policy(|g| {
+                g.split = split;
+            });
             let mut book = IncidentBook::default();
             let ch = book.update(10, vec![group(&[&ka, &kb, &kc])], &info, &topo, &policy);
             let id = ch.records[0].incident_id.clone();
@@ -912,12 +920,11 @@ mod tests {
 
     #[test]
     fn waits_for_related_alerts_before_resolving() {
-        let policy = IncidentPolicy {
-            min_alerts: 2,
-            reopen_ms: 100,
-            reopen_hops: 1,
-            ..IncidentPolicy::default()
-        };
+        let policy = policy(|g| {
+            g.min_alerts = 2;
+            g.reopen_ms = 100;
+            g.reopen_hops = 1;
+        });
         let topo = Topology::from_services(&[
             crate::models::topology::ServiceSpec {
                 name: "x".into(),
@@ -966,11 +973,9 @@ mod tests {
     /// A book whose one incident (an alert on `x`'s `metric`, moving up) has resolved its
     /// alert at 20 and waits 100 ms; with its id, policy and (empty) topology.
     fn waiting_on(metric: &str) -> (IncidentBook, String, IncidentPolicy, Topology) {
-        let policy = IncidentPolicy {
-            min_alerts: 1,
-            reopen_ms: 100,
-            ..IncidentPolicy::default()
-        };
+        let policy = policy(|g| {
+            g.reopen_ms = 100;
+        });
         let topo = Topology::default();
         let mut book = IncidentBook::default();
         let (ka, a) = moved("a", "x", 0, metric, true);
@@ -1053,10 +1058,7 @@ mod tests {
         leak.node.anomaly_type = AnomalyType::MemoryLeak;
         let info = BTreeMap::from([(kl.clone(), leak)]);
         let mut book = IncidentBook::default();
-        let policy = IncidentPolicy {
-            min_alerts: 1,
-            ..IncidentPolicy::default()
-        };
+        let policy = policy(|_| {});
         let id = book
             .update(10, vec![group(&[&kl])], &info, &topo, &policy)
             .records[0]
@@ -1085,11 +1087,7 @@ mod tests {
 
     #[test]
     fn a_saturated_cause_takes_the_symptoms_it_raises_later() {
-        let on = IncidentPolicy {
-            min_alerts: 1,
-            consequence_hops: Some(2),
-            ..IncidentPolicy::default()
-        };
+        let on = policy(|g| g.consequences = true);
         let errors = [
             ("db", AnomalyType::ErrorRateSpike, true),
             ("api", AnomalyType::ErrorRateSpike, true),
@@ -1102,10 +1100,7 @@ mod tests {
         assert_eq!(ch.records[0].alerts.len(), 3);
 
         // Off, the same wave opens a second incident.
-        let off = IncidentPolicy {
-            consequence_hops: None,
-            ..on.clone()
-        };
+        let off = policy(|g| g.consequences = false);
         let (topo, mut book, _, leak) = saturated_db();
         let (groups, info) = wave_after_leak(&leak, &errors);
         book.update(900, groups, &info, &topo, &off);
@@ -1129,10 +1124,10 @@ mod tests {
 
         // The leak's own alert resolved (the detector adapted to the ramp) and the incident
         // waits: the wave still joins it.
-        let waiting = IncidentPolicy {
-            reopen_ms: 1_000,
-            ..on
-        };
+        let waiting = policy(|g| {
+            g.consequences = true;
+            g.reopen_ms = 1_000;
+        });
         let (topo, mut book, id, leak) = saturated_db();
         book.update(500, vec![], &BTreeMap::new(), &topo, &waiting);
         let (mut groups, mut info) = wave_after_leak(&leak, &errors);
@@ -1145,10 +1140,7 @@ mod tests {
 
     #[test]
     fn a_group_that_only_undoes_an_open_incident_joins_it() {
-        let policy = IncidentPolicy {
-            min_alerts: 1,
-            ..IncidentPolicy::default()
-        };
+        let policy = policy(|_| {});
         let topo = Topology::default();
         let (ka, a) = moved("a", "x", 0, "requests", false);
         let (kb, b) = moved("b", "y", 0, "cpu", true);
@@ -1190,12 +1182,10 @@ mod tests {
 
     #[test]
     fn a_recovery_reopens_its_incident_once() {
-        let policy = IncidentPolicy {
-            min_alerts: 1,
-            reopen_ms: 100,
-            recovery_ms: 10_000,
-            ..IncidentPolicy::default()
-        };
+        let policy = policy(|g| {
+            g.reopen_ms = 100;
+            g.recovery_ms = 10_000;
+        });
         let topo = Topology::default();
         let mut book = IncidentBook::default();
         // Traffic falls on x and y, the alerts resolve (the detectors adapt), the wait ends.
