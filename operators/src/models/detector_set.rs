@@ -138,7 +138,7 @@ impl DetectorKind {
     /// it sees none (its score below the trigger). The trend detector scores steps and spikes
     /// 0 by design; counted as a vote for "normal", it would cut the fused score of every spike
     /// on the series it watches to `lead_share` of the robust detector's (a lone detector then
-    /// needs 0.67 to reach the lowest band; on the simulator, 8 leaks per run went unfound).
+    /// needs 0.67 to reach the lowest band; on the simulator, 7–8 leaks per run went unfound).
     fn is_specialist(&self) -> bool {
         matches!(self, DetectorKind::Trend(_))
     }
