@@ -77,9 +77,11 @@ pub struct GroupingConfig {
     /// raises later (an OOM kill's error wave, a full disk's failed writes) come minutes after
     /// the incident's own alerts, too late to group with them. A new group joins the incident
     /// when it holds an alert on the cause, and every one of its alerts is an error or latency
-    /// rise on the cause or on a service calling it within `max_hops`. A traffic drop, which a
-    /// saturated service does not cause, never joins this way (docs/design.md, "Alert
-    /// intelligence").
+    /// rise on the cause or on a service calling it within `max_hops`; or, while the cause's
+    /// saturation alert still fires, when all of its alerts are error rises on the cause's
+    /// direct callers (the killed service's own short error wave often goes unconfirmed). A
+    /// traffic drop, which a saturated service does not cause, never joins this way
+    /// (docs/design.md, "Alert intelligence").
     #[serde(default)]
     pub consequences: bool,
 }

@@ -40,7 +40,8 @@ use crate::models::grouping::GroupingConfig;
 use crate::models::root_cause::{is_resource, is_symptom, rank, Evidence, RootCauseConfig};
 use crate::models::topology::{Relation, Topology};
 use crate::records::{
-    AlertEvent, AlertStatus, ImpactAssessment, IncidentRecord, RootCauseCandidate, Severity,
+    AlertEvent, AlertStatus, AnomalyType, ImpactAssessment, IncidentRecord, RootCauseCandidate,
+    Severity,
 };
 use crate::series::{stable_hash, EventTime};
 use crate::time_format::rfc3339_millis;
@@ -414,8 +415,25 @@ impl IncidentBook {
         {
             return None;
         }
-        // The cause itself must show the symptom: without it, a fault starting upstream while
-        // the cause saturates (a latency injection on a caller of a filling disk) would join.
+        // Without the cause's own alert, only errors on its direct callers while its saturation
+        // alert still fires: an OOM kill's error wave is often too short to be confirmed on the
+        // killed service itself, while each caller's errors are (and, being no relatives of
+        // each other, each would open an incident). Latency is left out: a latency injection
+        // on a caller of a filling disk joined the disk's incident when any symptom could.
+        let errors_of_direct_callers = |inc: &Incident, cause: &str| {
+            inc.emptied.is_none()
+                && inc.members.iter().filter_map(|k| info.get(k)).any(|m| {
+                    m.node.entity == cause && m.node.up && is_resource(m.node.anomaly_type)
+                })
+                && members.iter().all(|m| {
+                    m.node.anomaly_type == AnomalyType::ErrorRateSpike
+                        && matches!(
+                            topo.relation(&m.node.entity, cause, 1),
+                            Some(Relation::Calls(1))
+                        )
+                })
+        };
+        // With it, any error or latency rise on the cause and its callers within `max_hops`.
         let explains = |cause: &str| {
             members.iter().any(|m| m.node.entity == cause)
                 && members.iter().all(|m| {
@@ -440,7 +458,9 @@ impl IncidentBook {
                     .is_none_or(|e| now < e + policy.grouping.reopen_ms)
             })
             .filter_map(|(id, inc)| Some((id, inc, top(&inc.last)?)))
-            .filter(|(_, inc, cause)| saturated(inc, cause) && explains(cause))
+            .filter(|(_, inc, cause)| {
+                saturated(inc, cause) && (explains(cause) || errors_of_direct_callers(inc, cause))
+            })
             .min_by(|a, b| a.1.opened.cmp(&b.1.opened).then(a.0.cmp(b.0)))
             .map(|(id, _, _)| id.clone())
     }
@@ -1106,8 +1126,16 @@ mod tests {
         book.update(900, groups, &info, &topo, &off);
         assert_eq!(book.open_count(), 2);
 
-        // What the saturation does not explain opens its own incident: a traffic drop, a wave
-        // without the cause itself, and one with a type that is not a symptom.
+        // While the leak's alert fires, errors on a direct caller join even without the
+        // cause's own alert (the OOM's short error wave on the cause went unconfirmed).
+        let (topo, mut book, id, leak) = saturated_db();
+        let (groups, info) = wave_after_leak(&leak, &[("api", AnomalyType::ErrorRateSpike, true)]);
+        let ch = book.update(900, groups, &info, &topo, &on);
+        assert_eq!(book.open_count(), 1, "{:?}", ch.records);
+        assert_eq!(ch.records[0].incident_id, id);
+
+        // What the saturation does not explain opens its own incident: a traffic drop, a
+        // caller's latency without the cause itself, and a type that is not a symptom.
         for other in [
             vec![("db", AnomalyType::ThroughputDrop, false)],
             vec![("api", AnomalyType::LatencySpike, true)],
