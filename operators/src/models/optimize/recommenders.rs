@@ -80,6 +80,19 @@ fn load_state<T: DeserializeOwned>(
         .map_err(|e| format!("{name}: {e}"))
 }
 
+/// Replaces `slot` with what [`save_state`] wrote of it (a checkpoint without it leaves it as
+/// it is): the [`Recommender::load`] of recommenders whose whole state is their checkpoint.
+fn load_whole<T: DeserializeOwned>(
+    slot: &mut T,
+    name: &str,
+    state: serde_json::Value,
+) -> Result<(), String> {
+    if let Some(saved) = load_state(name, state)? {
+        *slot = saved;
+    }
+    Ok(())
+}
+
 /// The common part of turning a model's draft into the optimizer's.
 fn base_draft(d: &RecommendationDraft, entity: &str, value: &str) -> Draft {
     Draft {
@@ -232,10 +245,9 @@ impl Recommender for RightSizingRecommender {
     }
 
     fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
-        if let Some(saved) = load_state(self.name(), state)? {
-            *self = saved;
-        }
-        Ok(())
+        // The name borrows `self`, which the load replaces.
+        let name = self.name().to_string();
+        load_whole(self, &name, state)
     }
 }
 
@@ -337,10 +349,9 @@ impl Recommender for CapacityRecommender {
     }
 
     fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
-        if let Some(saved) = load_state(self.name(), state)? {
-            *self = saved;
-        }
-        Ok(())
+        // The name borrows `self`, which the load replaces.
+        let name = self.name().to_string();
+        load_whole(self, &name, state)
     }
 }
 
@@ -446,10 +457,9 @@ impl Recommender for DetectorTuningRecommender {
     }
 
     fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
-        if let Some(saved) = load_state(self.name(), state)? {
-            *self = saved;
-        }
-        Ok(())
+        // The name borrows `self`, which the load replaces.
+        let name = self.name().to_string();
+        load_whole(self, &name, state)
     }
 }
 
