@@ -138,15 +138,36 @@ impl Incident {
     /// (entity, metric, direction) moves are the opposite of one the incident held, and those
     /// make at least a quarter of the incident's moves.
     fn reversed_by(&self, moves: &BTreeSet<Move<'_>>) -> bool {
+        let (back, held) = self.reversals(moves);
+        // Both ways: most of the group is a reversal, and it reverses a fair part of the
+        // incident (a storm's evidence holds so many moves that one stray alert would reverse
+        // one of them).
+        back > 0 && 2 * back >= moves.len() && 4 * back >= held
+    }
+
+    /// Whether a new group of `moves` only undoes this incident's anomalies: every move is the
+    /// opposite of one the incident held (the return to baseline of a fault whose incident is
+    /// still open).
+    fn undone_by(&self, moves: &BTreeSet<Move<'_>>) -> bool {
+        let (back, _) = self.reversals(moves);
+        back > 0 && back == moves.len()
+    }
+
+    /// How many of `moves` are the opposite of a move the incident held, and how many distinct
+    /// moves it held.
+    fn reversals(&self, moves: &BTreeSet<Move<'_>>) -> (usize, usize) {
         let held: BTreeSet<Move<'_>> = self.evidence.values().map(|e| move_of(e, e.up)).collect();
         let back = moves
             .iter()
             .filter(|(e, m, up)| held.contains(&(e, m, !up)))
             .count();
-        // Both ways: most of the group is a reversal, and it reverses a fair part of the
-        // incident (a storm's evidence holds so many moves that one stray alert would reverse
-        // one of them).
-        back > 0 && 2 * back >= moves.len() && 4 * back >= held.len()
+        (back, held.len())
+    }
+
+    /// Whether the incident is open at `now`: firing, or waiting for related alerts within
+    /// `reopen_ms` of its last alert's end.
+    fn is_open(&self, now: EventTime, reopen_ms: u64) -> bool {
+        self.emptied.is_none_or(|e| now < e + reopen_ms)
     }
 }
 
@@ -451,43 +472,34 @@ impl IncidentBook {
                 .values()
                 .any(|e| e.entity == cause && e.up && is_resource(e.anomaly_type))
         };
-        self.incidents
-            .iter()
-            .filter(|(_, inc)| {
-                inc.emptied
-                    .is_none_or(|e| now < e + policy.grouping.reopen_ms)
-            })
-            .filter_map(|(id, inc)| Some((id, inc, top(&inc.last)?)))
-            .filter(|(_, inc, cause)| {
+        self.earliest_open(now, policy, |inc| {
+            top(&inc.last).is_some_and(|cause| {
                 saturated(inc, cause) && (explains(cause) || errors_of_direct_callers(inc, cause))
             })
-            .min_by(|a, b| a.1.opened.cmp(&b.1.opened).then(a.0.cmp(b.0)))
-            .map(|(id, _, _)| id.clone())
+        })
     }
 
     /// The open incident (firing, or waiting within `reopen_ms`) a new group of `moves` only
-    /// undoes: every move is the reverse of one the incident held (the return to baseline of
-    /// a fault whose incident is still open), the earliest opened first.
+    /// undoes (see [`Incident::undone_by`]), the earliest opened first.
     fn undone_in(
         &self,
         now: EventTime,
         moves: &BTreeSet<Move<'_>>,
         policy: &IncidentPolicy,
     ) -> Option<String> {
+        self.earliest_open(now, policy, |inc| inc.undone_by(moves))
+    }
+
+    /// The earliest opened (ties by id) of the open incidents that `fits`.
+    fn earliest_open(
+        &self,
+        now: EventTime,
+        policy: &IncidentPolicy,
+        fits: impl Fn(&Incident) -> bool,
+    ) -> Option<String> {
         self.incidents
             .iter()
-            .filter(|(_, inc)| {
-                inc.emptied
-                    .is_none_or(|e| now < e + policy.grouping.reopen_ms)
-            })
-            .filter(|(_, inc)| {
-                !moves.is_empty()
-                    && moves.iter().all(|(e, m, up)| {
-                        inc.evidence
-                            .values()
-                            .any(|x| x.entity == *e && x.metric == *m && x.up != *up)
-                    })
-            })
+            .filter(|(_, inc)| inc.is_open(now, policy.grouping.reopen_ms) && fits(inc))
             .min_by(|a, b| a.1.opened.cmp(&b.1.opened).then(a.0.cmp(b.0)))
             .map(|(id, _)| id.clone())
     }

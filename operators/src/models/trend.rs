@@ -125,10 +125,10 @@ impl TrendConfig {
     /// its median sets aside) and scores nothing here: the robust detector reports steps, and
     /// a step scored as a slope would teach the slope history that slopes are common.
     ///
-    /// Returns `(end_to_end, steady)`: the slope from the first third to the last, which is
-    /// what the history keeps (noise and all, so its spread is the series' usual wander), and
-    /// the steady slope, which is scored.
-    fn slopes(&self, recent: &VecDeque<f64>) -> (f64, f64) {
+    /// Also gives the slope from the first third to the last, which is what the history keeps
+    /// (noise and all, so its spread is the series' usual wander), and the last third's median
+    /// (the level the scale floor is relative to).
+    fn slopes(&self, recent: &VecDeque<f64>) -> SpanSlopes {
         let third = self.third();
         let middle_start = (self.span - third) / 2;
         let last_start = self.span - third;
@@ -140,7 +140,6 @@ impl TrendConfig {
             (middle - first) / middle_start as f64,
             (last - middle) / (last_start - middle_start) as f64,
         );
-        let end_to_end = (last - first) / last_start as f64;
         let steady = if a * b <= 0.0 || !a.is_finite() || !b.is_finite() {
             0.0
         } else if a.abs() < b.abs() {
@@ -148,8 +147,22 @@ impl TrendConfig {
         } else {
             b
         };
-        (end_to_end, steady)
+        SpanSlopes {
+            steady,
+            end_to_end: (last - first) / last_start as f64,
+            level: last,
+        }
     }
+}
+
+/// What [`TrendConfig::slopes`] reads from one span.
+struct SpanSlopes {
+    /// The slope both halves held (0 when they disagree): what is scored.
+    steady: f64,
+    /// First third to last: what the history keeps.
+    end_to_end: f64,
+    /// Median of the last third.
+    level: f64,
 }
 
 /// Running trend state of one feature of one series.
@@ -187,11 +200,11 @@ impl Trend {
         if self.recent.len() < cfg.span {
             return None;
         }
-        let last = median_of(self.recent.iter().skip(cfg.span - cfg.third()).copied());
-        let (end_to_end, slope) = cfg.slopes(&self.recent);
+        let span = cfg.slopes(&self.recent);
+        let slope = span.steady;
         let out = if self.slopes.len() >= cfg.warmup_len {
             let usual = self.slopes.median().unwrap_or(0.0);
-            let floor = scale_floor(last, cfg.min_relative_scale) / cfg.span as f64;
+            let floor = scale_floor(span.level, cfg.min_relative_scale) / cfg.span as f64;
             let sigma = (MAD_TO_SIGMA * self.slopes.mad().unwrap_or(0.0)).max(floor);
             let excess = (slope - usual) * cfg.distance();
             Some(Deviation {
@@ -203,7 +216,7 @@ impl Trend {
             None
         };
         if self.spans_seen.is_multiple_of(cfg.stride as u64) {
-            self.slopes.push(end_to_end);
+            self.slopes.push(span.end_to_end);
         }
         self.spans_seen += 1;
         out
