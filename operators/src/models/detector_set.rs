@@ -8,7 +8,8 @@
 //! Per window, for the detectors that watch that window:
 //! 1. each detector compares the watched feature's value with its own baseline and reports a
 //!    [`Deviation`] (scalar detectors) or a novelty magnitude (vector detectors, on the feature
-//!    vector of [`Track::vector`]);
+//!    vector of [`Track::vector`]); the costly vector detectors only on windows the cheap ones
+//!    find suspicious and on a calibration sample ([`super::screen`]);
 //! 2. each magnitude is calibrated against that detector's own recent magnitudes
 //!    ([`TailCalibrator`]): a score in [0, 1] on a log scale of tail probability;
 //! 3. the calibrated scores are fused: the weighted mean, but never below `lead_share` times the
@@ -32,6 +33,7 @@ use super::forest_detector::{ForestDetectorConfig, StreamingForest};
 use super::iqr::{IqrConfig, IqrFences};
 use super::knn_detector::{KnnDetectorConfig, StreamingKnn};
 use super::robust_z::{RobustZ, RobustZConfig};
+use super::screen::ScreenPolicy;
 use super::seasonal::{Seasonal, SeasonalConfig};
 use super::shape::{classify, Shape};
 use super::svm_detector::{StreamingSvm, SvmDetectorConfig};
@@ -237,6 +239,8 @@ pub struct FusionPolicy {
     /// Score of the lowest alert band: explanations report the value at which each detector
     /// would reach it (default 0.5, the shipped severity rules' `low`).
     pub alert_level: f64,
+    /// When the costly (vector) detectors are consulted.
+    pub screen: ScreenPolicy,
 }
 
 impl Default for FusionPolicy {
@@ -249,6 +253,7 @@ impl Default for FusionPolicy {
             normal_below: 0.5,
             vector: VectorSpec::default(),
             alert_level: 0.5,
+            screen: ScreenPolicy::default(),
         }
     }
 }
@@ -259,6 +264,7 @@ impl FusionPolicy {
         self.calibration.validate()?;
         self.damping.validate()?;
         self.vector.validate()?;
+        self.screen.validate()?;
         for (name, v) in [
             ("lead_share", self.lead_share),
             ("trigger", self.trigger),
@@ -541,84 +547,22 @@ impl DetectorSet {
                 scratch.seen[i] = t.feature.of(values).filter(|v| v.is_finite());
             }
         }
-        // 1–2. Each detector's deviation, calibrated.
-        for (i, plan) in ensemble.of_window(window) {
-            let slot = &mut self.slots[i];
-            let Some(value) = scratch.seen[slot.track] else {
-                continue;
-            };
-            let track = &self.tracks[slot.track].track;
-            if plan.kind.is_vector() && !scratch.built[slot.track] {
-                scratch.built[slot.track] = true;
-                track.vector(
-                    &policy.vector,
-                    value,
-                    time,
-                    real_time,
-                    &mut scratch.vectors[slot.track],
-                );
+        // 1–2. Each detector's deviation, calibrated: the cheap detectors first, then the
+        // costly ones if the screen lets them in (see `screen`).
+        for costly in [false, true] {
+            let screened_in = costly
+                && policy
+                    .screen
+                    .lets_in(fuse_voting(ensemble, &scratch.scored));
+            for (i, plan) in ensemble.of_window(window) {
+                if plan.kind.is_vector() != costly {
+                    continue;
+                }
+                self.score_plan(ensemble, i, time, real_time, screened_in, &mut scratch);
             }
-            let row = &scratch.vectors[slot.track];
-            let deviation = match (&mut slot.state, &plan.kind) {
-                (DetectorState::RobustZ(d), DetectorKind::RobustZ(_)) => d
-                    .observe(value)
-                    .map(|s| Deviation::of(value, s.median, s.scale)),
-                (DetectorState::Iqr(d), DetectorKind::Iqr(cfg)) => d.observe(cfg, value),
-                (DetectorState::Ewma(d), DetectorKind::Ewma(cfg)) => d.observe(cfg, value),
-                (DetectorState::Cusum(d), DetectorKind::Cusum(cfg)) => d.observe(cfg, value),
-                (DetectorState::Seasonal(d), DetectorKind::Seasonal(cfg)) => d.observe(cfg, value),
-                (DetectorState::ForecastResidual(d), DetectorKind::ForecastResidual(cfg)) => {
-                    d.observe(cfg, value)
-                }
-                (DetectorState::Contextual(d), DetectorKind::Contextual(cfg)) => {
-                    d.observe(cfg, value)
-                }
-                (DetectorState::Trend(d), DetectorKind::Trend(cfg)) => d.observe(cfg, value),
-                (DetectorState::IsolationForest(d), DetectorKind::IsolationForest(_)) => {
-                    d.score(row).map(|m| Deviation {
-                        magnitude: m,
-                        expected: f64::NAN,
-                        scale: f64::NAN,
-                    })
-                }
-                (DetectorState::OneClassSvm(d), DetectorKind::OneClassSvm(_)) => {
-                    d.score(row).map(|m| Deviation {
-                        magnitude: m,
-                        expected: f64::NAN,
-                        scale: f64::NAN,
-                    })
-                }
-                (DetectorState::Knn(d), DetectorKind::Knn(cfg)) => {
-                    d.score(cfg, row).map(|m| Deviation {
-                        magnitude: m,
-                        expected: f64::NAN,
-                        scale: f64::NAN,
-                    })
-                }
-                // Change points are examined after fusion, on suspicious windows only.
-                _ => None,
-            };
-            let Some(dev) = deviation else {
-                continue;
-            };
-            scratch.magnitudes.push((i, dev.magnitude));
-            let score = match plan.kind.fixed_score(dev.magnitude) {
-                Some(score) => score,
-                None => {
-                    let Some(cal) = slot.calibrator.judge(&policy.calibration, dev.magnitude)
-                    else {
-                        continue;
-                    };
-                    cal.score
-                }
-            };
-            scratch.scored.push(Scored {
-                plan: i,
-                score,
-                value,
-                dev,
-            });
         }
+        // Plan order, as if scored in one pass (fusion sums in this order; findings keep it).
+        scratch.scored.sort_by_key(|x| x.plan);
 
         // 3. Fusion.
         let mut fused = fuse(ensemble, scratch.scored.iter().map(|x| (x.plan, x.score)));
@@ -748,6 +692,97 @@ impl DetectorSet {
         })
     }
 
+    /// Scores plan `i` on the current window into `scratch` (its magnitude, to be learned, and its
+    /// calibrated score). A costly plan builds its track's feature vector (its model learns from
+    /// it later either way) but is scored only when `screened_in` or on a calibration sample.
+    fn score_plan(
+        &mut self,
+        ensemble: &Ensemble,
+        i: usize,
+        time: EventTime,
+        real_time: bool,
+        screened_in: bool,
+        scratch: &mut Scratch,
+    ) {
+        let policy = &ensemble.fusion;
+        let plan = &ensemble.detectors[i];
+        let slot = &mut self.slots[i];
+        let Some(value) = scratch.seen[slot.track] else {
+            return;
+        };
+        let track = &self.tracks[slot.track].track;
+        // Scalar detectors update their baselines on every window, so they always score; a
+        // costly one's calibration learns from its samples only.
+        let mut sampled = true;
+        if plan.kind.is_vector() {
+            if !scratch.built[slot.track] {
+                scratch.built[slot.track] = true;
+                track.vector(
+                    &policy.vector,
+                    value,
+                    time,
+                    real_time,
+                    &mut scratch.vectors[slot.track],
+                );
+            }
+            sampled = policy.screen.samples(
+                slot.calibrator.seen(),
+                policy.calibration.memory,
+                track.seen(),
+            );
+            if !(sampled || screened_in) {
+                return;
+            }
+        }
+        let row = &scratch.vectors[slot.track];
+        let deviation = match (&mut slot.state, &plan.kind) {
+            (DetectorState::RobustZ(d), DetectorKind::RobustZ(_)) => d
+                .observe(value)
+                .map(|s| Deviation::of(value, s.median, s.scale)),
+            (DetectorState::Iqr(d), DetectorKind::Iqr(cfg)) => d.observe(cfg, value),
+            (DetectorState::Ewma(d), DetectorKind::Ewma(cfg)) => d.observe(cfg, value),
+            (DetectorState::Cusum(d), DetectorKind::Cusum(cfg)) => d.observe(cfg, value),
+            (DetectorState::Seasonal(d), DetectorKind::Seasonal(cfg)) => d.observe(cfg, value),
+            (DetectorState::ForecastResidual(d), DetectorKind::ForecastResidual(cfg)) => {
+                d.observe(cfg, value)
+            }
+            (DetectorState::Contextual(d), DetectorKind::Contextual(cfg)) => d.observe(cfg, value),
+            (DetectorState::Trend(d), DetectorKind::Trend(cfg)) => d.observe(cfg, value),
+            (DetectorState::IsolationForest(d), DetectorKind::IsolationForest(_)) => {
+                d.score(row).map(Deviation::novelty)
+            }
+            (DetectorState::OneClassSvm(d), DetectorKind::OneClassSvm(_)) => {
+                d.score(row).map(Deviation::novelty)
+            }
+            (DetectorState::Knn(d), DetectorKind::Knn(cfg)) => {
+                d.score(cfg, row).map(Deviation::novelty)
+            }
+            // Change points are examined after fusion, on suspicious windows only.
+            _ => None,
+        };
+        let Some(dev) = deviation else {
+            return;
+        };
+        if sampled {
+            scratch.magnitudes.push((i, dev.magnitude));
+        }
+        let score = match plan.kind.fixed_score(dev.magnitude) {
+            Some(score) => score,
+            None => {
+                let Some(cal) = slot.calibrator.judge(&policy.calibration, dev.magnitude) else {
+                    return;
+                };
+                cal.score
+            }
+        };
+        scratch.scored.push(Scored {
+            plan: i,
+            score,
+            value,
+            dev,
+        });
+    }
+
     /// Assembles the findings of the scored detectors (names, values, boundaries).
     fn findings(&self, ensemble: &Ensemble, scratch: &Scratch) -> Vec<(usize, Finding)> {
         let policy = &ensemble.fusion;
@@ -874,6 +909,23 @@ fn fuse(ensemble: &Ensemble, scores: impl Iterator<Item = (usize, f64)>) -> Opti
         0.0
     };
     Some(mean.max(ensemble.fusion.lead_share * lead).clamp(0.0, 1.0))
+}
+
+/// [`fuse`] over the detectors that vote on this window (a positive weight, and not a quiet
+/// specialist); `None` when none does.
+fn fuse_voting(ensemble: &Ensemble, scored: &[Scored]) -> Option<f64> {
+    let votes = |x: &&Scored| {
+        let kind = &ensemble.detectors[x.plan].kind;
+        ensemble.detectors[x.plan].weight > 0.0
+            && !(kind.is_specialist() && x.score < ensemble.fusion.trigger)
+    };
+    if !scored.iter().any(|x| votes(&x)) {
+        return None;
+    }
+    fuse(
+        ensemble,
+        scored.iter().filter(votes).map(|x| (x.plan, x.score)),
+    )
 }
 
 /// Median of a small slice.

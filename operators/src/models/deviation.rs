@@ -20,6 +20,15 @@ pub struct Deviation {
 }
 
 impl Deviation {
+    /// A vector model's novelty `magnitude`, which has no expected value or scale.
+    pub fn novelty(magnitude: f64) -> Self {
+        Deviation {
+            magnitude,
+            expected: f64::NAN,
+            scale: f64::NAN,
+        }
+    }
+
     /// A deviation of `value` from `expected` measured in `scale` (floored to stay finite).
     pub fn of(value: f64, expected: f64, scale: f64) -> Self {
         let scale = if scale > 0.0 && scale.is_finite() {

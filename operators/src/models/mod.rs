@@ -43,6 +43,7 @@ pub mod reservoir;
 pub mod robust_z;
 pub mod root_cause;
 pub mod scorer;
+pub mod screen;
 pub mod seasonal;
 pub mod shape;
 pub mod svm_detector;

@@ -304,3 +304,46 @@ fn a_quiet_trend_detector_does_not_dilute_the_others() {
     let trend = sb.findings.iter().find(|f| f.detector == "trend");
     assert!(trend.is_some_and(|f| f.score < 0.5), "{:?}", sb.findings);
 }
+
+/// The nearest-neighbour detector behind the robust detector's screen: ordinary windows are
+/// scored only as calibration samples (every window until its calibration is full, then one in
+/// `sample_every`), a suspicious one always, and `sample_every = 1` turns the screen off.
+#[test]
+fn costly_detectors_score_suspicious_windows_and_a_sample() {
+    let detectors = vec![
+        plan("robust_z", DetectorKind::RobustZ(RobustZConfig::default())),
+        plan("knn", DetectorKind::Knn(KnnDetectorConfig::default())),
+    ];
+    let screened = ensemble(detectors.clone());
+    let mut unscreened = ensemble(detectors);
+    unscreened.fusion.screen.sample_every = 1;
+    let memory = screened.fusion.calibration.memory as u64;
+    let mut s = DetectorSet::new(&screened, "latency_ms");
+    let mut u = DetectorSet::new(&unscreened, "latency_ms");
+    for i in 0..2000 {
+        let v = values(100.0 + noise(i));
+        s.observe(&screened, "1m", &v, i as u64 * 60_000, true);
+        u.observe(&unscreened, "1m", &v, i as u64 * 60_000, true);
+    }
+    let learned = |set: &DetectorSet| set.slots[1].calibrator.seen();
+    // Learned windows: the first `memory` (give or take the few the ensemble found
+    // anomalous), then about one in eight of the remaining ~1,500.
+    assert!(
+        learned(&s) > memory && learned(&s) < memory + 1500 / 8 + 16,
+        "{}",
+        learned(&s)
+    );
+    assert!(learned(&u) > 1900, "{}", learned(&u));
+    // Window 2000 is a sample (2,000 values seen before it); the spike's, 2001, is not, so
+    // only the screen can let the nearest-neighbour detector in.
+    s.observe(&screened, "1m", &values(100.0), 2000 * 60_000, true);
+    let spike = s
+        .observe(&screened, "1m", &values(160.0), 2001 * 60_000, true)
+        .expect("verdict");
+    assert!(spike.score >= 0.5, "{spike:?}");
+    assert!(
+        spike.findings.iter().any(|f| f.detector == "knn"),
+        "the screen let the spike in: {:?}",
+        spike.findings
+    );
+}
