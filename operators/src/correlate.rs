@@ -655,6 +655,7 @@ fn handle_time(
                     severity: view.map_or(crate::records::Severity::Low, |v| v.last.severity),
                     metric: n.labels.get("metric").cloned().unwrap_or_default(),
                     muted: view.is_some_and(|v| v.last.muted_by.is_some()),
+                    count: view.map_or(0, |v| v.last.count),
                 },
             )
         })

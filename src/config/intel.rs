@@ -63,6 +63,7 @@ struct RawGrouping {
     directional: Option<bool>,
     group_by: Option<Vec<String>>,
     min_alerts: Option<Spanned<i64>>,
+    lone_windows: Option<Spanned<i64>>,
     dbscan_eps: Option<Spanned<f64>>,
     reopen_secs: Option<Spanned<f64>>,
     reopen_hops: Option<Spanned<i64>>,
@@ -206,6 +207,13 @@ pub fn correlation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Corre
             10_000,
             "min_alerts",
         ) as usize,
+        lone_windows: c.int(
+            &raw.grouping.lone_windows,
+            g.lone_windows as i64,
+            1,
+            1_000_000,
+            "lone_windows",
+        ) as u64,
         dbscan_eps: c.float(
             &raw.grouping.dbscan_eps,
             g.dbscan_eps,

@@ -295,6 +295,7 @@ fn compile(
         types: rules.anomaly_types.clone(),
         generator_url: a.generator_url.as_ref().map(|u| u.get_ref().clone()),
         confirm_windows: c.int(&a.confirm_windows, 2, 1..1_000_001, "confirm_windows") as u64,
+        lone_windows: rules.correlation.grouping.lone_windows,
     };
 
     let sinks = sinks::compile_sinks(&mut c, &raw.sinks);

@@ -36,6 +36,9 @@ pub struct AlertPolicy {
     /// Anomalous windows after which an alert counts as confirmed: an `updated` event marks the
     /// moment, so the correlation stage can tell persistent anomalies from one-window blips.
     pub confirm_windows: u64,
+    /// Anomalous windows after which a lone alert may open an incident (`[grouping]
+    /// lone_windows` of the correlation rules): an `updated` event marks that moment too.
+    pub lone_windows: u64,
 }
 
 /// An open alert.
@@ -80,7 +83,9 @@ impl AlertBook {
                 alert.last_end = alert.last_end.max(d.end);
                 alert.deadline = deadline.max(alert.deadline);
                 alert.last = d.clone();
-                let changed = severity != alert.severity || alert.count == policy.confirm_windows;
+                let changed = severity != alert.severity
+                    || alert.count == policy.confirm_windows
+                    || alert.count == policy.lone_windows;
                 alert.severity = severity;
                 let event = changed.then(|| record(policy, alert, AlertEvent::Updated, d.end));
                 (event, alert.deadline)
@@ -272,6 +277,7 @@ mod tests {
             types: AnomalyTypeRules::default(),
             generator_url: None,
             confirm_windows: 0,
+            lone_windows: 0,
         }
     }
 

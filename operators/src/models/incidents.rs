@@ -2,8 +2,9 @@
 //!
 //! Every time the groups of active alerts change, [`IncidentBook::update`] maps them to
 //! incidents with stable ids:
-//! * a group whose alerts belong to no incident opens one once it holds `min_alerts` alerts; its
-//!   id is the hash of its earliest alert, so a replay gives the same ids;
+//! * a group whose alerts belong to no incident opens one once it holds `min_alerts` alerts (a
+//!   lone alert once it has persisted `lone_windows` anomalous windows); its id is the hash of
+//!   its earliest alert, so a replay gives the same ids;
 //! * groups that merge keep the oldest incident; the others resolve with `merged_into`;
 //! * when a group splits (the alert that linked its parts resolved), its alerts stay in the
 //!   incident they belong to, which then holds both parts; with `split` on, the incident keeps
@@ -59,6 +60,8 @@ pub struct MemberInfo {
     pub metric: String,
     /// Muted (silenced or inhibited).
     pub muted: bool,
+    /// Anomalous windows so far.
+    pub count: u64,
 }
 
 /// A group of related alerts and how it was grouped.
@@ -171,6 +174,21 @@ impl Incident {
     }
 }
 
+/// Whether group `g`, which joins no incident, opens one: it holds `min_alerts` alerts, and a
+/// lone alert has persisted `lone_windows` anomalous windows.
+fn opens(g: &Group, info: &BTreeMap<NodeKey, MemberInfo>, grouping: &GroupingConfig) -> bool {
+    match g.nodes.as_slice() {
+        [] => false,
+        [lone] => {
+            grouping.min_alerts <= 1
+                && info
+                    .get(lone)
+                    .is_some_and(|m| m.count >= grouping.lone_windows)
+        }
+        nodes => nodes.len() >= grouping.min_alerts,
+    }
+}
+
 /// What an alert changed: (entity, metric, moved up).
 type Move<'a> = (&'a str, &'a str, bool);
 
@@ -267,7 +285,7 @@ impl IncidentBook {
                     self.incidents.insert(id.clone(), inc);
                 }
                 claimed.insert(id, g);
-            } else if g.nodes.len() >= policy.grouping.min_alerts.max(1) {
+            } else if opens(&g, info, &policy.grouping) {
                 let first = &g.nodes[0];
                 let id = format!(
                     "{:016x}",
@@ -798,11 +816,12 @@ mod tests {
     use super::*;
     use crate::records::AnomalyType;
 
-    /// The book's settings with every lifecycle rule off (one alert opens an incident, which
-    /// resolves with its last alert and is forgotten), then `set` applied.
+    /// The book's settings with every lifecycle rule off (one confirmed alert opens an
+    /// incident, which resolves with its last alert and is forgotten), then `set` applied.
     fn policy(set: impl FnOnce(&mut GroupingConfig)) -> IncidentPolicy {
         let mut grouping = GroupingConfig {
             min_alerts: 1,
+            lone_windows: 1,
             reopen_ms: 0,
             reopen_hops: 0,
             recovery_ms: 0,
@@ -837,6 +856,7 @@ mod tests {
                 severity: Severity::High,
                 metric: "latency".into(),
                 muted: false,
+                count: 2,
             },
         )
     }
@@ -854,6 +874,43 @@ mod tests {
             nodes: keys.iter().map(|k| (*k).clone()).collect(),
             cluster_type: "topology".into(),
         }
+    }
+
+    /// A lone alert opens its incident once it has persisted `lone_windows` windows; one that
+    /// a related alert joins opens at once, and one that resolves sooner opens nothing.
+    #[test]
+    fn a_lone_alert_waits_for_persistence() {
+        let policy = policy(|g| g.lone_windows = 6);
+        let topo = Topology::default();
+        let mut book = IncidentBook::default();
+        let (ka, mut a) = member("a", "x", 0);
+        a.count = 2;
+        let mut info = BTreeMap::from([(ka.clone(), a)]);
+        let ch = book.update(10, vec![group(&[&ka])], &info, &topo, &policy);
+        assert!(ch.records.is_empty(), "{:?}", ch.records);
+        info.get_mut(&ka).expect("held").count = 6;
+        let ch = book.update(20, vec![group(&[&ka])], &info, &topo, &policy);
+        assert_eq!(ch.records.len(), 1);
+        assert_eq!(ch.records[0].event, AlertEvent::Opened);
+
+        // Two related alerts of two windows each: no wait.
+        let mut book = IncidentBook::default();
+        let (kb, b) = member("b", "y", 1);
+        let (kc, c) = member("c", "z", 2);
+        let info = BTreeMap::from([(kb.clone(), b), (kc.clone(), c)]);
+        let ch = book.update(10, vec![group(&[&kb, &kc])], &info, &topo, &policy);
+        assert_eq!(ch.records.len(), 1);
+
+        // A short lone alert resolves unseen.
+        let mut book = IncidentBook::default();
+        let (kd, d) = member("d", "w", 3);
+        let info = BTreeMap::from([(kd.clone(), d)]);
+        assert!(book
+            .update(10, vec![group(&[&kd])], &info, &topo, &policy)
+            .records
+            .is_empty());
+        let ch = book.update(20, vec![], &BTreeMap::new(), &topo, &policy);
+        assert!(ch.records.is_empty() && book.open_count() == 0);
     }
 
     #[test]
