@@ -110,31 +110,32 @@ impl StreamingForest {
         normal: bool,
         magnitude: Option<f64>,
     ) {
-        if normal {
-            self.reservoir.add(&cfg.refit, row);
-        }
-        if self
-            .reservoir
-            .tick(&cfg.refit, self.model.is_some(), magnitude)
-        {
-            let forest = IsolationForestConfig {
-                seed: cfg.forest.seed ^ self.reservoir.fits(),
-                ..cfg.forest.clone()
-            };
-            // A fit can only fail on rows the reservoir refuses (non-finite) or a bad config,
-            // which validation rejects; keep the old model if it does.
-            let width = self.reservoir.width();
-            if let Ok(model) = forest.fit(self.reservoir.rows(), width) {
-                self.model = Some(model);
-                self.bounds = vec![(f32::INFINITY, f32::NEG_INFINITY); width];
-                for r in self.reservoir.rows().chunks_exact(width) {
-                    for (b, x) in self.bounds.iter_mut().zip(r) {
-                        *b = (b.0.min(*x), b.1.max(*x));
+        let (model, bounds) = (&mut self.model, &mut self.bounds);
+        let fitted = model.is_some();
+        self.reservoir.learn(
+            &cfg.refit,
+            row,
+            normal,
+            fitted,
+            magnitude,
+            |rows, width, fits| {
+                let forest = IsolationForestConfig {
+                    seed: cfg.forest.seed ^ fits,
+                    ..cfg.forest.clone()
+                };
+                // A fit can only fail on rows the reservoir refuses (non-finite) or a bad
+                // config, which validation rejects; keep the old model if it does.
+                if let Ok(new) = forest.fit(rows, width) {
+                    *model = Some(new);
+                    *bounds = vec![(f32::INFINITY, f32::NEG_INFINITY); width];
+                    for r in rows.chunks_exact(width) {
+                        for (b, x) in bounds.iter_mut().zip(r) {
+                            *b = (b.0.min(*x), b.1.max(*x));
+                        }
                     }
                 }
-            }
-            self.reservoir.fitted();
-        }
+            },
+        );
     }
 
     /// Approximate heap bytes held (the model's node arrays are estimated from its size).

@@ -119,23 +119,34 @@ impl StreamingKnn {
         normal: bool,
         magnitude: Option<f64>,
     ) {
-        if normal {
-            self.reservoir.add(&cfg.refit, row);
-        }
-        if self
-            .reservoir
-            .tick(&cfg.refit, !self.reference.is_empty(), magnitude)
-        {
-            self.snapshot();
-            self.reservoir.fitted();
-        }
+        let (reference, mean, inv_std) = (&mut self.reference, &mut self.mean, &mut self.inv_std);
+        let fitted = !reference.is_empty();
+        self.reservoir
+            .learn(&cfg.refit, row, normal, fitted, magnitude, |rows, w, _| {
+                if let Some(s) = Standardised::of(rows, w) {
+                    (*reference, *mean, *inv_std) = (s.rows, s.mean, s.inv_std);
+                }
+            });
     }
 
-    fn snapshot(&mut self) {
-        let w = self.reservoir.width();
-        let rows = self.reservoir.rows();
+    /// Approximate heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.reservoir.heap_bytes() + (self.reference.capacity() + 2 * self.mean.len()) * 4
+    }
+}
+
+/// The reservoir standardised by its column means and deviations: the reference set.
+struct Standardised {
+    rows: Vec<f32>,
+    mean: Vec<f32>,
+    inv_std: Vec<f32>,
+}
+
+impl Standardised {
+    /// `rows` (row-major, `w` wide) standardised; `None` when there are none.
+    fn of(rows: &[f32], w: usize) -> Option<Self> {
         if w == 0 || rows.is_empty() {
-            return;
+            return None;
         }
         let n = (rows.len() / w) as f64;
         let mut mean = vec![0f64; w];
@@ -146,8 +157,8 @@ impl StreamingKnn {
                 sq[j] += f64::from(*x) * f64::from(*x);
             }
         }
-        self.mean = mean.iter().map(|m| (m / n) as f32).collect();
-        self.inv_std = (0..w)
+        let col_mean: Vec<f32> = mean.iter().map(|m| (m / n) as f32).collect();
+        let inv_std: Vec<f32> = (0..w)
             .map(|j| {
                 let m = mean[j] / n;
                 let sd = (sq[j] / n - m * m).max(0.0).sqrt();
@@ -156,20 +167,20 @@ impl StreamingKnn {
                 (1.0 / sd.max(floor)) as f32
             })
             .collect();
-        self.reference = rows
+        let standardised = rows
             .chunks_exact(w)
             .flat_map(|r| {
                 r.iter()
-                    .zip(self.mean.iter().zip(&self.inv_std))
+                    .zip(col_mean.iter().zip(&inv_std))
                     .map(|(x, (m, s))| (x - m) * s)
                     .collect::<Vec<_>>()
             })
             .collect();
-    }
-
-    /// Approximate heap bytes held.
-    pub fn heap_bytes(&self) -> usize {
-        self.reservoir.heap_bytes() + (self.reference.capacity() + 2 * self.mean.len()) * 4
+        Some(Standardised {
+            rows: standardised,
+            mean: col_mean,
+            inv_std,
+        })
     }
 }
 

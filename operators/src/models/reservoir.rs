@@ -110,7 +110,7 @@ impl Reservoir {
     }
 
     /// Adds a vector judged normal; a vector of another width restarts the ring.
-    pub fn add(&mut self, policy: &RefitPolicy, row: &[f32]) {
+    fn add(&mut self, policy: &RefitPolicy, row: &[f32]) {
         if row.is_empty() || row.iter().any(|v| !v.is_finite()) {
             return;
         }
@@ -131,9 +131,31 @@ impl Reservoir {
         self.next = (self.next + 1) % policy.capacity;
     }
 
+    /// One observation of a streaming model: `row` joins the ring when `normal`, then, when the
+    /// policy says the model (`fitted` or not yet) is due, `refit` is called with the rows, their
+    /// width and the number of fits so far (the seed of the new fit), and the fit is recorded.
+    /// `magnitude` is what the model scored the row (`None` when it did not).
+    pub fn learn(
+        &mut self,
+        policy: &RefitPolicy,
+        row: &[f32],
+        normal: bool,
+        fitted: bool,
+        magnitude: Option<f64>,
+        refit: impl FnOnce(&[f32], usize, u64),
+    ) {
+        if normal {
+            self.add(policy, row);
+        }
+        if self.tick(policy, fitted, magnitude) {
+            refit(&self.rows, self.width, self.fits);
+            self.fitted();
+        }
+    }
+
     /// Records one observation and its novelty magnitude (if the model scored it); returns
     /// whether the model should be (re)fitted now.
-    pub fn tick(&mut self, policy: &RefitPolicy, fitted: bool, magnitude: Option<f64>) -> bool {
+    fn tick(&mut self, policy: &RefitPolicy, fitted: bool, magnitude: Option<f64>) -> bool {
         self.since_fit += 1;
         if let Some(m) = magnitude.filter(|m| m.is_finite()) {
             // Plain means until each has its memory's worth of values, so both start level.
@@ -158,13 +180,13 @@ impl Reservoir {
             && self.fast > policy.drift_ratio * self.slow
     }
 
-    /// The rows to fit on; call [`Reservoir::fitted`] after fitting.
+    /// The vectors held, row-major.
     pub fn rows(&self) -> &[f32] {
         &self.rows
     }
 
     /// Records that a fit happened.
-    pub fn fitted(&mut self) {
+    fn fitted(&mut self) {
         self.since_fit = 0;
         self.fits += 1;
         self.fitted_len = self.len;

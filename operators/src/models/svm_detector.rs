@@ -100,23 +100,20 @@ impl StreamingSvm {
         normal: bool,
         magnitude: Option<f64>,
     ) {
-        if normal {
-            self.reservoir.add(&cfg.refit, row);
-        }
-        if self
-            .reservoir
-            .tick(&cfg.refit, self.model.is_some(), magnitude)
-        {
-            if let Some(fitted) = fit(
-                cfg,
-                self.reservoir.rows(),
-                self.reservoir.width(),
-                self.reservoir.fits(),
-            ) {
-                self.model = Some(fitted);
-            }
-            self.reservoir.fitted();
-        }
+        let model = &mut self.model;
+        let fitted = model.is_some();
+        self.reservoir.learn(
+            &cfg.refit,
+            row,
+            normal,
+            fitted,
+            magnitude,
+            |rows, width, fits| {
+                if let Some(new) = fit(cfg, rows, width, fits) {
+                    *model = Some(new);
+                }
+            },
+        );
     }
 
     /// Approximate heap bytes held.
