@@ -1,7 +1,8 @@
 //! The alert lifecycle of one worker's series, as a plain state machine.
 //!
 //! A series' first anomalous window opens an alert; further anomalous windows update it (an event
-//! only when its severity band changes, so downstream sees changes, not repetition); after
+//! only when its severity band changes, or at the window counts the correlation stage waits for,
+//! `confirm_windows` and `lone_windows`, so downstream sees changes, not repetition); after
 //! `resolve_after_ms` of event time with no anomalous window it resolves. Resolution runs on a
 //! deadline, not on the next window, so a series that stops reporting still resolves.
 //!
@@ -304,6 +305,25 @@ mod tests {
             detectors: vec![("robust_z".into(), score)],
             affected_features: vec!["1m:mean".into()],
         }
+    }
+
+    /// The correlation stage waits for confirmation and for a lone alert's persistence: each
+    /// count is marked by an `updated` event even when the severity band stays.
+    #[test]
+    fn updates_mark_the_confirmation_and_lone_window_counts() {
+        let p = AlertPolicy {
+            confirm_windows: 2,
+            lone_windows: 4,
+            ..policy()
+        };
+        let mut book = AlertBook::default();
+        let events: Vec<Option<u64>> = (1..=6)
+            .map(|i| {
+                let (event, _) = book.on_detection(&p, &detection(60_000 * (i + 1), 0.6));
+                event.map(|e| e.count)
+            })
+            .collect();
+        assert_eq!(events, vec![Some(1), Some(2), None, Some(4), None, None]);
     }
 
     #[test]

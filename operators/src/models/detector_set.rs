@@ -431,13 +431,24 @@ struct Scored {
     dev: Deviation,
 }
 
+/// A detector's raw magnitude on the current window, for its calibrator and model to learn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Magnitude {
+    plan: usize,
+    value: f64,
+    /// Whether the window is the detector's calibration sample: always for the cheap
+    /// detectors; for a costly one a window the screen let in outside its sample teaches its
+    /// calibration only if it is anomalous (see `screen`).
+    sample: bool,
+}
+
 /// Per-window working memory, kept between windows so the hot path does not allocate.
 #[derive(Debug, Clone, Default, PartialEq)]
 struct Scratch {
     seen: Vec<Option<f64>>,
     built: Vec<bool>,
     vectors: Vec<Vec<f32>>,
-    magnitudes: Vec<(usize, f64)>,
+    magnitudes: Vec<Magnitude>,
     scored: Vec<Scored>,
 }
 
@@ -467,6 +478,10 @@ pub struct DetectorSet {
     slots: Vec<Slot>,
     /// One damper per window name.
     dampers: Vec<(String, Damper)>,
+    /// Varies which windows are the costly detectors' calibration samples between series (a
+    /// hash of the metric name; see `screen`).
+    #[serde(default)]
+    sample_salt: u64,
     #[serde(skip)]
     scratch: Scratch,
 }
@@ -521,6 +536,7 @@ impl DetectorSet {
             tracks,
             slots,
             dampers,
+            sample_salt: crate::series::stable_hash(metric.as_bytes()),
             scratch: Scratch::default(),
         }
     }
@@ -625,10 +641,12 @@ impl DetectorSet {
         // 6. Learn: calibrators (anomalous windows only up to their tail threshold), vector
         // models from normal windows only, then every track.
         let normal = fused.is_none_or(|f| f < policy.normal_below);
-        for &(i, m) in &scratch.magnitudes {
-            self.slots[i]
-                .calibrator
-                .learn(&policy.calibration, m, !normal, time);
+        for m in &scratch.magnitudes {
+            if m.sample || !normal {
+                self.slots[m.plan]
+                    .calibrator
+                    .learn(&policy.calibration, m.value, !normal, time);
+            }
         }
         for (i, plan) in ensemble.of_window(window) {
             let slot = &mut self.slots[i];
@@ -636,11 +654,12 @@ impl DetectorSet {
             if row.is_empty() {
                 continue;
             }
+            // The drift means follow the sample, like the calibration.
             let magnitude = scratch
                 .magnitudes
                 .iter()
-                .find(|(p, _)| *p == i)
-                .map(|(_, m)| *m);
+                .find(|m| m.plan == i && m.sample)
+                .map(|m| m.value);
             match (&mut slot.state, &plan.kind) {
                 (DetectorState::IsolationForest(d), DetectorKind::IsolationForest(cfg)) => {
                     d.learn(cfg, row, normal, magnitude)
@@ -692,9 +711,9 @@ impl DetectorSet {
         })
     }
 
-    /// Scores plan `i` on the current window into `scratch` (its magnitude, to be learned, and its
-    /// calibrated score). A costly plan builds its track's feature vector (its model learns from
-    /// it later either way) but is scored only when `screened_in` or on a calibration sample.
+    /// Scores plan `i` on the current window into `scratch` (its raw magnitude and its calibrated
+    /// score). A costly plan builds its track's feature vector (its model learns from it later
+    /// either way) but is scored only when `screened_in` or on a calibration sample.
     fn score_plan(
         &mut self,
         ensemble: &Ensemble,
@@ -712,8 +731,8 @@ impl DetectorSet {
         };
         let track = &self.tracks[slot.track].track;
         // Scalar detectors update their baselines on every window, so they always score; a
-        // costly one's calibration learns from its samples only.
-        let mut sampled = true;
+        // costly one's calibration learns ordinary windows from its samples only.
+        let mut sample = true;
         if plan.kind.is_vector() {
             if !scratch.built[slot.track] {
                 scratch.built[slot.track] = true;
@@ -725,12 +744,13 @@ impl DetectorSet {
                     &mut scratch.vectors[slot.track],
                 );
             }
-            sampled = policy.screen.samples(
+            sample = policy.screen.samples(
                 slot.calibrator.seen(),
                 policy.calibration.memory,
                 track.seen(),
+                self.sample_salt,
             );
-            if !(sampled || screened_in) {
+            if !(sample || screened_in) {
                 return;
             }
         }
@@ -763,9 +783,11 @@ impl DetectorSet {
         let Some(dev) = deviation else {
             return;
         };
-        if sampled {
-            scratch.magnitudes.push((i, dev.magnitude));
-        }
+        scratch.magnitudes.push(Magnitude {
+            plan: i,
+            value: dev.magnitude,
+            sample,
+        });
         let score = match plan.kind.fixed_score(dev.magnitude) {
             Some(score) => score,
             None => {
@@ -919,9 +941,6 @@ fn fuse_voting(ensemble: &Ensemble, scored: &[Scored]) -> Option<f64> {
         ensemble.detectors[x.plan].weight > 0.0
             && !(kind.is_specialist() && x.score < ensemble.fusion.trigger)
     };
-    if !scored.iter().any(|x| votes(&x)) {
-        return None;
-    }
     fuse(
         ensemble,
         scored.iter().filter(votes).map(|x| (x.plan, x.score)),

@@ -61,6 +61,7 @@ pub struct MemberInfo {
     /// Muted (silenced or inhibited).
     pub muted: bool,
     /// Anomalous windows so far.
+    #[serde(default)]
     pub count: u64,
 }
 
@@ -77,8 +78,8 @@ pub struct Group {
 #[derive(Debug, Clone, Default)]
 pub struct IncidentPolicy {
     /// The grouping settings (`[grouping]`), of which the book reads the lifecycle ones:
-    /// `min_alerts`, `split`, `reopen_ms`, `reopen_hops`, `recovery_ms` and `consequences`
-    /// (within `max_hops`).
+    /// `min_alerts`, `lone_windows`, `split`, `reopen_ms`, `reopen_hops`, `recovery_ms` and
+    /// `consequences` (within `max_hops`).
     pub grouping: GroupingConfig,
     /// Root-cause weights.
     pub root_cause: RootCauseConfig,

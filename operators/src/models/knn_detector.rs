@@ -137,8 +137,11 @@ impl StreamingKnn {
 
 /// The reservoir standardised by its column means and deviations: the reference set.
 struct Standardised {
+    /// The rows, each column shifted by its mean and scaled by its inverse deviation.
     rows: Vec<f32>,
+    /// Column means.
     mean: Vec<f32>,
+    /// Column inverse deviations (floored, so a constant column still counts).
     inv_std: Vec<f32>,
 }
 

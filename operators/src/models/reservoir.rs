@@ -134,7 +134,8 @@ impl Reservoir {
     /// One observation of a streaming model: `row` joins the ring when `normal`, then, when the
     /// policy says the model (`fitted` or not yet) is due, `refit` is called with the rows, their
     /// width and the number of fits so far (the seed of the new fit), and the fit is recorded.
-    /// `magnitude` is what the model scored the row (`None` when it did not).
+    /// `magnitude` is what the model scored the row (`None` when it did not, or when the window is
+    /// not the model's calibration sample: see `screen`).
     pub fn learn(
         &mut self,
         policy: &RefitPolicy,

@@ -9,10 +9,20 @@
 //! two-stage detector does, the costly models are consulted when the cheap detectors' fused score
 //! reaches `from` (the window is suspicious), and on a systematic sample of windows.
 //!
-//! The sample is what keeps their calibration honest: a model's tail is learned from the sampled
-//! windows only (every window until its calibrator first holds `memory` magnitudes, then every
-//! `sample_every`-th), so it describes ordinary windows, not the suspicious ones the screen lets
-//! through. Their models still learn from every normal window, as before.
+//! The sample is what keeps their calibration honest: a model's tail learns ordinary windows from
+//! the sample only (every window until its calibrator first holds `memory` magnitudes, then one
+//! in `sample_every`), so it describes ordinary windows, not the suspicious ones the screen lets
+//! through. Anomalous windows the screen lets in still reach the calibrator, which learns from
+//! them what it always did: that an anomaly is under way (its quiet period after one, and when a
+//! change has persisted long enough to become the new normal). Which windows are sampled is a
+//! hash of the window's position and the series, not every n-th window: a job that runs every
+//! 8 or 16 minutes would otherwise always, or never, fall on a sample. Their models still learn
+//! from every normal window, as before.
+//!
+//! After the first fill, the counts kept per learned value stretch by `sample_every` in
+//! windows: the calibration's memory of 512 magnitudes spans about 4,096 windows, it re-estimates
+//! its tail every 64 samples, and the models' drift means (over about 16 and 256 scored values)
+//! follow the sample, so drift refits come later.
 //!
 //! The price: an anomaly only a vector model sees, on a window every cheap detector finds
 //! ordinary, is found only on sampled windows. With `sample_every = 1` every window is sampled
@@ -63,9 +73,9 @@ impl ScreenPolicy {
 
     /// Whether the window is a calibration sample for a costly detector whose calibrator has
     /// learned `calibrated` magnitudes (of at most `memory`), on a track that has seen `seen`
-    /// values before this one.
-    pub fn samples(&self, calibrated: u64, memory: usize, seen: u64) -> bool {
-        calibrated < memory as u64 || seen.is_multiple_of(self.sample_every.max(1))
+    /// values before this one; `salt` varies the choice between series.
+    pub fn samples(&self, calibrated: u64, memory: usize, seen: u64, salt: u64) -> bool {
+        calibrated < memory as u64 || mix(seen ^ salt).is_multiple_of(self.sample_every.max(1))
     }
 
     /// Whether the cheap detectors' fused score `cheap` lets the costly ones in (`None`: no
@@ -75,21 +85,46 @@ impl ScreenPolicy {
     }
 }
 
+/// A 64-bit mixing function (SplitMix64's finaliser): consecutive inputs give unrelated outputs,
+/// so `mix(n) % k` picks one input in `k` with no period.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn samples_every_window_until_calibrated_then_one_in_n() {
+    fn samples_every_window_until_calibrated_then_one_in_n_with_no_period() {
         let s = ScreenPolicy::default();
-        assert!((0..16).all(|seen| s.samples(10, 512, seen)));
-        let sampled: Vec<u64> = (0..24).filter(|&seen| s.samples(512, 512, seen)).collect();
-        assert_eq!(sampled, vec![0, 8, 16]);
+        assert!((0..16).all(|seen| s.samples(10, 512, seen, 7)));
+        let sampled = |salt: u64| -> Vec<u64> {
+            (0..8000)
+                .filter(|&seen| s.samples(512, 512, seen, salt))
+                .collect()
+        };
+        let a = sampled(7);
+        assert!((900..1100).contains(&a.len()), "{}", a.len());
+        // No period: a job every 8 or 16 windows is sometimes sampled, not always or never.
+        for period in [4u64, 8, 16] {
+            let hits = a.iter().filter(|w| *w % period == 0).count();
+            let expected = a.len() as f64 / period as f64;
+            assert!(
+                (hits as f64 - expected).abs() < 0.35 * expected,
+                "period {period}: {hits} of {}",
+                a.len()
+            );
+        }
+        assert_ne!(a, sampled(8), "series sample different windows");
         let every = ScreenPolicy {
             sample_every: 1,
             ..s
         };
-        assert!((0..16).all(|seen| every.samples(512, 512, seen)));
+        assert!((0..16).all(|seen| every.samples(512, 512, seen, 7)));
     }
 
     #[test]

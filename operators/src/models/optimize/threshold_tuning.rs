@@ -21,9 +21,12 @@
 //! `f(a)` at least `for` later, which does not depend on the threshold, and it exists exactly
 //! for the thresholds at or past the sample before `a` and short of the extreme of
 //! `a..=f(a)`. So one pass lists every episode any threshold could fire, with its range of
-//! thresholds, and a sweep over the sorted candidates counts them all: O(n log c) instead of
-//! O(n·c). The replay of one threshold stays the reference, and a test holds the two equal. Confidence is the Wilson lower bound (one-sided 95%) of the
-//! caught share of incidents: few incidents, little evidence that the threshold generalises.
+//! thresholds, and a sweep over the sorted candidates counts them all: O(n·(log c + k) + c·k)
+//! for c candidates and k incidents, instead of O(n·c·k). The replay of one threshold stays the
+//! reference, and a test holds the two equal.
+//!
+//! Confidence is the Wilson lower bound (one-sided 95%) of the caught share of incidents: few
+//! incidents, little evidence that the threshold generalises.
 
 use serde::{Deserialize, Serialize};
 
