@@ -137,13 +137,7 @@ pub fn recent_change(cfg: &ChangepointConfig, values: &[f64]) -> Option<ChangePo
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn noise(i: usize) -> f64 {
-        let s = (i as u64)
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
-    }
+    use crate::models::test_noise::noise;
 
     #[test]
     fn planted_level_shift_is_found_with_its_age() {

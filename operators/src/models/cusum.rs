@@ -113,13 +113,7 @@ impl Cusum {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn noise(i: u64) -> f64 {
-        let s = i
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
-    }
+    use crate::models::test_noise::noise;
 
     #[test]
     fn small_persistent_shift_accumulates_to_a_detection() {

@@ -47,6 +47,8 @@ pub mod screen;
 pub mod seasonal;
 pub mod shape;
 pub mod svm_detector;
+#[cfg(test)]
+mod test_noise;
 pub mod topology;
 pub mod track;
 pub mod trend;

@@ -128,13 +128,7 @@ fn mean_std(x: &[f64]) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn noise(i: usize) -> f64 {
-        let s = (i as u64)
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
-    }
+    use crate::models::test_noise::noise;
 
     fn flat(n: usize) -> Vec<f64> {
         (0..n).map(|i| 10.0 + noise(i)).collect()

@@ -1,4 +1,5 @@
 use super::*;
+use crate::models::test_noise::noise;
 
 fn values(mean: f64) -> FeatureValues {
     FeatureValues::single(mean)
@@ -61,13 +62,6 @@ fn all_kinds() -> Vec<DetectorPlan> {
         ),
         plan("trend", DetectorKind::Trend(TrendConfig::default())),
     ]
-}
-
-fn noise(i: usize) -> f64 {
-    let s = (i as u64)
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    ((s >> 33) as f64 / (1u64 << 31) as f64) - 0.5
 }
 
 #[test]
