@@ -15,6 +15,7 @@ use operators::models::forecast::{
     fit_state, Arima, ArimaOrder, AutoArima, ForecastConfig, ModelChoice, ModelState, MstlEts,
 };
 use operators::models::window_stats::Feature;
+use operators::rules::MetricPattern;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
@@ -112,7 +113,7 @@ fn streaming_specs() -> Vec<(&'static str, ForecastSpec)> {
         window: "1m".into(),
         step_ms: 60_000,
         feature: Feature::Mean,
-        metric: ".*".into(),
+        metric: MetricPattern::new(".*").expect("pattern"),
         horizon: 30,
         history: 240,
         min_history: 30,

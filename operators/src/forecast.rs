@@ -26,7 +26,6 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -40,7 +39,7 @@ use crate::models::forecast::{fit_state, ForecastConfig, ModelChoice, ModelState
 use crate::models::window_stats::Feature;
 use crate::records::WindowFeatures;
 use crate::records::{CapacityForecast, ForecastRecord, ForecastStep, LimitDirection};
-use crate::rules::anchored_regex;
+use crate::rules::MetricPattern;
 use crate::series::{series_id, EventTime, SeriesId};
 use crate::stash::{frontier_limit, Stash};
 
@@ -68,7 +67,7 @@ pub struct ForecastSpec {
     /// Feature forecast.
     pub feature: Feature,
     /// Anchored regular expression on the metric name selecting the series.
-    pub metric: String,
+    pub metric: MetricPattern,
     /// Steps forecast.
     pub horizon: usize,
     /// Windows of history kept per series (the fit's input).
@@ -96,7 +95,7 @@ pub struct CapacityLimit {
     /// Rule name, copied into the records.
     pub name: String,
     /// Anchored regular expression on the metric name.
-    pub metric: String,
+    pub metric: MetricPattern,
     /// The fixed limit (or the fallback of `limit_from`), in the series' unit.
     pub value: Option<f64>,
     /// Metric name of the sibling series that carries the limit.
@@ -152,31 +151,6 @@ impl ForecastPlan {
             end: f.end,
             value,
         })
-    }
-}
-
-/// Compiled patterns of a plan (not serialised: rebuilt from the plan).
-#[derive(Debug, Clone, Default)]
-struct Matchers {
-    specs: Vec<Option<Regex>>,
-    limits: Vec<Option<Regex>>,
-}
-
-impl Matchers {
-    fn new(plan: &ForecastPlan) -> Self {
-        // The config validated the patterns; one that does not compile here matches nothing.
-        Matchers {
-            specs: plan
-                .specs
-                .iter()
-                .map(|s| anchored_regex(&s.metric).ok())
-                .collect(),
-            limits: plan
-                .limits
-                .iter()
-                .map(|l| anchored_regex(&l.metric).ok())
-                .collect(),
-        }
     }
 }
 
@@ -403,8 +377,6 @@ pub struct ForecastState {
     /// Latest value of every limit series (`limit_from`), on every worker: (window end, value).
     #[serde(default)]
     limit_values: HashMap<SeriesId, (EventTime, f64)>,
-    #[serde(skip)]
-    matchers: Matchers,
     /// Everything before this time has been applied.
     #[serde(skip)]
     progress: EventTime,
@@ -414,7 +386,6 @@ impl ForecastState {
     /// Empty state for `plan`.
     pub fn new(plan: Arc<ForecastPlan>) -> Self {
         ForecastState {
-            matchers: Matchers::new(&plan),
             plan,
             series: HashMap::new(),
             limit_values: HashMap::new(),
@@ -451,13 +422,13 @@ impl ForecastState {
     }
 
     fn entry(&mut self, f: &WindowFeatures) -> &mut Vec<SeriesForecast> {
-        let (plan, matchers) = (&self.plan, &self.matchers);
+        let plan = &self.plan;
         self.series.entry(f.series).or_insert_with(|| {
             let name = f.key.name.as_str();
-            let limit = matchers
+            let limit = plan
                 .limits
                 .iter()
-                .position(|m| m.as_ref().is_some_and(|m| m.is_match(name)))
+                .position(|l| l.metric.matches(name))
                 .map(|i| i as u16);
             // The sibling carrying the limit: same labels, the limit's metric name.
             let limit_series = limit
@@ -471,9 +442,8 @@ impl ForecastState {
                 });
             plan.specs
                 .iter()
-                .zip(&matchers.specs)
                 .enumerate()
-                .filter(|(_, (_, m))| m.as_ref().is_some_and(|m| m.is_match(name)))
+                .filter(|(_, spec)| spec.metric.matches(name))
                 .map(|(i, _)| SeriesForecast {
                     limit_series,
                     ..SeriesForecast::new(i as u16, limit)
@@ -670,7 +640,7 @@ mod tests {
             window: "1m".into(),
             step_ms: 60_000,
             feature: Feature::Mean,
-            metric: "disk_.*".into(),
+            metric: MetricPattern::new("disk_.*").expect("pattern"),
             horizon: 10,
             history: 60,
             min_history: 20,
@@ -685,7 +655,7 @@ mod tests {
             specs: vec![spec()],
             limits: vec![CapacityLimit {
                 name: "disk-full".into(),
-                metric: "disk_used_percent".into(),
+                metric: MetricPattern::new("disk_used_percent").expect("pattern"),
                 value: Some(90.0),
                 limit_from: None,
                 direction: LimitDirection::Above,
@@ -775,12 +745,12 @@ mod tests {
     fn a_limit_read_from_a_sibling_series_applies_to_its_series_only() {
         let plan = ForecastPlan {
             specs: vec![ForecastSpec {
-                metric: "mem_used".into(),
+                metric: MetricPattern::new("mem_used").expect("pattern"),
                 ..spec()
             }],
             limits: vec![CapacityLimit {
                 name: "mem".into(),
-                metric: "mem_used".into(),
+                metric: MetricPattern::new("mem_used").expect("pattern"),
                 value: None,
                 limit_from: Some("mem_limit".into()),
                 direction: LimitDirection::Above,

@@ -6,7 +6,7 @@
 use operators::forecast::{ForecastSpec, MIN_SEGMENT};
 use operators::models::forecast::ModelChoice;
 use operators::models::window_stats::Feature;
-use operators::rules::anchored_regex;
+use operators::rules::MetricPattern;
 use operators::window::WindowSpec;
 use serde::Deserialize;
 use toml::Spanned;
@@ -97,9 +97,9 @@ pub fn compile_forecasts(
                 Feature::Mean
             }),
         };
-        if let Err(e) = anchored_regex(f.metric.get_ref()) {
+        let metric = MetricPattern::new(f.metric.get_ref()).map_err(|e| {
             c.err(f.metric.span(), format!("invalid regular expression: {e}"));
-        }
+        });
         let horizon = c.int(&f.horizon, 30, 1..MAX_HORIZON + 1, "horizon");
         let history = c.int(
             &f.history,
@@ -134,12 +134,16 @@ pub fn compile_forecasts(
                 format!("forecast name {name:?} is used twice (set distinct `name`s)"),
             );
         }
+        // An invalid pattern was reported above; the config fails, so the spec is dropped.
+        let Ok(metric) = metric else {
+            continue;
+        };
         specs.push(ForecastSpec {
             name,
             window: f.window.get_ref().clone(),
             step_ms: window.map_or(60_000, |w| w.slide_ms),
             feature: feat,
-            metric: f.metric.get_ref().clone(),
+            metric,
             horizon,
             history,
             min_history,
@@ -210,7 +214,10 @@ feature = "auto"
         );
         assert_eq!(s.step_ms, 60_000);
         // The shipped capacity rules apply.
-        assert!(f.limits.iter().any(|l| l.metric == "disk_used_percent"));
+        assert!(f
+            .limits
+            .iter()
+            .any(|l| l.metric.as_str() == "disk_used_percent"));
         let none = compile_text(Path::new("f.toml"), "", None, None).expect("valid");
         assert!(none.forecast.is_none());
     }

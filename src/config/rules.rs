@@ -19,7 +19,7 @@ use operators::models::shape::Shape;
 use operators::records::AnomalyType;
 use operators::records::LimitDirection;
 use operators::rules::{
-    anchored_regex, AnomalyTypeRule, AnomalyTypeRules, Direction, SeverityBands,
+    anchored_regex, AnomalyTypeRule, AnomalyTypeRules, Direction, MetricPattern, SeverityBands,
 };
 use serde::Deserialize;
 use toml::Spanned;
@@ -209,11 +209,10 @@ fn capacity(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Vec<Capacity
     let mut limits: Vec<CapacityLimit> = Vec::new();
     let mut names: Vec<String> = Vec::new();
     for l in raw.limit {
-        let mut ok = true;
-        if let Err(e) = anchored_regex(l.metric.get_ref()) {
+        let metric = MetricPattern::new(l.metric.get_ref()).map_err(|e| {
             errors.push(src.error(l.metric.span(), format!("invalid regular expression: {e}")));
-            ok = false;
-        }
+        });
+        let mut ok = metric.is_ok();
         if let Some(v) = &l.value {
             if !v.get_ref().is_finite() {
                 errors.push(src.error(v.span(), "value must be a finite number"));
@@ -242,10 +241,10 @@ fn capacity(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Vec<Capacity
             ok = false;
         }
         names.push(l.name.get_ref().clone());
-        if ok {
+        if let (true, Ok(metric)) = (ok, metric) {
             limits.push(CapacityLimit {
                 name: l.name.into_inner(),
-                metric: l.metric.into_inner(),
+                metric,
                 value: l.value.map(Spanned::into_inner),
                 limit_from: l.limit_from.map(Spanned::into_inner),
                 direction: l.direction,
