@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::deviation::{check_min_relative_scale, scale_floor, Deviation};
+use super::deviation::{check_min_relative_scale, Deviation};
+use super::moments::EwmaMoments;
 use crate::models::ModelError;
 
 /// Settings of the CUSUM detector.
@@ -58,11 +59,11 @@ impl CusumConfig {
 /// Running CUSUM state of one feature of one series.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cusum {
-    mean: f64,
-    var: f64,
+    /// The slow reference mean and σ, winsorised at 3σ once warm.
+    #[serde(flatten)]
+    reference: EwmaMoments,
     pos: f64,
     neg: f64,
-    seen: u64,
 }
 
 impl Cusum {
@@ -71,20 +72,18 @@ impl Cusum {
         if !value.is_finite() {
             return None;
         }
-        let sigma = self
-            .var
-            .sqrt()
-            .max(scale_floor(self.mean, cfg.min_relative_scale));
+        let sigma = self.reference.sigma(cfg.min_relative_scale);
+        let mean = self.reference.mean();
         let mut out = None;
-        if self.seen >= cfg.warmup_len as u64 {
-            let e = ((value - self.mean) / sigma).clamp(-1e6, 1e6);
+        if self.reference.seen() >= cfg.warmup_len as u64 {
+            let e = ((value - mean) / sigma).clamp(-1e6, 1e6);
             self.pos = (self.pos + e - cfg.k).max(0.0);
             self.neg = (self.neg - e - cfg.k).max(0.0);
             let stat = self.pos.max(self.neg);
             let sign = if self.pos >= self.neg { 1.0 } else { -1.0 };
             out = Some(Deviation {
                 magnitude: stat / cfg.h,
-                expected: self.mean,
+                expected: mean,
                 // One unit of magnitude: the accumulated shift h·σ, shown on the moved side.
                 scale: sigma * cfg.h * sign,
             });
@@ -93,19 +92,9 @@ impl Cusum {
                 self.neg = 0.0;
             }
         }
-        self.seen += 1;
-        if self.seen == 1 {
-            self.mean = value;
-            return out;
-        }
-        let alpha = cfg.alpha.max(1.0 / self.seen as f64);
         // Winsorise at 3σ once warm, so one outlier does not drag the reference.
-        let mut delta = value - self.mean;
-        if self.seen > cfg.warmup_len as u64 {
-            delta = delta.clamp(-3.0 * sigma, 3.0 * sigma);
-        }
-        self.mean += alpha * delta;
-        self.var = (1.0 - alpha) * (self.var + alpha * delta * delta);
+        self.reference
+            .learn(value, cfg.alpha, cfg.warmup_len, 3.0, sigma);
         out
     }
 }

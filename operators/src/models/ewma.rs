@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::deviation::{check_clamp_sigmas, check_min_relative_scale, scale_floor, Deviation};
+use super::deviation::{check_clamp_sigmas, check_min_relative_scale, Deviation};
+use super::moments::EwmaMoments;
 use crate::models::ModelError;
 
 /// Settings of the EWMA detector.
@@ -50,9 +51,8 @@ impl EwmaConfig {
 /// Running EWMA state of one feature of one series.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ewma {
-    mean: f64,
-    var: f64,
-    seen: u64,
+    #[serde(flatten)]
+    moments: EwmaMoments,
 }
 
 impl Ewma {
@@ -61,26 +61,11 @@ impl Ewma {
         if !value.is_finite() {
             return None;
         }
-        let sigma = self
-            .var
-            .sqrt()
-            .max(scale_floor(self.mean, cfg.min_relative_scale));
+        let m = &mut self.moments;
+        let sigma = m.sigma(cfg.min_relative_scale);
         let out =
-            (self.seen >= cfg.warmup_len as u64).then(|| Deviation::of(value, self.mean, sigma));
-        self.seen += 1;
-        if self.seen == 1 {
-            self.mean = value;
-            return out;
-        }
-        // Equal weights until 1/α values are seen, so the warm-up estimate is a plain mean.
-        let alpha = cfg.alpha.max(1.0 / self.seen as f64);
-        let mut delta = value - self.mean;
-        if self.seen > cfg.warmup_len as u64 {
-            let limit = cfg.clamp_sigmas * sigma;
-            delta = delta.clamp(-limit, limit);
-        }
-        self.mean += alpha * delta;
-        self.var = (1.0 - alpha) * (self.var + alpha * delta * delta);
+            (m.seen() >= cfg.warmup_len as u64).then(|| Deviation::of(value, m.mean(), sigma));
+        m.learn(value, cfg.alpha, cfg.warmup_len, cfg.clamp_sigmas, sigma);
         out
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! Detection is layered: scalar detectors ([`robust_z`], [`iqr`], [`ewma`], [`cusum`],
 //! [`seasonal`], [`changepoint`], [`forecast_residual`], [`contextual`]) and vector detectors ([`forest_detector`], [`svm_detector`], [`knn_detector`] over
-//! [`isolation_forest`] and [`one_class_svm`]) report deviations; [`calibration`] turns each into a
+//! [`isolation_forest`] and [`one_class_svm`]) report deviations ([`ewma`] and [`cusum`] keep
+//! their reference in [`moments`]); [`calibration`] turns each into a
 //! tail probability; [`detector_set`] fuses them per series and [`entity_set`] per entity;
 //! [`damping`] quiets repeats; [`shape`] names the anomaly; [`peers`] compares an entity with its
 //! peers; [`scorer`] runs the same code row by row for `harbinger score`.
@@ -33,6 +34,7 @@ pub mod iqr;
 pub mod isolation_forest;
 pub mod knn_detector;
 pub mod matchers;
+pub mod moments;
 pub mod one_class_svm;
 pub mod optimize;
 pub mod peers;
