@@ -2,7 +2,7 @@
 //! the rule files of a `rules/` directory.
 //!
 //! Loading is two steps, as in Vector: the raw serde structs of [`raw`] (types and unknown fields
-//! checked by the parser), then [`compile`], which checks every value and cross-reference and
+//! checked by the parser), then `compile`, which checks every value and cross-reference and
 //! collects *all* errors with their file:line:col before giving up. The result is a [`Plan`]:
 //! validated settings the engine can run without further checks.
 

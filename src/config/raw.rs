@@ -1,6 +1,6 @@
 //! The config file as written: serde structs that mirror the TOML, reject unknown fields, and keep
 //! each value's position so validation can point at it. Nothing here is checked beyond types; see
-//! [`super::compile`] for the rules.
+//! `compile` in the parent module for the rules.
 
 use serde::Deserialize;
 use toml::Spanned;

@@ -1,5 +1,6 @@
 //! Issue 6's right-sizing benchmark: seeded workloads with a known true demand, and a rolling
-//! comparison of [`RightSizing`] with the [`Vpa`] baseline on the same samples.
+//! comparison of [`RightSizing`](super::right_sizing::RightSizing) with the
+//! [`Vpa`](super::vpa::Vpa) baseline on the same samples.
 //!
 //! **Workloads.** One sample a minute (VPA's own sampling assumption) for `days` days. The true
 //! demand is `level(t) · season(t) · (1 + noise(t)) + bursts(t)`: a linear trend, a daily
