@@ -911,11 +911,10 @@ fn fuse(ensemble: &Ensemble, scores: impl Iterator<Item = (usize, f64)>) -> Opti
     let mut any = false;
     for (i, score) in scores {
         any = true;
-        let plan = &ensemble.detectors[i];
-        if plan.kind.is_specialist() && score < ensemble.fusion.trigger {
+        if abstains(ensemble, i, score) {
             continue;
         }
-        let w = plan.weight;
+        let w = ensemble.detectors[i].weight;
         weighted += w * score;
         weights += w;
         if w > 0.0 {
@@ -933,13 +932,16 @@ fn fuse(ensemble: &Ensemble, scores: impl Iterator<Item = (usize, f64)>) -> Opti
     Some(mean.max(ensemble.fusion.lead_share * lead).clamp(0.0, 1.0))
 }
 
+/// Whether plan `i`, scoring `score`, abstains from fusion: a specialist below the trigger.
+fn abstains(ensemble: &Ensemble, i: usize, score: f64) -> bool {
+    ensemble.detectors[i].kind.is_specialist() && score < ensemble.fusion.trigger
+}
+
 /// [`fuse`] over the detectors that vote on this window (a positive weight, and not a quiet
 /// specialist); `None` when none does.
 fn fuse_voting(ensemble: &Ensemble, scored: &[Scored]) -> Option<f64> {
     let votes = |x: &&Scored| {
-        let kind = &ensemble.detectors[x.plan].kind;
-        ensemble.detectors[x.plan].weight > 0.0
-            && !(kind.is_specialist() && x.score < ensemble.fusion.trigger)
+        ensemble.detectors[x.plan].weight > 0.0 && !abstains(ensemble, x.plan, x.score)
     };
     fuse(
         ensemble,

@@ -537,10 +537,7 @@ impl IncidentBook {
         self.incidents
             .iter()
             .filter(|(id, _)| !claimed.contains_key(*id))
-            .filter(|(_, inc)| {
-                inc.emptied
-                    .is_some_and(|e| now < e + policy.grouping.reopen_ms)
-            })
+            .filter(|(_, inc)| inc.emptied.is_some() && inc.is_open(now, policy.grouping.reopen_ms))
             .filter(|(_, inc)| inc.takes(moves, topo, policy.grouping.reopen_hops))
             .max_by(|a, b| a.1.emptied.cmp(&b.1.emptied).then(b.0.cmp(a.0)))
             .map(|(id, _)| id.clone())
@@ -586,10 +583,7 @@ impl IncidentBook {
         let expired: Vec<String> = self
             .incidents
             .iter()
-            .filter(|(_, i)| {
-                i.emptied
-                    .is_some_and(|e| e + policy.grouping.reopen_ms <= now)
-            })
+            .filter(|(_, i)| i.emptied.is_some() && !i.is_open(now, policy.grouping.reopen_ms))
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {

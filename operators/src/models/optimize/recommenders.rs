@@ -82,12 +82,11 @@ fn load_state<T: DeserializeOwned>(
 
 /// Replaces `slot` with what [`save_state`] wrote of it (a checkpoint without it leaves it as
 /// it is): the [`Recommender::load`] of recommenders whose whole state is their checkpoint.
-fn load_whole<T: DeserializeOwned>(
+fn load_whole<T: Recommender + DeserializeOwned>(
     slot: &mut T,
-    name: &str,
     state: serde_json::Value,
 ) -> Result<(), String> {
-    if let Some(saved) = load_state(name, state)? {
+    if let Some(saved) = load_state(slot.name(), state)? {
         *slot = saved;
     }
     Ok(())
@@ -245,9 +244,7 @@ impl Recommender for RightSizingRecommender {
     }
 
     fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
-        // The name borrows `self`, which the load replaces.
-        let name = self.name().to_string();
-        load_whole(self, &name, state)
+        load_whole(self, state)
     }
 }
 
@@ -349,9 +346,7 @@ impl Recommender for CapacityRecommender {
     }
 
     fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
-        // The name borrows `self`, which the load replaces.
-        let name = self.name().to_string();
-        load_whole(self, &name, state)
+        load_whole(self, state)
     }
 }
 
@@ -457,9 +452,7 @@ impl Recommender for DetectorTuningRecommender {
     }
 
     fn load(&mut self, state: serde_json::Value) -> Result<(), String> {
-        // The name borrows `self`, which the load replaces.
-        let name = self.name().to_string();
-        load_whole(self, &name, state)
+        load_whole(self, state)
     }
 }
 
