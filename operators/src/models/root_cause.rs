@@ -128,6 +128,9 @@ pub(crate) fn is_symptom(t: AnomalyType) -> bool {
 }
 
 /// Ranks the entities of `alerts`; at most five candidates, best first (ties by name).
+///
+/// Every entity is scored, but evidence text is written for the five kept only: a large
+/// incident has hundreds of entities, and ranking runs each time it changes.
 pub fn rank(
     alerts: &[Evidence],
     topo: &Topology,
@@ -137,26 +140,7 @@ pub fn rank(
     let Some(t0) = alerts.iter().map(|a| a.onset).min() else {
         return Vec::new();
     };
-    let names: Vec<String> = entities.iter().map(|e| e.to_string()).collect();
-    fn by_entity<'a>(alerts: &'a [Evidence], e: &'a str) -> impl Iterator<Item = &'a Evidence> {
-        alerts.iter().filter(move |a| a.entity == e)
-    }
-    let pers: BTreeMap<String, f64> = names
-        .iter()
-        .map(|e| {
-            let s = by_entity(alerts, e).map(|a| a.score).fold(0.0, f64::max);
-            (e.clone(), s)
-        })
-        .collect();
-    let ppr = if cfg.w_pagerank > 0.0 && !topo.is_empty() {
-        topo.personalized_pagerank(&names, &pers)
-    } else {
-        BTreeMap::new()
-    };
-    let ppr_max = ppr.values().copied().fold(0.0, f64::max);
-    let total_w = cfg.w_onset + cfg.w_graph + cfg.w_strength + cfg.w_type + cfg.w_pagerank;
     let list: Vec<&str> = entities.iter().copied().collect();
-    let relations = topo.relations_among(&list, cfg.max_hops);
     // Per entity: its alerts, and whether a symptom rose, load moved (a fall, or traffic either
     // way) or its own traffic moved; each alert's metric is tested against the traffic
     // fragments once.
@@ -175,79 +159,134 @@ pub fn rank(
             traffic_moved[i] |= traffic;
         }
     }
-    let mut out = Vec::new();
-    for (i, e) in list.iter().enumerate() {
-        let mine: &Vec<&Evidence> = &grouped[i];
-        let onset = mine.iter().map(|a| a.onset).min().unwrap_or(t0);
-        let lag = onset.saturating_sub(t0) as f64;
-        let s_onset = (-lag / cfg.onset_tau_ms.max(1) as f64).exp();
-        let mut explained = 0.0;
-        let mut explained_names = Vec::new();
-        for (j, x) in list.iter().enumerate().filter(|(j, _)| *j != i) {
-            let w = match relations.get(&(i, j)) {
-                Some(Relation::CalledBy(_)) if symptom_rose[j] => 1.0,
-                Some(Relation::Calls(_)) if load_moved[j] => 1.0,
-                Some(Relation::SharedHost) => 0.5,
-                _ => 0.0,
+    let ppr = if cfg.w_pagerank > 0.0 && !topo.is_empty() {
+        let names: Vec<String> = list.iter().map(|e| e.to_string()).collect();
+        let pers: BTreeMap<String, f64> = names
+            .iter()
+            .zip(&grouped)
+            .map(|(e, mine)| (e.clone(), mine.iter().map(|a| a.score).fold(0.0, f64::max)))
+            .collect();
+        topo.personalized_pagerank(&names, &pers)
+    } else {
+        BTreeMap::new()
+    };
+    let ppr_max = ppr.values().copied().fold(0.0, f64::max);
+    let total_w = cfg.w_onset + cfg.w_graph + cfg.w_strength + cfg.w_type + cfg.w_pagerank;
+    let relations = topo.relations_among(&list, cfg.max_hops);
+    let others = entities.len().saturating_sub(1);
+    let mut scored: Vec<Scored> = list
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mine: &Vec<&Evidence> = &grouped[i];
+            let onset = mine.iter().map(|a| a.onset).min().unwrap_or(t0);
+            let lag = onset.saturating_sub(t0) as f64;
+            let s_onset = (-lag / cfg.onset_tau_ms.max(1) as f64).exp();
+            // The entities this one explains, in name order (`relations` is keyed by pair).
+            let explains: Vec<(usize, f64)> = relations
+                .range((i, 0)..(i + 1, 0))
+                .filter_map(|(&(_, j), rel)| {
+                    let w = match rel {
+                        Relation::CalledBy(_) if symptom_rose[j] => 1.0,
+                        Relation::Calls(_) if load_moved[j] => 1.0,
+                        Relation::SharedHost => 0.5,
+                        _ => 0.0,
+                    };
+                    (w > 0.0).then_some((j, w))
+                })
+                .collect();
+            let explained = explains.iter().fold(0.0, |sum, (_, w)| sum + w);
+            let s_graph = if others == 0 {
+                1.0
+            } else {
+                explained / others as f64
             };
-            if w > 0.0 {
-                explained += w;
-                explained_names.push(x.to_string());
+            let strongest = mine
+                .iter()
+                .max_by(|a, b| a.score.total_cmp(&b.score))
+                .copied();
+            let s_strength = strongest.map_or(0.0, |a| a.score.clamp(0.0, 1.0));
+            // Resource use that rose on an entity whose own traffic moved is load, not a
+            // cause: when traffic returns after a drop every service's CPU and memory climb
+            // with it (the type signal named a database, and the trend detector calls the
+            // climb a leak), and the return's own traffic alert often comes later or not at
+            // all, as the detectors adapted to the lowered level.
+            let resource = mine
+                .iter()
+                .find(|a| is_resource(a.anomaly_type) && !(a.up && traffic_moved[i]))
+                .copied();
+            let s_type = if resource.is_some() { 1.0 } else { 0.0 };
+            let s_ppr = if ppr_max > 0.0 {
+                ppr.get(*e).copied().unwrap_or(0.0) / ppr_max
+            } else {
+                0.0
+            };
+            let score = (cfg.w_onset * s_onset
+                + cfg.w_graph * s_graph
+                + cfg.w_strength * s_strength
+                + cfg.w_type * s_type
+                + cfg.w_pagerank * s_ppr)
+                / total_w;
+            Scored {
+                entity: e,
+                score: (score * 1000.0).round() / 1000.0,
+                onset,
+                lag,
+                explains: explains.into_iter().map(|(j, _)| list[j]).collect(),
+                strongest,
+                resource,
+                s_ppr,
             }
-        }
-        let others = entities.len().saturating_sub(1);
-        let s_graph = if others == 0 {
-            1.0
-        } else {
-            explained / others as f64
-        };
-        let strongest = mine
-            .iter()
-            .max_by(|a, b| a.score.total_cmp(&b.score))
-            .copied();
-        let s_strength = strongest.map_or(0.0, |a| a.score.clamp(0.0, 1.0));
-        // Resource use that rose on an entity whose own traffic moved is load, not a cause:
-        // when traffic returns after a drop every service's CPU and memory climb with it (the
-        // type signal named a database, and the trend detector calls the climb a leak), and
-        // the return's own traffic alert often comes later or not at all, as the detectors
-        // adapted to the lowered level.
-        let resource = mine
-            .iter()
-            .find(|a| is_resource(a.anomaly_type) && !(a.up && traffic_moved[i]));
-        let s_type = if resource.is_some() { 1.0 } else { 0.0 };
-        let s_ppr = if ppr_max > 0.0 {
-            ppr.get(*e).copied().unwrap_or(0.0) / ppr_max
-        } else {
-            0.0
-        };
-        let score = (cfg.w_onset * s_onset
-            + cfg.w_graph * s_graph
-            + cfg.w_strength * s_strength
-            + cfg.w_type * s_type
-            + cfg.w_pagerank * s_ppr)
-            / total_w;
+        })
+        .collect();
+    scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entity.cmp(b.entity)));
+    scored.truncate(5);
+    scored
+        .into_iter()
+        .map(|c| c.into_candidate(others))
+        .collect()
+}
+
+/// One entity's signals, before its evidence is written down.
+struct Scored<'a> {
+    entity: &'a str,
+    /// Weighted score, rounded to 3 decimals (what the output shows and ranks by).
+    score: f64,
+    onset: EventTime,
+    /// Time after the incident's first alert, ms.
+    lag: f64,
+    /// Other anomalous entities it explains.
+    explains: Vec<&'a str>,
+    strongest: Option<&'a Evidence>,
+    resource: Option<&'a Evidence>,
+    s_ppr: f64,
+}
+
+impl Scored<'_> {
+    /// The candidate with its evidence; `others` is the number of other anomalous entities.
+    fn into_candidate(self, others: usize) -> RootCauseCandidate {
         let mut evidence = Vec::new();
-        if lag == 0.0 {
+        if self.lag == 0.0 {
             evidence.push(format!(
                 "first to change: anomalous since {}",
-                rfc3339_millis(onset)
+                rfc3339_millis(self.onset)
             ));
         } else {
             evidence.push(format!(
                 "anomalous since {}, {:.0} s after the first alert",
-                rfc3339_millis(onset),
-                lag / 1000.0
+                rfc3339_millis(self.onset),
+                self.lag / 1000.0
             ));
         }
-        if !explained_names.is_empty() {
+        if !self.explains.is_empty() {
             evidence.push(format!(
                 "explains {} of {} other anomalous entities through the call graph or host ({})",
-                explained_names.len(),
+                self.explains.len(),
                 others,
-                explained_names.join(", ")
+                self.explains.join(", ")
             ));
         }
-        if let Some(a) = strongest {
+        if let Some(a) = self.strongest {
             evidence.push(format!(
                 "strongest anomaly: {} {} (score {:.2})",
                 a.metric,
@@ -255,24 +294,24 @@ pub fn rank(
                 a.score
             ));
         }
-        if let Some(a) = resource {
+        if let Some(a) = self.resource {
             evidence.push(format!(
                 "resource saturation ({}) is a likely cause rather than a symptom",
                 a.anomaly_type.as_str()
             ));
         }
-        if s_ppr > 0.0 {
-            evidence.push(format!("personalized PageRank {:.2} of the top", s_ppr));
+        if self.s_ppr > 0.0 {
+            evidence.push(format!(
+                "personalized PageRank {:.2} of the top",
+                self.s_ppr
+            ));
         }
-        out.push(RootCauseCandidate {
-            entity: e.to_string(),
-            score: (score * 1000.0).round() / 1000.0,
+        RootCauseCandidate {
+            entity: self.entity.to_string(),
+            score: self.score,
             evidence,
-        });
+        }
     }
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.entity.cmp(&b.entity)));
-    out.truncate(5);
-    out
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! `harbinger simulate` writes); it is reloadable: the engine turns the difference between two
 //! versions into edge insertions and retractions (see [`Topology::edges`]).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
@@ -182,7 +182,15 @@ impl Topology {
     /// Services reachable from `service` following calls (`Outgoing`) or callers (`Incoming`),
     /// with their hop count, up to `max_hops`.
     pub fn reach(&self, service: &str, dir: Direction, max_hops: u8) -> BTreeMap<String, u8> {
-        let mut out = BTreeMap::new();
+        self.reach_nodes(service, dir, max_hops)
+            .into_iter()
+            .map(|(m, d)| (self.graph[m].clone(), d))
+            .collect()
+    }
+
+    /// [`Self::reach`] as graph nodes, in breadth-first order.
+    fn reach_nodes(&self, service: &str, dir: Direction, max_hops: u8) -> Vec<(NodeIndex, u8)> {
+        let mut out = Vec::new();
         let Some(&start) = self.index.get(service) else {
             return out;
         };
@@ -194,7 +202,7 @@ impl Topology {
             }
             for m in self.graph.neighbors_directed(n, dir) {
                 if seen.insert(m) {
-                    out.insert(self.graph[m].clone(), d + 1);
+                    out.push((m, d + 1));
                     queue.push_back((m, d + 1));
                 }
             }
@@ -202,36 +210,46 @@ impl Topology {
         out
     }
 
-    /// [`Self::relation`] for every ordered pair of `entities` (index pairs, `Same` left out),
-    /// with one breadth-first search per entity instead of two per pair: ranking a large
-    /// incident asks for every pair.
+    /// [`Self::relation`] for every ordered pair of the distinct `entities` (index pairs,
+    /// `Same` left out), with one breadth-first search per entity and pairs visited only where
+    /// a path or a host joins them: ranking a large incident asks for every pair.
     pub fn relations_among(
         &self,
         entities: &[&str],
         max_hops: u8,
     ) -> BTreeMap<(usize, usize), Relation> {
-        let reach: Vec<BTreeMap<String, u8>> = entities
+        let position: HashMap<NodeIndex, usize> = entities
             .iter()
-            .map(|e| self.reach(e, Direction::Outgoing, max_hops))
+            .enumerate()
+            .filter_map(|(i, e)| self.index.get(*e).map(|&n| (n, i)))
             .collect();
         let mut out = BTreeMap::new();
-        for (i, a) in entities.iter().enumerate() {
-            for (j, b) in entities.iter().enumerate() {
-                if i == j || a == b {
-                    continue;
+        // Calling comes first, then being called, then sharing a host (as `relation` asks).
+        let mut called_by = Vec::new();
+        for (i, e) in entities.iter().enumerate() {
+            for (m, d) in self.reach_nodes(e, Direction::Outgoing, max_hops) {
+                if let Some(&j) = position.get(&m).filter(|j| **j != i) {
+                    out.insert((i, j), Relation::Calls(d));
+                    called_by.push(((j, i), d));
                 }
-                let rel = if let Some(d) = reach[i].get(*b) {
-                    Some(Relation::Calls(*d))
-                } else if let Some(d) = reach[j].get(*a) {
-                    Some(Relation::CalledBy(*d))
-                } else {
-                    let ha = self.host.get(*a).map(String::as_str).unwrap_or(a);
-                    let hb = self.host.get(*b).map(String::as_str).unwrap_or(b);
-                    let placed = self.host.contains_key(*a) || self.host.contains_key(*b);
-                    (placed && ha == hb).then_some(Relation::SharedHost)
-                };
-                if let Some(r) = rel {
-                    out.insert((i, j), r);
+            }
+        }
+        for (pair, d) in called_by {
+            out.entry(pair).or_insert(Relation::CalledBy(d));
+        }
+        // An entity without a host stands for itself: a host entity shares with its services.
+        let mut by_host: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, e) in entities.iter().enumerate() {
+            let key = self.host.get(*e).map(String::as_str).unwrap_or(e);
+            by_host.entry(key).or_default().push(i);
+        }
+        let placed = |i: usize| self.host.contains_key(entities[i]);
+        for group in by_host.values().filter(|g| g.len() > 1) {
+            for &i in group {
+                for &j in group {
+                    if i != j && (placed(i) || placed(j)) {
+                        out.entry((i, j)).or_insert(Relation::SharedHost);
+                    }
                 }
             }
         }
@@ -265,7 +283,7 @@ impl Topology {
     }
 
     /// Personalized PageRank over the "explains" graph (callee → caller edges reversed, so rank
-    /// flows from symptoms to the services they depend on), restricted to `nodes` and started
+    /// flows from symptoms to the services they depend on), restricted to the distinct `nodes` and started
     /// from `personalization` (weights by node). 0.85 damping and 30 iterations, as commonly
     /// used (Page et al.); the result sums to 1 over `nodes`.
     pub fn personalized_pagerank(
@@ -276,69 +294,84 @@ impl Topology {
         const DAMPING: f64 = 0.85;
         const ITERATIONS: usize = 30;
         let n = nodes.len();
-        let mut rank: BTreeMap<String, f64> = BTreeMap::new();
         if n == 0 {
-            return rank;
+            return BTreeMap::new();
         }
-        let total: f64 = nodes
+        let weight: Vec<f64> = nodes
             .iter()
             .map(|x| personalization.get(x).copied().unwrap_or(0.0).max(0.0))
-            .sum();
-        let p = |x: &String| {
-            if total > 0.0 {
-                personalization.get(x).copied().unwrap_or(0.0).max(0.0) / total
-            } else {
-                1.0 / n as f64
-            }
-        };
-        // Out-links of a symptom: the anomalous services it calls (its possible causes).
-        let out: BTreeMap<&String, Vec<&String>> = nodes
+            .collect();
+        let total: f64 = weight.iter().sum();
+        let p: Vec<f64> = weight
             .iter()
-            .map(|x| {
-                let callees = self.callees(x);
-                let targets = nodes
-                    .iter()
-                    .filter(|y| {
-                        *y != x
-                            && (callees.contains(&y.as_str())
-                                || (self.host_of(x).is_some()
-                                    && self.host_of(x) == self.host_of(y)))
-                    })
-                    .collect();
-                (x, targets)
+            .map(|w| {
+                if total > 0.0 {
+                    w / total
+                } else {
+                    1.0 / n as f64
+                }
             })
             .collect();
-        for x in nodes {
-            rank.insert(x.clone(), p(x));
-        }
+        let out = self.explanation_links(nodes);
+        let mut rank = p.clone();
         for _ in 0..ITERATIONS {
-            let mut next: BTreeMap<String, f64> = nodes
-                .iter()
-                .map(|x| (x.clone(), (1.0 - DAMPING) * p(x)))
-                .collect();
+            let mut next: Vec<f64> = p.iter().map(|p| (1.0 - DAMPING) * p).collect();
             // Dangling nodes teleport back by the personalization; their mass is summed once
             // per iteration (not spread node by node, which costs n² on large incidents).
             let mut dangling = 0.0;
-            for x in nodes {
-                let r = rank.get(x).copied().unwrap_or(0.0);
-                let targets = &out[x];
+            for (r, targets) in rank.iter().zip(&out) {
                 if targets.is_empty() {
                     dangling += r;
                 } else {
                     let share = DAMPING * r / targets.len() as f64;
-                    for y in targets {
-                        *next.entry((*y).clone()).or_default() += share;
+                    for &y in targets {
+                        next[y] += share;
                     }
                 }
             }
             if dangling > 0.0 {
-                for y in nodes {
-                    *next.entry(y.clone()).or_default() += DAMPING * dangling * p(y);
+                for (next, p) in next.iter_mut().zip(&p) {
+                    *next += DAMPING * dangling * p;
                 }
             }
             rank = next;
         }
-        rank
+        nodes.iter().cloned().zip(rank).collect()
+    }
+
+    /// Out-links of each of the distinct `nodes` in the explanation graph, as indices into
+    /// `nodes`: a symptom links to the anomalous services it calls directly and to those on
+    /// its host (its possible causes).
+    fn explanation_links(&self, nodes: &[String]) -> Vec<Vec<usize>> {
+        let position: HashMap<&str, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (x.as_str(), i))
+            .collect();
+        let mut on_host: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, x) in nodes.iter().enumerate() {
+            if let Some(h) = self.host_of(x) {
+                on_host.entry(h).or_default().push(i);
+            }
+        }
+        nodes
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                let mut targets: Vec<usize> = self
+                    .callees(x)
+                    .into_iter()
+                    .filter_map(|c| position.get(c).copied())
+                    .collect();
+                if let Some(h) = self.host_of(x) {
+                    targets.extend(&on_host[h]);
+                }
+                targets.retain(|&j| j != i);
+                targets.sort_unstable();
+                targets.dedup();
+                targets
+            })
+            .collect()
     }
 }
 
@@ -406,5 +439,55 @@ mod tests {
         );
         let sum: f64 = r.values().sum();
         assert!((sum - 1.0).abs() < 1e-9);
+    }
+
+    proptest::proptest! {
+        /// The all-pairs shortcut answers what `relation` answers pair by pair, on random call
+        /// graphs with cycles, shared hosts, host entities and entities the topology lacks.
+        #[test]
+        fn relations_among_agrees_with_relation(
+            calls in proptest::collection::vec((0usize..12, 0usize..12), 0..30),
+            hosts in proptest::collection::vec(proptest::option::of(0usize..4), 12),
+            picked in proptest::collection::btree_set(0usize..18, 0..14),
+            max_hops in 1u8..4,
+        ) {
+            let specs: Vec<ServiceSpec> = (0..12)
+                .map(|i| ServiceSpec {
+                    name: format!("s{i}"),
+                    calls: calls
+                        .iter()
+                        .filter(|(a, _)| *a == i)
+                        .map(|(_, b)| format!("s{b}"))
+                        .collect(),
+                    runs_on: hosts[i].map(|h| format!("h{h}")),
+                    user_facing: None,
+                })
+                .collect();
+            let t = Topology::from_services(&specs);
+            // 0..12 services, 12..16 hosts, 16..18 unknown entities.
+            let names: Vec<String> = picked
+                .iter()
+                .map(|&i| match i {
+                    0..12 => format!("s{i}"),
+                    12..16 => format!("h{}", i - 12),
+                    _ => format!("x{i}"),
+                })
+                .collect();
+            let entities: Vec<&str> = names.iter().map(String::as_str).collect();
+            let all = t.relations_among(&entities, max_hops);
+            for (i, a) in entities.iter().enumerate() {
+                for (j, b) in entities.iter().enumerate() {
+                    if i != j {
+                        proptest::prop_assert_eq!(
+                            all.get(&(i, j)).copied(),
+                            t.relation(a, b, max_hops),
+                            "{} -> {}",
+                            a,
+                            b
+                        );
+                    }
+                }
+            }
+        }
     }
 }
