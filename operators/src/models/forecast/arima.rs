@@ -307,6 +307,62 @@ fn prepare(y: &[f64], order: &ArimaOrder, constant: ConstantKind) -> Prepared {
     Prepared { w, wx, constant }
 }
 
+/// A series made ready for the Kalman filter under fully given coefficients: what both a fixed
+/// model and the exact likelihood of given coefficients start from.
+struct GivenCoefficients {
+    constant: ConstantKind,
+    /// The series minus the constant's contribution.
+    u: Vec<f64>,
+    /// `u` differenced by the orders.
+    w: Vec<f64>,
+    /// The ARMA part in state-space form.
+    ss: ArmaStateSpace,
+}
+
+impl GivenCoefficients {
+    /// Checks the orders, the data and the coefficient counts, then removes the constant and
+    /// differences.
+    fn prepare(
+        y: &[f64],
+        order: &ArimaOrder,
+        c: &ArimaCoefficients,
+    ) -> Result<GivenCoefficients, ModelError> {
+        order.validate()?;
+        check_finite(y)?;
+        if c.ar.len() != order.p
+            || c.ma.len() != order.q
+            || c.seasonal_ar.len() != order.seasonal_p
+            || c.seasonal_ma.len() != order.seasonal_q
+        {
+            return Err(ModelError::InvalidParameter {
+                name: "coefficients",
+                reason: "lengths do not match the orders".into(),
+            });
+        }
+        let constant = ConstantKind::of(order, c.constant.is_some())?;
+        if y.len() <= order.n_diff() {
+            return Err(ModelError::NotEnoughData {
+                needed: order.n_diff() + 1,
+                got: y.len(),
+            });
+        }
+        let beta = c.constant.unwrap_or(0.0);
+        let u: Vec<f64> = y
+            .iter()
+            .enumerate()
+            .map(|(t, v)| v - beta * constant.value(t))
+            .collect();
+        let w = difference_full(&u, order.d, order.seasonal_d, order.period);
+        let (phi, theta) = c.expanded(order.period);
+        Ok(GivenCoefficients {
+            constant,
+            u,
+            w,
+            ss: ArmaStateSpace::new(&phi, &theta),
+        })
+    }
+}
+
 impl Arima {
     /// A model of the given orders with the default options (constant included when allowed).
     pub fn new(order: ArimaOrder) -> Self {
@@ -548,24 +604,8 @@ impl FittedArima {
         order: ArimaOrder,
         coefficients: ArimaCoefficients,
     ) -> Result<FittedArima, ModelError> {
-        order.validate()?;
-        check_finite(y)?;
-        let constant = ConstantKind::of(&order, coefficients.constant.is_some())?;
-        if y.len() <= order.n_diff() {
-            return Err(ModelError::NotEnoughData {
-                needed: order.n_diff() + 1,
-                got: y.len(),
-            });
-        }
-        let beta = coefficients.constant.unwrap_or(0.0);
-        let u: Vec<f64> = y
-            .iter()
-            .enumerate()
-            .map(|(t, v)| v - beta * constant.value(t))
-            .collect();
-        let w = difference_full(&u, order.d, order.seasonal_d, order.period);
-        let (phi, theta) = coefficients.expanded(order.period);
-        let ss = ArmaStateSpace::new(&phi, &theta);
+        let GivenCoefficients { constant, u, w, ss } =
+            GivenCoefficients::prepare(y, &order, &coefficients)?;
         let st = kalman::filter(&ss, &w, None)
             .ok_or_else(|| ModelError::Numerical("AR part is not stationary".into()))?;
         let nobs = w.len();
@@ -809,36 +849,8 @@ pub fn exact_log_likelihood(
     coefficients: &ArimaCoefficients,
     sigma2: Option<f64>,
 ) -> Result<f64, ModelError> {
-    order.validate()?;
-    check_finite(y)?;
-    let c = coefficients;
-    if c.ar.len() != order.p
-        || c.ma.len() != order.q
-        || c.seasonal_ar.len() != order.seasonal_p
-        || c.seasonal_ma.len() != order.seasonal_q
-    {
-        return Err(ModelError::InvalidParameter {
-            name: "coefficients",
-            reason: "lengths do not match the orders".into(),
-        });
-    }
-    let constant = ConstantKind::of(&order, c.constant.is_some())?;
-    if y.len() <= order.n_diff() {
-        return Err(ModelError::NotEnoughData {
-            needed: order.n_diff() + 1,
-            got: y.len(),
-        });
-    }
-    let beta = c.constant.unwrap_or(0.0);
-    let u: Vec<f64> = y
-        .iter()
-        .enumerate()
-        .map(|(t, v)| v - beta * constant.value(t))
-        .collect();
-    let w = difference_full(&u, order.d, order.seasonal_d, order.period);
-    let (phi, theta) = c.expanded(order.period);
-    let ss = ArmaStateSpace::new(&phi, &theta);
-    let sums = kalman::likelihood(&ss, &w, None)
+    let given = GivenCoefficients::prepare(y, &order, coefficients)?;
+    let sums = kalman::likelihood(&given.ss, &given.w, None)
         .ok_or_else(|| ModelError::Numerical("AR part is not stationary".into()))?;
     let nu = sums.nu as f64;
     Ok(match sigma2 {
