@@ -270,28 +270,11 @@ impl InfluxDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{
-        Batch, Interner, LabelLimits, PartitionClock, PartitionIngest, PositionKind,
-    };
+    use crate::ingest::Batch;
+    use crate::parse::harness::decode_payloads;
 
     fn decode(precision: Precision, text: &str) -> Batch {
-        let mut ingest = PartitionIngest {
-            source: "t".into(),
-            position: PositionKind::File("f".into()),
-            clock: PartitionClock::default(),
-            lateness_ms: u64::MAX,
-            limits: LabelLimits::default(),
-            floor: 0,
-        };
-        let mut interner = Interner::default();
-        let mut batch = Batch::default();
-        let mut ctx = DecodeCtx {
-            ingest: &mut ingest,
-            interner: &mut interner,
-            batch: &mut batch,
-        };
-        InfluxDecoder { precision }.decode(text.as_bytes(), (1, 0), &mut ctx);
-        batch
+        decode_payloads(&mut InfluxDecoder { precision }, &[text])
     }
 
     #[test]

@@ -302,31 +302,11 @@ fn timestamp(ts: &Scalar<'_>) -> Result<u64, (DeadLetterReason, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{
-        Batch, Interner, LabelLimits, PartitionClock, PartitionIngest, PositionKind,
-    };
+    use crate::ingest::Batch;
+    use crate::parse::harness::decode_payloads;
 
-    pub(crate) fn decode_all(lines: &[&str]) -> Batch {
-        let mut ingest = PartitionIngest {
-            source: "t".into(),
-            position: PositionKind::File("f".into()),
-            clock: PartitionClock::default(),
-            lateness_ms: u64::MAX,
-            limits: LabelLimits::default(),
-            floor: 0,
-        };
-        let mut interner = Interner::default();
-        let mut batch = Batch::default();
-        let mut dec = JsonDecoder;
-        for (i, l) in lines.iter().enumerate() {
-            let mut ctx = DecodeCtx {
-                ingest: &mut ingest,
-                interner: &mut interner,
-                batch: &mut batch,
-            };
-            dec.decode(l.as_bytes(), (i as u64 + 1, 0), &mut ctx);
-        }
-        batch
+    fn decode_all(lines: &[&str]) -> Batch {
+        decode_payloads(&mut JsonDecoder, lines)
     }
 
     #[test]

@@ -124,6 +124,39 @@ pub fn parse_value(text: &str) -> Result<f64, (DeadLetterReason, String)> {
     }
 }
 
+/// Test harness of the decoders: feeds payloads through a decoder as one partition would.
+#[cfg(test)]
+pub(crate) mod harness {
+    use super::{DecodeCtx, Decoder};
+    use crate::ingest::{
+        Batch, Interner, LabelLimits, PartitionClock, PartitionIngest, PositionKind,
+    };
+
+    /// Decodes `payloads` in order (payload `i` at position `(i + 1, 0)`, as a file's lines)
+    /// with no lateness limit, and returns what they produced.
+    pub(crate) fn decode_payloads<D: Decoder>(dec: &mut D, payloads: &[&str]) -> Batch {
+        let mut ingest = PartitionIngest {
+            source: "t".into(),
+            position: PositionKind::File("f".into()),
+            clock: PartitionClock::default(),
+            lateness_ms: u64::MAX,
+            limits: LabelLimits::default(),
+            floor: 0,
+        };
+        let mut interner = Interner::default();
+        let mut batch = Batch::default();
+        for (i, p) in payloads.iter().enumerate() {
+            let mut ctx = DecodeCtx {
+                ingest: &mut ingest,
+                interner: &mut interner,
+                batch: &mut batch,
+            };
+            dec.decode(p.as_bytes(), (i as u64 + 1, 0), &mut ctx);
+        }
+        batch
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
