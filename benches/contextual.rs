@@ -3,30 +3,26 @@
 //! daily cycle of 5-minute points like NAB's. Compare with the robust detector's share of the
 //! engine's 1 M points/s budget before putting it in the shipped detector set.
 
+mod common;
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use operators::models::contextual::{Contextual, ContextualConfig};
 
+use common::SplitMix;
+
 const N: usize = 10_000;
 
-/// A daily cycle (288 five-minute points) with seeded noise (splitmix64, Steele, Lea & Flood
-/// 2014) and a 1% sprinkle of spikes, so the fact table keeps meeting new facts.
+/// A daily cycle (288 five-minute points) with seeded noise and a 1% sprinkle of spikes, so the
+/// fact table keeps meeting new facts.
 fn series(n: usize, seed: u64) -> Vec<f64> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        // The top 53 bits give a uniform f64 in [0, 1).
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rng = SplitMix(seed);
     (0..n)
         .map(|i| {
             let day = (i as f64 / 288.0 * std::f64::consts::TAU).sin();
-            let spike = if next() < 0.01 { 5.0 } else { 0.0 };
-            10.0 + 3.0 * day + next() + spike
+            let spike = if rng.unit() < 0.01 { 5.0 } else { 0.0 };
+            10.0 + 3.0 * day + rng.unit() + spike
         })
         .collect()
 }

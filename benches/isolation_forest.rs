@@ -2,33 +2,29 @@
 //! use (8,640 training rows, one month of 5-minute points, × 19 features; 4,320 rows scored per
 //! iteration) and scikit-learn's defaults (100 trees, 256 rows per tree).
 
+mod common;
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use operators::models::isolation_forest::{ForestVariant, IsolationForestConfig};
 
+use common::SplitMix;
+
 const N_FEATURES: usize = 19;
 const FIT_ROWS: usize = 8_640;
 const SCORE_ROWS: usize = 4_320;
 
-/// Seeded rows without an RNG dependency: splitmix64 (Steele, Lea & Flood 2014) mapped to
-/// per-feature bell-shaped values (sum of three uniforms) with their own centre and spread, plus a
-/// 1% sprinkle of far values so that trees see outliers as they would in production.
+/// Seeded rows: uniform draws mapped to per-feature bell-shaped values (sum of three uniforms)
+/// with their own centre and spread, plus a 1% sprinkle of far values so that trees see
+/// outliers as they would in production.
 fn rows(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        // The top 24 bits give a uniform f32 in [0, 1) with every value representable.
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-    };
+    let mut rng = SplitMix(seed);
     let mut out = Vec::with_capacity(n * N_FEATURES);
     for _ in 0..n {
-        let far = next() < 0.01;
+        let far = rng.unit_f32() < 0.01;
         for j in 0..N_FEATURES {
-            let bell = next() + next() + next() - 1.5;
+            let bell = rng.unit_f32() + rng.unit_f32() + rng.unit_f32() - 1.5;
             let spread = 1.0 + j as f32;
             let value = 10.0 * j as f32 + spread * bell;
             out.push(if far { value + 8.0 * spread } else { value });

@@ -2,35 +2,17 @@
 //! `max_train_rows`, a feature width typical of per-host metric vectors) and scoring 4,320 rows
 //! (three days of one-minute points), counted as rows per second.
 
+mod common;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use operators::models::one_class_svm::OneClassSvmConfig;
 use std::hint::black_box;
 
+use common::SplitMix;
+
 const N_FEATURES: usize = 19;
 const N_TRAIN: usize = 2_000;
 const N_SCORE: usize = 4_320;
-
-/// splitmix64 (Steele, Lea & Flood 2014): the root crate has no RNG dependency, and a bench only
-/// needs reproducible, well-spread numbers.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next_unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        // 53 random bits in (0, 1], so the logarithm below is finite.
-        ((z >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    }
-
-    /// Standard normal by Box–Muller.
-    fn next_normal(&mut self) -> f64 {
-        let (u, v) = (self.next_unit(), self.next_unit());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
-}
 
 /// Rows with per-feature offsets and scales, plus a shared factor so features correlate as
 /// metrics of one host do; `spread` widens the scored rows so both signs of f(x) occur.
@@ -38,10 +20,10 @@ fn rows(n: usize, spread: f64, seed: u64) -> Vec<f64> {
     let mut rng = SplitMix(seed);
     let mut out = Vec::with_capacity(n * N_FEATURES);
     for _ in 0..n {
-        let shared = rng.next_normal();
+        let shared = rng.normal();
         for f in 0..N_FEATURES {
             let scale = 1.0 + f as f64 / 4.0;
-            out.push(f as f64 + spread * scale * (0.6 * shared + 0.8 * rng.next_normal()));
+            out.push(f as f64 + spread * scale * (0.6 * shared + 0.8 * rng.normal()));
         }
     }
     out
