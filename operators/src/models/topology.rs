@@ -283,9 +283,9 @@ impl Topology {
     }
 
     /// Personalized PageRank over the "explains" graph (callee → caller edges reversed, so rank
-    /// flows from symptoms to the services they depend on), restricted to the distinct `nodes` and started
-    /// from `personalization` (weights by node). 0.85 damping and 30 iterations, as commonly
-    /// used (Page et al.); the result sums to 1 over `nodes`.
+    /// flows from symptoms to the services they depend on), restricted to the distinct `nodes`
+    /// and started from `personalization` (weights by node). 0.85 damping and 30 iterations, as
+    /// commonly used (Page et al.); the result sums to 1 over `nodes`.
     pub fn personalized_pagerank(
         &self,
         nodes: &[String],
