@@ -589,10 +589,14 @@ fn handle_time(
         st.topology = Topology::from_edges(st.edges.keys());
     }
     // Node retractions before insertions, then alert events in a fixed order.
-    msgs.sort_by_key(|m| match m {
-        DedupMsg::Node(n, d) => (0, *d, n.key.fingerprint.clone(), String::new()),
-        DedupMsg::Alert(a) => (1, 0, a.fingerprint.clone(), a.id.clone()),
-    });
+    // (Compared by reference: a sort key would clone both strings at every comparison.)
+    fn order(m: &DedupMsg) -> (u8, isize, &str, &str) {
+        match m {
+            DedupMsg::Node(n, d) => (0, *d, n.key.fingerprint.as_str(), ""),
+            DedupMsg::Alert(a) => (1, 0, a.fingerprint.as_str(), a.id.as_str()),
+        }
+    }
+    msgs.sort_by(|a, b| order(a).cmp(&order(b)));
     let mut own_events: Vec<AlertRecord> = Vec::new();
     // The incident each alert was in before this time (a resolving alert keeps it in its event).
     let mut prior: BTreeMap<String, (String, u32)> = BTreeMap::new();
