@@ -223,9 +223,9 @@ impl TailCalibrator {
     /// Learns the magnitude of the window at event time `time`. The tail must describe
     /// *normal* behaviour, or frequent incidents teach it that incidents are ordinary: as in
     /// SPOT (Siffer et al., 2017), which keeps alarms out of its peaks, a window the ensemble
-    /// found anomalous is not learned, nor one this detector alone finds clearly rare
-    /// ([`RARE_ALONE`]), nor anything in the `quiet_secs` after either (the rest of the
-    /// incident and its recovery). A change that persists must still become the new
+    /// found anomalous is not learned, nor one this detector alone finds clearly rare (1.25 ×
+    /// `decades` past the median; the reasons are at the constant `RARE_ALONE`), nor anything
+    /// in the `quiet_secs` after either (the rest of the incident and its recovery). A change that persists must still become the new
     /// ordinary: once anomalous windows outnumber normal ones by `tail_fraction` of `memory`,
     /// they are learned as they are, so the top of the ring fills with the new level and the
     /// detector stops repeating it. (Learning them clipped instead, say two decades past the
