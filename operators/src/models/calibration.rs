@@ -225,21 +225,22 @@ impl TailCalibrator {
     /// SPOT (Siffer et al., 2017), which keeps alarms out of its peaks, a window the ensemble
     /// found anomalous is not learned, nor one this detector alone finds clearly rare (1.25 ×
     /// `decades` past the median; the reasons are at the constant `RARE_ALONE`), nor anything
-    /// in the `quiet_secs` after either (the rest of the incident and its recovery). A change that persists must still become the new
-    /// ordinary: once anomalous windows outnumber normal ones by `tail_fraction` of `memory`,
-    /// they are learned as they are, so the top of the ring fills with the new level and the
-    /// detector stops repeating it. (Learning them clipped instead, say two decades past the
-    /// tail threshold, stacks equal values at the top of the ring: a tail of zero width that
-    /// calls the new level rarer with every refit.)
+    /// in the `quiet_secs` after either (the rest of the incident and its recovery). A change
+    /// that persists must still become the new ordinary: once anomalous windows outnumber
+    /// normal ones by `tail_fraction` of `memory`, they are learned as they are, so the top of
+    /// the ring fills with the new level and the detector stops repeating it. (Learning them
+    /// clipped instead, say two decades past the tail threshold, stacks equal values at the top
+    /// of the ring: a tail of zero width that calls the new level rarer with every refit.)
     pub fn learn(&mut self, cfg: &CalibrationConfig, raw: f64, anomalous: bool, time: u64) {
         if !(raw.is_finite() && raw >= 0.0) {
             return;
         }
-        // What this detector alone finds clearly rare is kept out too (see `RARE_ALONE`).
-        let rare_alone = self
-            .judge(cfg, raw)
-            .is_some_and(|c| c.rarity >= RARE_ALONE * cfg.decades);
-        let anomalous = anomalous || rare_alone;
+        // What this detector alone finds clearly rare is kept out too (see `RARE_ALONE`); a
+        // window the ensemble already found anomalous needs no second look.
+        let anomalous = anomalous
+            || self
+                .judge(cfg, raw)
+                .is_some_and(|c| c.rarity >= RARE_ALONE * cfg.decades);
         if anomalous && self.model.is_some() {
             self.anomalous_run = self.anomalous_run.saturating_add(1);
             let persisting = f64::from(self.anomalous_run) >= cfg.tail_fraction * cfg.memory as f64;

@@ -31,6 +31,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::models::ModelError;
+use crate::series::mix64;
 
 /// Settings of the screen in front of the costly detectors (from `rules/fusion.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,7 +76,7 @@ impl ScreenPolicy {
     /// learned `calibrated` magnitudes (of at most `memory`), on a track that has seen `seen`
     /// values before this one; `salt` varies the choice between series.
     pub fn samples(&self, calibrated: u64, memory: usize, seen: u64, salt: u64) -> bool {
-        calibrated < memory as u64 || mix(seen ^ salt).is_multiple_of(self.sample_every.max(1))
+        calibrated < memory as u64 || mix64(seen ^ salt).is_multiple_of(self.sample_every.max(1))
     }
 
     /// Whether the cheap detectors' fused score `cheap` lets the costly ones in (`None`: no
@@ -83,15 +84,6 @@ impl ScreenPolicy {
     pub fn lets_in(&self, cheap: Option<f64>) -> bool {
         cheap.is_none_or(|f| f >= self.from)
     }
-}
-
-/// A 64-bit mixing function (SplitMix64's finaliser): consecutive inputs give unrelated outputs,
-/// so `mix(n) % k` picks one input in `k` with no period.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

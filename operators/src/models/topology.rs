@@ -237,11 +237,9 @@ impl Topology {
         for (pair, d) in called_by {
             out.entry(pair).or_insert(Relation::CalledBy(d));
         }
-        // An entity without a host stands for itself: a host entity shares with its services.
         let mut by_host: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, e) in entities.iter().enumerate() {
-            let key = self.host.get(*e).map(String::as_str).unwrap_or(e);
-            by_host.entry(key).or_default().push(i);
+            by_host.entry(self.host_key(e)).or_default().push(i);
         }
         let placed = |i: usize| self.host.contains_key(entities[i]);
         for group in by_host.values().filter(|g| g.len() > 1) {
@@ -268,10 +266,14 @@ impl Topology {
         if let Some(d) = self.reach(b, Direction::Outgoing, max_hops).get(a) {
             return Some(Relation::CalledBy(*d));
         }
-        let ha = self.host.get(a).map(String::as_str).unwrap_or(a);
-        let hb = self.host.get(b).map(String::as_str).unwrap_or(b);
         let placed = self.host.contains_key(a) || self.host.contains_key(b);
-        (placed && ha == hb).then_some(Relation::SharedHost)
+        (placed && self.host_key(a) == self.host_key(b)).then_some(Relation::SharedHost)
+    }
+
+    /// The host `entity` runs on; an entity without a host stands for itself, so a host entity
+    /// shares a host with its services.
+    fn host_key<'a>(&'a self, entity: &'a str) -> &'a str {
+        self.host.get(entity).map_or(entity, String::as_str)
     }
 
     /// Whether `service` receives user traffic: as marked, else when nothing calls it.

@@ -248,17 +248,14 @@ fn median_of(values: impl Iterator<Item = f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::series::mix64;
 
     /// Deterministic noise in [−0.5, 0.5).
     /// (A full mix, splitmix64's finaliser: a bare multiply-add of `i` gives an evenly spaced
     /// sequence whose successive differences repeat, which a slope test would read as a
     /// pattern.)
     fn noise(i: u64) -> f64 {
-        let mut z = i.wrapping_add(0x9e3779b97f4a7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        (mix64(i) >> 11) as f64 / (1u64 << 53) as f64 - 0.5
     }
 
     /// Feeds `n` values of `f(i)` from index `from`; returns the largest magnitude scored.
