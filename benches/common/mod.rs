@@ -4,17 +4,18 @@
 // Each bench includes this module and uses only the draws it needs.
 #![allow(dead_code)]
 
+use operators::series::mix64;
+
 /// A splitmix64 stream; the seed is its starting state.
 pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    /// The next 64 random bits.
+    /// The next 64 random bits: the finaliser of the state, which then steps by the golden
+    /// ratio increment that `mix64` adds.
     pub fn next_u64(&mut self) -> u64 {
+        let out = mix64(self.0);
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        out
     }
 
     /// Uniform in [0, 1) from the top 53 bits.
