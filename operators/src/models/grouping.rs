@@ -56,7 +56,7 @@ pub struct GroupingConfig {
     /// DBSCAN neighbourhood radius in the mixed distance (default 1.0; see [`mixed_distance`]).
     pub dbscan_eps: f64,
     /// How long an incident whose alerts all resolved waits for related alerts before it
-    /// resolves (default 10 min; 0: it resolves at once). A fault's end and its late symptoms
+    /// resolves (default 5 min; 0: it resolves at once). A fault's end and its late symptoms
     /// raise a second wave of alerts minutes after the first resolves; they belong to the same
     /// incident.
     #[serde(default)]
@@ -105,7 +105,7 @@ impl Default for GroupingConfig {
             min_alerts: 1,
             lone_windows: default_lone_windows(),
             dbscan_eps: 1.0,
-            reopen_ms: 600_000,
+            reopen_ms: 300_000,
             reopen_hops: 0,
             recovery_ms: 3_600_000,
             split: false,
