@@ -673,6 +673,17 @@ impl DetectorSet {
                 _ => {}
             }
         }
+        // Seasonal baselines keep anomalous windows as gaps (see `seasonal`).
+        if !normal {
+            for (i, _) in ensemble.of_window(window) {
+                let slot = &mut self.slots[i];
+                if let DetectorState::Seasonal(d) = &mut slot.state {
+                    if scratch.seen[slot.track].is_some() {
+                        d.forget_last();
+                    }
+                }
+            }
+        }
         for (i, t) in self.tracks.iter_mut().enumerate() {
             if let Some(v) = scratch.seen[i] {
                 t.track.push(v, time);

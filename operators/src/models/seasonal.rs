@@ -14,6 +14,12 @@
 //! Scoring: the expected value is the median of the values at lags `kP − 1, kP, kP + 1` for
 //! `k = 1..=seasons` (the neighbours absorb a little phase jitter), and the scale is the MAD of
 //! recent seasonal residuals. Without a season the detector abstains.
+//!
+//! Anomalies are not remembered as the pattern: a window the ensemble judged anomalous is held as
+//! a gap ([`Seasonal::forget_last`]), skipped by the expected value and filled from its
+//! predecessor for season detection. Otherwise a 20-minute error burst on day one becomes the
+//! expected value at the same time on day two (while one season is held the median is of three
+//! values, all from the burst), and the ordinary value then scores as a break of the pattern.
 
 use std::collections::VecDeque;
 
@@ -102,7 +108,9 @@ impl SeasonalConfig {
 /// Seasonal state of one feature of one series.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Seasonal {
-    /// Recent values, oldest first (f32: the baseline needs no more precision than the noise).
+    /// Recent values, oldest first (f32: the baseline needs no more precision than the noise);
+    /// NaN marks a gap, written as `null` in checkpoints.
+    #[serde(with = "gaps_as_null")]
     history: VecDeque<f32>,
     period: Option<usize>,
     strength: f64,
@@ -158,7 +166,15 @@ impl Seasonal {
         out.filter(|_| self.residuals.len() >= 8)
     }
 
-    /// Median of the same phase in the last seasons.
+    /// Holds the last value learned as a gap: the ensemble judged its window anomalous, so it
+    /// says nothing about the pattern (see the module docs).
+    pub fn forget_last(&mut self) {
+        if let Some(last) = self.history.back_mut() {
+            *last = f32::NAN;
+        }
+    }
+
+    /// Median of the same phase in the last seasons (gaps skipped).
     fn expected(&self, cfg: &SeasonalConfig) -> Option<f64> {
         let p = self.period?;
         let n = self.history.len();
@@ -167,8 +183,11 @@ impl Seasonal {
         for season in 1..=cfg.seasons {
             for lag in [season * p - 1, season * p, season * p + 1] {
                 if lag >= 1 && lag <= n && k < same_phase.len() {
-                    same_phase[k] = f64::from(self.history[n - lag]);
-                    k += 1;
+                    let held = self.history[n - lag];
+                    if held.is_finite() {
+                        same_phase[k] = f64::from(held);
+                        k += 1;
+                    }
                 }
             }
         }
@@ -186,7 +205,19 @@ impl Seasonal {
 
     /// Re-detects the season on the held history.
     fn detect(&mut self, cfg: &SeasonalConfig) {
-        let data: Vec<f64> = self.history.iter().map(|v| f64::from(*v)).collect();
+        // Gaps take their predecessor's value (leading gaps the first value held).
+        let first = self.history.iter().copied().find(|v| v.is_finite());
+        let mut previous = first.unwrap_or(0.0);
+        let data: Vec<f64> = self
+            .history
+            .iter()
+            .map(|v| {
+                if v.is_finite() {
+                    previous = *v;
+                }
+                f64::from(previous)
+            })
+            .collect();
         let found = detect_period(&data, cfg);
         let changed = found.map(|(p, _)| p) != self.period;
         self.period = found.map(|(p, _)| p);
@@ -200,6 +231,22 @@ impl Seasonal {
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         self.history.capacity() * std::mem::size_of::<f32>() + self.residuals.heap_bytes()
+    }
+}
+
+/// Serde for a history with gaps: JSON has no NaN, so a gap travels as `null`.
+mod gaps_as_null {
+    use std::collections::VecDeque;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(history: &VecDeque<f32>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(history.iter().map(|v| v.is_finite().then_some(*v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<VecDeque<f32>, D::Error> {
+        let held: Vec<Option<f32>> = Vec::deserialize(d)?;
+        Ok(held.into_iter().map(|v| v.unwrap_or(f32::NAN)).collect())
     }
 }
 
@@ -347,5 +394,41 @@ mod tests {
         let planted = d.observe(&cfg, 120.0).unwrap();
         assert!(worst < 6.0, "ordinary values scored up to {worst}");
         assert!(planted.magnitude > 15.0, "{planted:?}");
+    }
+
+    /// A burst the ensemble flagged does not return as the expected value one season later, and
+    /// the gaps survive a checkpoint.
+    #[test]
+    fn a_forgotten_burst_is_not_expected_again_next_season() {
+        let cfg = SeasonalConfig {
+            max_period: 100,
+            detect_every: 200,
+            seasons: 2,
+            ..SeasonalConfig::default()
+        };
+        let (mut forgetting, mut remembering) = (Seasonal::new(&cfg), Seasonal::new(&cfg));
+        for i in 0..1000 {
+            forgetting.observe(&cfg, wave(i, 50) + jitter(i));
+            remembering.observe(&cfg, wave(i, 50) + jitter(i));
+        }
+        assert_eq!(forgetting.period(), Some(50));
+        for _ in 1000..1003 {
+            forgetting.observe(&cfg, 300.0);
+            forgetting.forget_last();
+            remembering.observe(&cfg, 300.0);
+        }
+        let json = serde_json::to_string(&forgetting).expect("serialises");
+        let mut restored: Seasonal = serde_json::from_str(&json).expect("deserialises");
+        assert!(json.contains("null"), "gaps are written as null");
+        for i in 1003..1051 {
+            restored.observe(&cfg, wave(i, 50) + jitter(i));
+            remembering.observe(&cfg, wave(i, 50) + jitter(i));
+        }
+        // One season after the middle of the burst: its own lag and both neighbours are gaps.
+        let ordinary = wave(1051, 50) + jitter(1051);
+        let remembered = remembering.observe(&cfg, ordinary).unwrap();
+        let forgotten = restored.observe(&cfg, ordinary).unwrap();
+        assert!(remembered.magnitude > 15.0, "control: {remembered:?}");
+        assert!(forgotten.magnitude < 4.0, "{forgotten:?}");
     }
 }
