@@ -350,3 +350,42 @@ fn costly_detectors_score_suspicious_windows_and_a_sample() {
         spike.findings
     );
 }
+
+/// A burst the ensemble flags does not become the seasonal baseline's expectation one season
+/// later (the detector set holds anomalous windows as gaps in the seasonal history).
+#[test]
+fn the_seasonal_baseline_forgets_what_the_ensemble_flagged() {
+    // One season in the expected value, so a remembered burst would be all of it.
+    let seasonal = SeasonalConfig {
+        max_period: 100,
+        detect_every: 200,
+        seasons: 1,
+        ..SeasonalConfig::default()
+    };
+    let ens = ensemble(vec![
+        plan("robust_z", DetectorKind::RobustZ(RobustZConfig::default())),
+        plan("seasonal", DetectorKind::Seasonal(seasonal)),
+    ]);
+    let mut set = DetectorSet::new(&ens, "latency_ms");
+    let wave = |i: usize| 100.0 + 20.0 * (i as f64 * std::f64::consts::TAU / 50.0).sin() + noise(i);
+    let mut feed = |i: usize, v: f64| set.observe(&ens, "1m", &values(v), i as u64 * 60_000, true);
+    for i in 0..1000 {
+        feed(i, wave(i));
+    }
+    for i in 1000..1004 {
+        let v = feed(i, 400.0).expect("a verdict");
+        assert!(v.fused >= 0.5, "the burst is flagged: {v:?}");
+    }
+    // One season (50 windows) after the burst, ordinary values must stay ordinary.
+    let mut worst: f64 = 0.0;
+    for i in 1004..1060 {
+        let v = feed(i, wave(i));
+        if (1048..1056).contains(&i) {
+            worst = worst.max(v.map_or(0.0, |v| v.fused));
+        }
+    }
+    assert!(
+        worst < 0.5,
+        "an ordinary value one season after the burst fused to {worst}"
+    );
+}
