@@ -15,7 +15,9 @@
 //! after 60 s and after the whole stream (bounded: it follows the open alerts, not the time).
 //! Criterion then measures the mean time per second of stream.
 //!
-//! Run: `cargo bench --bench correlate`.
+//! Run: `cargo bench --bench correlate`. With `HARBINGER_BENCH_OPERATORS=1` the report also
+//! lists the operators that were scheduled longest (timely's own log: id, scope address, name,
+//! total time), to tell which of the stage's differential operators the time goes to.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -147,6 +149,9 @@ fn stream(seconds: u64) -> Run {
     let edges = Topology::from_services(&topology()).edges();
     let events: Vec<Vec<AlertRecord>> = (0..seconds).map(second_of_events).collect();
     timely::execute_directly(move |worker| {
+        let operator_times = std::env::var_os("HARBINGER_BENCH_OPERATORS")
+            .is_some()
+            .then(|| log_operator_times(worker));
         let probe = ProbeHandle::new();
         let state = Rc::new(RefCell::new(CorrelateState::default()));
         let outputs = Rc::new(RefCell::new(0usize));
@@ -188,6 +193,9 @@ fn stream(seconds: u64) -> Run {
                 );
             }
         }
+        if let Some(times) = operator_times {
+            print_operator_times(&times.borrow());
+        }
         let state_at_end = state.borrow().state_len();
         let produced = *outputs.borrow();
         Run {
@@ -197,6 +205,59 @@ fn stream(seconds: u64) -> Run {
             outputs: produced,
         }
     })
+}
+
+/// Operators seen in timely's log: name and scope address by id, and total scheduled time.
+#[derive(Default)]
+struct OperatorTimes {
+    names: std::collections::BTreeMap<usize, (Vec<usize>, String)>,
+    started: std::collections::BTreeMap<usize, Duration>,
+    total: std::collections::BTreeMap<usize, Duration>,
+}
+
+/// Registers a timely logger that sums each operator's scheduled time.
+fn log_operator_times(worker: &mut timely::worker::Worker) -> Rc<RefCell<OperatorTimes>> {
+    use timely::logging::{StartStop, TimelyEvent, TimelyEventBuilder};
+    let times = Rc::new(RefCell::new(OperatorTimes::default()));
+    let sink = times.clone();
+    if let Some(mut register) = worker.log_register() {
+        register.insert::<TimelyEventBuilder, _>("timely", move |_time, data| {
+            let Some(data) = data else { return };
+            let mut t = sink.borrow_mut();
+            for (at, event) in data.iter() {
+                match event {
+                    TimelyEvent::Operates(o) => {
+                        t.names.insert(o.id, (o.addr.clone(), o.name.clone()));
+                    }
+                    TimelyEvent::Schedule(e) => match e.start_stop {
+                        StartStop::Start => {
+                            t.started.insert(e.id, *at);
+                        }
+                        StartStop::Stop => {
+                            if let Some(from) = t.started.remove(&e.id) {
+                                *t.total.entry(e.id).or_default() += at.saturating_sub(from);
+                            }
+                        }
+                    },
+                    _ => {}
+                }
+            }
+        });
+    }
+    times
+}
+
+/// Prints the operators scheduled longest (leaf operators; scopes include their children).
+fn print_operator_times(t: &OperatorTimes) {
+    let mut rows: Vec<(&usize, &Duration)> = t.total.iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(a.1));
+    for (id, total) in rows.into_iter().take(25) {
+        let (addr, name) = t.names.get(id).cloned().unwrap_or_default();
+        println!(
+            "  {:>9.1} ms  op {id:>4} {addr:?} {name}",
+            total.as_secs_f64() * 1e3
+        );
+    }
 }
 
 fn report() {
