@@ -7,14 +7,18 @@
 //! raw alerts ─► Dedup (dedup, flapping, mutes) ─┬─ alert events ───────────────┐
 //!                                              └─ confirmed nodes (±1) ─┐     ▼
 //! topology edges (±1) ─────────────────────────► differential dataflow:   Incidents ─► alerts
-//!                                                 related pairs, connected     (lifecycle,   (annotated)
-//!                                                 components ──────────────►  DBSCAN pass,  incidents
+//!                                                 episodes and related       (components,  (annotated)
+//!                                                 episode pairs ───────────►  lifecycle,    incidents
+//!                                                                              DBSCAN pass,
 //!                                                                              root causes,
 //!                                                                              escalation)
 //! ```
 //! Active confirmed alerts and topology edges are differential collections: a resolved alert is
-//! retracted, a reloaded topology inserts and retracts edges, and the components (incidents)
-//! merge and split incrementally. Every operator acts on time `t` only once its inputs' frontier
+//! retracted, a reloaded topology inserts and retracts edges, and the related pairs follow
+//! incrementally. The incidents operator keeps the pairs and names the connected components by
+//! union-find at each time, so incidents merge and split as the pairs change. (Differential's
+//! label propagation did the same inside the dataflow; its iterative reduce replaying label
+//! histories was two thirds of the stage's time at 5,000 services.) Every operator acts on time `t` only once its inputs' frontier
 //! has passed `t`, and sorts what it handles at one time by a total order, so the output is the
 //! same for any number of workers.
 
@@ -23,7 +27,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use differential_dataflow::operators::Iterate;
 use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
@@ -83,8 +86,10 @@ pub enum DedupMsg {
 /// What the incidents operator receives besides the dedup messages.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum CorrelationMsg {
-    /// A change of the component (smallest episode id in it) of an alert.
-    Component(NodeKey, u64, isize),
+    /// An alert's episode inserted (+1) or retracted (−1).
+    Member(NodeKey, u64, isize),
+    /// A related pair of episodes (smaller id first) inserted (+1) or retracted (−1).
+    Link(u64, u64, isize),
     /// A topology edge inserted (+1) or retracted (−1).
     Edge(TopologyEdge, isize),
 }
@@ -113,6 +118,13 @@ pub struct CorrelateState {
     alerts: BTreeMap<String, AlertView>,
     nodes: BTreeMap<NodeKey, AlertNode>,
     key_of: BTreeMap<String, NodeKey>,
+    /// Each alert's episode, counted from the dataflow's updates.
+    #[serde(default)]
+    episode_counts: BTreeMap<(NodeKey, u64), isize>,
+    /// Related episode pairs, counted from the dataflow's updates.
+    #[serde(default)]
+    link_counts: BTreeMap<(u64, u64), isize>,
+    /// Each alert's component: the smallest episode id connected to its episode.
     component: BTreeMap<NodeKey, u64>,
     edges: BTreeMap<TopologyEdge, isize>,
     #[serde(skip)]
@@ -135,13 +147,16 @@ impl CorrelateState {
             .collect();
     }
 
-    /// Entries held by the stage: open alerts, correlation nodes, incidents. Bounded by the
-    /// active alerts (plus fingerprints resolved within the flap window).
+    /// Entries held by the stage: open alerts, correlation nodes, their episodes and related
+    /// episode pairs, incidents. Bounded by the active alerts (plus fingerprints resolved within
+    /// the flap window); the pairs by the related episodes among them.
     pub fn state_len(&self) -> usize {
         self.dedup.state_len()
             + self.book.state_len()
             + self.alerts.len()
             + self.nodes.len()
+            + self.episode_counts.len()
+            + self.link_counts.len()
             + self.component.len()
     }
 
@@ -181,11 +196,16 @@ impl<'scope> CorrelateExt<'scope> for StreamVec<'scope, EventTime, AlertRecord> 
         // never earlier (the dedup operator emits at the time it handles).
         let nodes = retime(nodes);
         let edge_collection = edges.clone().as_collection();
-        let components = alert_components(nodes, edge_collection, &plan);
+        let AlertLinks { members, links } = alert_links(nodes, edge_collection, &plan);
         // Updates keep their own times: a differential batch's timestamp is only a lower bound.
-        let mut inputs = components
+        let mut inputs = members
             .inner
-            .map(|((k, l), t, d)| (CorrelationMsg::Component(k, l, d), t));
+            .map(|((k, e), t, d)| (CorrelationMsg::Member(k, e, d), t));
+        inputs = inputs.concat(
+            links
+                .inner
+                .map(|((a, b), t, d)| (CorrelationMsg::Link(a, b, d), t)),
+        );
         inputs = inputs.concat(edges.map(|(e, t, d)| (CorrelationMsg::Edge(e, d), t)));
         incidents(msgs, inputs, plan, state)
     }
@@ -310,8 +330,17 @@ fn dedup<'scope>(
     )
 }
 
-/// Related pairs of active alerts and their connected components, maintained incrementally.
-/// Output: `(alert, component)`, the component named by the smallest [`episode_id`] in it.
+/// What the correlation dataflow maintains: each active alert's episode, and the related
+/// pairs of episodes.
+pub struct AlertLinks<'scope> {
+    /// `(alert, episode id)`.
+    pub members: VecCollection<'scope, EventTime, (NodeKey, u64)>,
+    /// `(episode, episode)`, the smaller id first, each pair once.
+    pub links: VecCollection<'scope, EventTime, (u64, u64)>,
+}
+
+/// Related pairs of active alerts' episodes, maintained incrementally; their connected
+/// components are [`episode_components`].
 ///
 /// The records are small and the pairs few: entities are interned as `u64` ids, the alerts of
 /// an entity moving one way are gathered into episodes (onsets chained within `near_ms`, all in
@@ -319,11 +348,11 @@ fn dedup<'scope>(
 /// ([`spans_related`] decides exactly from their spans). Episode ids are stable while their
 /// oldest alerts resolve, so a storm's steady turnover leaves the components' names alone.
 /// Label and CEL links are between alerts and join whole nodes, as before.
-pub fn alert_components<'scope>(
+pub fn alert_links<'scope>(
     nodes: VecCollection<'scope, EventTime, AlertNode>,
     edges: VecCollection<'scope, EventTime, TopologyEdge>,
     plan: &Arc<CorrelatePlan>,
-) -> VecCollection<'scope, EventTime, (NodeKey, u64)> {
+) -> AlertLinks<'scope> {
     let cfg = plan.incidents.grouping.clone();
     let near = cfg.near_ms;
     // Entity relations within k hops: calls, callers, shared host.
@@ -446,21 +475,65 @@ pub fn alert_components<'scope>(
                 .filter(|(a, b)| a != b),
         );
     }
-    let links = links.distinct();
-    let symmetric = links.clone().concat(links.map(|(a, b)| (b, a)));
-    let ids = members.clone().map(|(_, e)| (e, e)).distinct();
-    // Label propagation: every episode takes the smallest id it is connected to.
-    let labels = ids.clone().iterate(|scope, labels| {
-        let edges = symmetric.enter(scope);
-        let ids = ids.enter(scope);
-        labels
-            .join_map(edges, |_e, label, next| (*next, *label))
-            .concat(ids)
-            .reduce(|_e, input, output| output.push((*input[0].0, 1)))
-    });
+    AlertLinks {
+        members,
+        links: links.distinct(),
+    }
+}
+
+/// The connected components of the episodes over the related pairs, for each alert: its
+/// component is named by the smallest episode id in it. Both inputs are counted updates (as
+/// differential sends them); entries with a positive count are present. Union-find: ids are
+/// indexed in ascending order and unions keep the smaller root, so a component's root is its
+/// smallest id.
+pub fn episode_components(
+    members: &BTreeMap<(NodeKey, u64), isize>,
+    links: &BTreeMap<(u64, u64), isize>,
+) -> BTreeMap<NodeKey, u64> {
+    let members: Vec<(&NodeKey, u64)> = members
+        .iter()
+        .filter(|(_, c)| **c > 0)
+        .map(|((k, e), _)| (k, *e))
+        .collect();
+    let links: Vec<(u64, u64)> = links
+        .iter()
+        .filter(|(_, c)| **c > 0)
+        .map(|(pair, _)| *pair)
+        .collect();
+    let mut ids: Vec<u64> = members
+        .iter()
+        .map(|(_, e)| *e)
+        .chain(links.iter().flat_map(|(a, b)| [*a, *b]))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let at = |e: u64| ids.binary_search(&e).unwrap_or_default();
+    let mut parent: Vec<usize> = (0..ids.len()).collect();
+    for (a, b) in &links {
+        union_find::union(&mut parent, at(*a), at(*b));
+    }
     members
-        .map(|(k, e)| (e, k))
-        .join_map(labels, |_e, k, label| (k.clone(), *label))
+        .iter()
+        .map(|(k, e)| ((*k).clone(), ids[union_find::root(&mut parent, at(*e))]))
+        .collect()
+}
+
+/// Union-find over indices, the root of a set being its smallest index.
+mod union_find {
+    /// The root of `x`'s set (halving the path on the way).
+    pub fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+
+    /// Joins the sets of `a` and `b` under the smaller root.
+    pub fn union(parent: &mut [usize], a: usize, b: usize) {
+        let (x, y) = (root(parent, a), root(parent, b));
+        parent[x.max(y)] = x.min(y);
+    }
 }
 
 /// One time's inputs of the incidents operator: a capability for it and both inputs' messages.
@@ -556,10 +629,7 @@ fn handle_time(
     // A total order within the time: timely does not order messages that share it.
     corr.sort();
     let mut topology_changed = false;
-    // Component changes are netted first: the label propagation leaves its loop with the
-    // labels an alert held in earlier rounds still in the batch, each inserted and retracted,
-    // and applying those one by one could leave a round's label in place of the final one.
-    let mut component_diffs: BTreeMap<(NodeKey, u64), isize> = BTreeMap::new();
+    let mut pairs_changed = false;
     for m in corr {
         match m {
             CorrelationMsg::Edge(e, d) => {
@@ -570,20 +640,18 @@ fn handle_time(
                 }
                 topology_changed = true;
             }
-            CorrelationMsg::Component(k, l, d) => {
-                *component_diffs.entry((k, l)).or_default() += d;
+            CorrelationMsg::Member(k, e, d) => {
+                add_count(&mut st.episode_counts, (k, e), d);
+                pairs_changed = true;
+            }
+            CorrelationMsg::Link(a, b, d) => {
+                add_count(&mut st.link_counts, (a, b), d);
+                pairs_changed = true;
             }
         }
     }
-    for ((k, l), d) in &component_diffs {
-        if *d < 0 && st.component.get(k) == Some(l) {
-            st.component.remove(k);
-        }
-    }
-    for ((k, l), d) in component_diffs {
-        if d > 0 {
-            st.component.insert(k, l);
-        }
+    if pairs_changed {
+        st.component = episode_components(&st.episode_counts, &st.link_counts);
     }
     if topology_changed {
         st.topology = Topology::from_edges(st.edges.keys());
@@ -719,6 +787,24 @@ fn handle_time(
     out
 }
 
+/// Adds `d` to the count of `key`, dropping it at zero.
+fn add_count<K: Ord>(counts: &mut BTreeMap<K, isize>, key: K, d: isize) {
+    let c = counts.entry(key);
+    match c {
+        std::collections::btree_map::Entry::Occupied(mut o) => {
+            *o.get_mut() += d;
+            if *o.get() == 0 {
+                o.remove();
+            }
+        }
+        std::collections::btree_map::Entry::Vacant(v) => {
+            if d != 0 {
+                v.insert(d);
+            }
+        }
+    }
+}
+
 /// Union of the dataflow's components and the DBSCAN groups.
 fn groups(
     st: &CorrelateState,
@@ -727,17 +813,7 @@ fn groups(
 ) -> Vec<Group> {
     let keys: Vec<&NodeKey> = info.keys().collect();
     let mut parent: Vec<usize> = (0..keys.len()).collect();
-    fn find(p: &mut [usize], mut x: usize) -> usize {
-        while p[x] != x {
-            p[x] = p[p[x]];
-            x = p[x];
-        }
-        x
-    }
-    fn union(p: &mut [usize], a: usize, b: usize) {
-        let (x, y) = (find(p, a), find(p, b));
-        p[x.max(y)] = x.min(y);
-    }
+    use union_find::{root as find, union};
     // Alerts sharing a component name are one group.
     let mut first_of: BTreeMap<u64, usize> = BTreeMap::new();
     for (i, k) in keys.iter().enumerate() {

@@ -1,18 +1,65 @@
-//! The differential grouping equals the plain sequential grouping (the oracle) on seeded random
-//! alerts over a random topology, after every batch of insertions and retractions.
+//! The differential grouping (episodes and related pairs maintained by the dataflow, their
+//! components named by the incidents operator's union-find) equals the plain sequential grouping
+//! (the oracle) on seeded random alerts over a random topology, after every batch of insertions
+//! and retractions.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use differential_dataflow::input::Input as _;
-use operators::correlate::{alert_components, CorrelatePlan};
+use differential_dataflow::VecCollection;
+use operators::correlate::{alert_links, episode_components, AlertLinks, CorrelatePlan};
 use operators::models::dedup::{AlertNode, NodeKey};
 use operators::models::grouping::components;
-use operators::models::topology::{ServiceSpec, Topology};
+use operators::models::topology::{ServiceSpec, Topology, TopologyEdge};
 use operators::records::AnomalyType;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
+
+/// What the dataflow said, netted: each alert's episode and the related episode pairs.
+#[derive(Default)]
+struct Captured {
+    members: BTreeMap<(NodeKey, u64), isize>,
+    links: BTreeMap<(u64, u64), isize>,
+}
+
+impl Captured {
+    /// Each alert's component, named as the incidents operator names it.
+    fn components(&self) -> BTreeMap<NodeKey, u64> {
+        for d in self.members.values().chain(self.links.values()) {
+            assert!(*d == 0 || *d == 1, "multiplicity {d}");
+        }
+        episode_components(&self.members, &self.links)
+    }
+}
+
+/// Attaches the correlation dataflow to `nodes` and `edges`, netting its outputs into `sink`.
+fn capture<'scope>(
+    nodes: VecCollection<'scope, u64, AlertNode>,
+    edges: VecCollection<'scope, u64, TopologyEdge>,
+    plan: &Arc<CorrelatePlan>,
+    sink: Arc<Mutex<Captured>>,
+    probe: &ProbeHandle<u64>,
+) {
+    let AlertLinks { members, links } = alert_links(nodes, edges, plan);
+    let to_members = sink.clone();
+    members
+        .inspect(move |((k, e), _t, d)| {
+            *to_members
+                .lock()
+                .unwrap()
+                .members
+                .entry((k.clone(), *e))
+                .or_default() += d;
+        })
+        .probe_with(probe);
+    links
+        .inspect(move |((a, b), _t, d)| {
+            *sink.lock().unwrap().links.entry((*a, *b)).or_default() += d;
+        })
+        .probe_with(probe);
+}
 
 fn random_case(seed: u64) -> (Vec<ServiceSpec>, Vec<AlertNode>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -54,7 +101,7 @@ fn differential_grouping_matches_the_oracle() {
         let (services, nodes) = random_case(seed);
         let plan = Arc::new(CorrelatePlan::default());
         let topo = Topology::from_services(&services);
-        let captured: Arc<Mutex<BTreeMap<(NodeKey, u64), isize>>> = Arc::default();
+        let captured: Arc<Mutex<Captured>> = Arc::default();
         let sink = captured.clone();
         let edges = topo.edges();
         let nodes_in = nodes.clone();
@@ -64,12 +111,7 @@ fn differential_grouping_matches_the_oracle() {
             let (mut node_input, mut edge_input) = worker.dataflow::<u64, _, _>(|scope| {
                 let (ni, nodes) = scope.new_collection::<AlertNode, isize>();
                 let (ei, edges) = scope.new_collection();
-                let sink = sink.clone();
-                alert_components(nodes, edges, &plan_in)
-                    .inspect(move |((k, l), _t, d)| {
-                        *sink.lock().unwrap().entry((k.clone(), *l)).or_default() += d;
-                    })
-                    .probe_with(&probe);
+                capture(nodes, edges, &plan_in, sink.clone(), &probe);
                 (ni, ei)
             });
             for e in &edges {
@@ -104,11 +146,8 @@ fn differential_grouping_matches_the_oracle() {
             .collect();
         let expected = components(&remaining, &topo, &plan.incidents.grouping);
         let mut got: BTreeMap<u64, Vec<NodeKey>> = BTreeMap::new();
-        for ((k, l), d) in captured.lock().unwrap().iter() {
-            assert!(*d == 0 || *d == 1, "multiplicity {d}");
-            if *d == 1 {
-                got.entry(*l).or_default().push(k.clone());
-            }
+        for (k, l) in captured.lock().unwrap().components() {
+            got.entry(l).or_default().push(k);
         }
         let mut got: Vec<Vec<NodeKey>> = got
             .into_values()
@@ -151,7 +190,7 @@ fn a_wide_fan_out_links_every_callee_when_alerts_arrive_after_the_edges() {
         })
         .collect();
     let plan = Arc::new(CorrelatePlan::default());
-    let captured: Arc<Mutex<BTreeMap<(NodeKey, u64), isize>>> = Arc::default();
+    let captured: Arc<Mutex<Captured>> = Arc::default();
     let sink = captured.clone();
     let edges = topo.edges();
     let nodes_in = nodes.clone();
@@ -160,12 +199,7 @@ fn a_wide_fan_out_links_every_callee_when_alerts_arrive_after_the_edges() {
         let (mut node_input, mut edge_input) = worker.dataflow::<u64, _, _>(|scope| {
             let (ni, nodes) = scope.new_collection::<AlertNode, isize>();
             let (ei, edges) = scope.new_collection();
-            let sink = sink.clone();
-            alert_components(nodes, edges, &plan)
-                .inspect(move |((k, l), _t, d)| {
-                    *sink.lock().unwrap().entry((k.clone(), *l)).or_default() += d;
-                })
-                .probe_with(&probe);
+            capture(nodes, edges, &plan, sink.clone(), &probe);
             (ni, ei)
         });
         for e in &edges {
@@ -182,12 +216,8 @@ fn a_wide_fan_out_links_every_callee_when_alerts_arrive_after_the_edges() {
         edge_input.flush();
         worker.step_while(|| probe.less_than(node_input.time()));
     });
-    let labels: std::collections::BTreeSet<u64> = captured
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, d)| **d > 0)
-        .map(|((_, l), _)| *l)
-        .collect();
+    let components = captured.lock().unwrap().components();
+    assert_eq!(components.len(), nodes.len(), "every alert has a component");
+    let labels: std::collections::BTreeSet<u64> = components.into_values().collect();
     assert_eq!(labels.len(), 1, "{labels:?}");
 }
