@@ -18,11 +18,12 @@
 //! incrementally. The incidents operator keeps the pairs and names the connected components by
 //! union-find at each time, so incidents merge and split as the pairs change. (Differential's
 //! label propagation did the same inside the dataflow; its iterative reduce replaying label
-//! histories was two thirds of the stage's time at 5,000 services.) Every operator acts on time `t` only once its inputs' frontier
-//! has passed `t`, and sorts what it handles at one time by a total order, so the output is the
-//! same for any number of workers.
+//! histories was two thirds of the stage's time at 5,000 services.) Every operator acts on time
+//! `t` only once its inputs' frontier has passed `t`, and sorts what it handles at one time by a
+//! total order, so the output is the same for any number of workers.
 
 use std::cell::RefCell;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -789,15 +790,14 @@ fn handle_time(
 
 /// Adds `d` to the count of `key`, dropping it at zero.
 fn add_count<K: Ord>(counts: &mut BTreeMap<K, isize>, key: K, d: isize) {
-    let c = counts.entry(key);
-    match c {
-        std::collections::btree_map::Entry::Occupied(mut o) => {
+    match counts.entry(key) {
+        Entry::Occupied(mut o) => {
             *o.get_mut() += d;
             if *o.get() == 0 {
                 o.remove();
             }
         }
-        std::collections::btree_map::Entry::Vacant(v) => {
+        Entry::Vacant(v) => {
             if d != 0 {
                 v.insert(d);
             }
@@ -813,7 +813,7 @@ fn groups(
 ) -> Vec<Group> {
     let keys: Vec<&NodeKey> = info.keys().collect();
     let mut parent: Vec<usize> = (0..keys.len()).collect();
-    use union_find::{root as find, union};
+    use union_find::{root, union};
     // Alerts sharing a component name are one group.
     let mut first_of: BTreeMap<u64, usize> = BTreeMap::new();
     for (i, k) in keys.iter().enumerate() {
@@ -837,7 +837,7 @@ fn groups(
     }
     let mut by_root: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for i in 0..keys.len() {
-        let r = find(&mut parent, i);
+        let r = root(&mut parent, i);
         by_root.entry(r).or_default().push(i);
     }
     by_root
