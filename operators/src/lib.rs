@@ -13,6 +13,7 @@ pub mod entity;
 pub mod forecast;
 pub mod models;
 pub mod optimize;
+pub mod peer_compare;
 pub mod records;
 pub mod rules;
 pub mod series;

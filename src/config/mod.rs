@@ -27,6 +27,7 @@ use operators::models::alert_lifecycle::AlertPolicy;
 use operators::models::detector_set::Ensemble;
 use operators::models::entity_set::EntityPlan;
 use operators::models::incidents::IncidentPolicy;
+use operators::models::peers::PeerConfig;
 use operators::models::topology::ServiceSpec;
 use operators::window::WindowSpec;
 
@@ -132,6 +133,8 @@ pub struct Plan {
     pub ensemble: Arc<Ensemble>,
     /// Entity-level detectors, when configured.
     pub entity: Option<Arc<EntityPlan>>,
+    /// Peer comparison, when configured.
+    pub peers: Option<Arc<PeerConfig>>,
     /// Forecast specs and capacity limits, when forecasts are configured.
     pub forecast: Option<Arc<ForecastPlan>>,
     /// Alert policy (naming, lifecycle, severity, types).
@@ -281,6 +284,24 @@ fn compile(
         }
         Some(Arc::new(plan.clone()))
     });
+    let peers = raw.peers.as_ref().and_then(|p| {
+        let config = p.get_ref();
+        if let Err(err) = config.validate() {
+            c.err(p.span(), err.to_string());
+            return None;
+        }
+        if !windows.iter().any(|w| *w.name == *config.window) {
+            c.err(
+                p.span(),
+                format!(
+                    "peers window {:?} is not a configured window",
+                    config.window
+                ),
+            );
+            return None;
+        }
+        Some(Arc::new(config.clone()))
+    });
 
     // [alerts]
     let a = &raw.alerts;
@@ -331,6 +352,7 @@ fn compile(
         windows: windows.into(),
         ensemble: Arc::new(Ensemble { detectors, fusion }),
         entity,
+        peers,
         forecast,
         alerts: Arc::new(alerts),
         sinks,
@@ -424,5 +446,29 @@ threshold = 0
         );
         let errs = compile_str("[[sources]]\ntype = \"ftp\"\n").unwrap_err();
         assert_eq!((errs.0[0].line, errs.0[0].col), (2, 8));
+    }
+
+    #[test]
+    fn peer_comparison_is_off_unless_configured_and_checked_when_it_is() {
+        assert!(load(None, None).unwrap().peers.is_none());
+        let ok = compile_str("[peers]\nmetrics = \"http_.*\"\nspan = 5\n").unwrap();
+        let peers = ok.peers.expect("configured");
+        assert_eq!((peers.span, peers.peer_label.as_str()), (5, "host"));
+        let errs = compile_str("\n[peers]\nwindow = \"5m\"\n").unwrap_err();
+        assert_eq!(errs.0.len(), 1);
+        assert_eq!(errs.0[0].line, 2);
+        assert!(
+            errs.0[0].message.contains("peers window \"5m\""),
+            "{}",
+            errs.0[0]
+        );
+        let errs = compile_str("[peers]\nthreshold = 0\n").unwrap_err();
+        assert!(errs.0[0].message.contains("threshold"), "{}", errs.0[0]);
+        let errs = compile_str("[peers]\nlabel = \"pod\"\n").unwrap_err();
+        assert!(
+            errs.0[0].message.contains("unknown field `label`"),
+            "{}",
+            errs.0[0]
+        );
     }
 }

@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub forecasts: Vec<Spanned<super::forecasts::RawForecast>>,
     /// Entity-level detectors over the joint vector of an entity's series (absent: off).
     pub entity: Option<Spanned<operators::models::entity_set::EntityPlan>>,
+    /// Peer comparison: each series against the same series on other hosts (absent: off).
+    pub peers: Option<Spanned<operators::models::peers::PeerConfig>>,
     /// Where results go.
     #[serde(default)]
     pub sinks: Vec<Spanned<RawSink>>,

@@ -19,6 +19,7 @@ use operators::models::rec_context::OptimizeInput;
 use operators::models::rec_rules::Recommender;
 use operators::models::topology::TopologyEdge;
 use operators::optimize::{OptimizeExt, OptimizeState, Routed};
+use operators::peer_compare::{PeerCompareExt, PeerState};
 use operators::records::{
     AlertRecord, DeadLetter, ForecastRecord, IncidentRecord, RecommendationRecord, WindowFeatures,
 };
@@ -62,6 +63,8 @@ pub struct States {
     pub alerts: Rc<RefCell<AlertState>>,
     /// Entity detector state, when entity detectors are configured.
     pub entity: Option<Rc<RefCell<EntityState>>>,
+    /// Peer-comparison state, when `[peers]` is configured.
+    pub peers: Option<Rc<RefCell<PeerState>>>,
     /// Forecast state, when forecasts are configured.
     pub forecast: Option<Rc<RefCell<ForecastState>>>,
     /// Correlation state (worker 0 holds it all). Not part of checkpoints: see docs/design.md.
@@ -85,6 +88,9 @@ struct Snapshot {
     /// Absent in checkpoints written before forecasts existed.
     #[serde(default)]
     forecast: Option<ForecastState>,
+    /// Absent in checkpoints written before peer comparison existed.
+    #[serde(default)]
+    peers: Option<PeerState>,
 }
 
 impl States {
@@ -99,6 +105,7 @@ impl States {
         operators
             .into_iter()
             .chain(self.entity.iter().map(|e| e.borrow().progress()))
+            .chain(self.peers.iter().map(|p| p.borrow().progress()))
             .chain(self.forecast.iter().map(|f| f.borrow().progress()))
             .chain(self.sinks.iter().map(|s| s.get()))
             .min()
@@ -118,6 +125,7 @@ impl States {
             "alerts": &*self.alerts.borrow(),
             "entity": self.entity.as_ref().map(|e| e.borrow()).as_deref(),
             "forecast": self.forecast.as_ref().map(|f| f.borrow()).as_deref(),
+            "peers": self.peers.as_ref().map(|p| p.borrow()).as_deref(),
         })
     }
 
@@ -138,6 +146,13 @@ impl States {
                 *current.borrow_mut() = saved;
             }
             _ => return Err("the entity detectors changed since the checkpoint".into()),
+        }
+        match (&self.peers, snapshot.peers) {
+            (None, None) => {}
+            (Some(current), Some(saved)) if saved.config() == current.borrow().config() => {
+                *current.borrow_mut() = saved;
+            }
+            _ => return Err("the peer comparison changed since the checkpoint".into()),
         }
         if let Some(saved) = snapshot.optimize {
             self.optimize.borrow_mut().restore_from(saved)?;
@@ -238,6 +253,10 @@ pub fn build(
                 plan.alerts.bands.low,
             )))
         }),
+        peers: plan
+            .peers
+            .as_ref()
+            .map(|p| Rc::new(RefCell::new(PeerState::new(p.clone())))),
         forecast: plan
             .forecast
             .as_ref()
@@ -302,6 +321,13 @@ pub fn build(
         Some(entity) => {
             let by_entity = features.clone().entity_detect(entity.clone());
             detections.concat(by_entity)
+        }
+        None => detections,
+    };
+    let detections = match &states.peers {
+        Some(peers) => {
+            let apart = features.clone().peer_compare(peers.clone());
+            detections.concat(apart)
         }
         None => detections,
     };

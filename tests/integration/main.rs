@@ -13,5 +13,6 @@ mod kafka;
 mod malformed;
 mod optimize;
 mod parsers;
+mod peers;
 mod score;
 mod simulation;

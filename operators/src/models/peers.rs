@@ -1,40 +1,77 @@
 //! Peer comparison: is one member of a group of like series (the same metric of the same
 //! service on different hosts) behaving differently from the others right now?
 //!
-//! A group keeps the last `span` window values of each member. When at least three members have
-//! a full span, augurs' MAD outlier detector (a double-MAD test over the pooled values, robust to
-//! a minority of outliers) scores each member at the latest window; members whose score exceeds
-//! the threshold are outlying. This is Datadog's "outlier monitor" idea: no history of the member
-//! itself is needed, only its peers at the same time.
+//! A group keeps the last `span` window values of each member present at the latest window end.
+//! With at least [`MIN_MEMBERS`] members holding a full span, each window's values are scored as
+//! modified z-scores (distance from the members' median in MADs, Iglewicz & Hoaglin), which one
+//! odd member among three or more cannot drag. A member is outlying when each of its last `span`
+//! values scores above the threshold, on the same side: a brief glitch on one host is not an
+//! outlier, a host that stays apart from its peers is.
+//!
+//! The MAD is computed here rather than with augurs' MAD detector: augurs splits the spread into
+//! a lower and an upper MAD over the pooled values, and with the handful of hosts a service
+//! usually runs each half holds two or three values, so the odd member inflates its own half. On
+//! five hosts over three windows, one host at four times its peers scored 2.3 there (below the
+//! 3.5 cut-off); the symmetric MAD of each window scores it above 100. This is
+//! Datadog's "outlier monitor" idea: no history of the member itself is needed, only its peers at
+//! the same time, so it sees what a per-series detector cannot (a host that degrades slowly, or
+//! that fails to follow its peers through a change they all make).
+//!
+//! A member apart from its peers for longer than `accept_after` windows is taken as different by
+//! nature (a bigger machine, a canary with other settings) and reported no more until it rejoins
+//! them; otherwise one odd host would hold an alert open for ever.
 
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
 
-use augurs::outlier::{MADDetector, OutlierDetector};
 use serde::{Deserialize, Serialize};
 
+use crate::models::detector_set::FeatureChoice;
+use crate::models::window_stats::Feature;
 use crate::models::ModelError;
+use crate::rules::MetricPattern;
+use crate::series::EventTime;
 
-/// Settings of peer comparison.
+/// 1 / Φ⁻¹(3/4): the MAD of normal noise times this is its σ.
+const MAD_TO_SIGMA: f64 = 1.4826;
+
+/// Fewest members with a full span before a group is judged: with two, neither is the odd one.
+pub const MIN_MEMBERS: usize = 3;
+
+/// Settings of peer comparison (`[peers]` in the config; absent: off).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PeerConfig {
-    /// Label whose values tell peers apart (default `host`): series equal in every other label
-    /// and in name are peers.
+    /// Window spec whose closed windows are compared (default `1m`).
+    pub window: String,
+    /// Feature compared (default: the counter rate for counters, else the mean).
+    pub feature: Option<Feature>,
+    /// Metrics compared, an anchored regular expression over the name (default: every metric).
+    pub metrics: Option<MetricPattern>,
+    /// Label whose values tell peers apart (default `host`): series equal in name and in every
+    /// other label are peers. Series without it are not compared.
     pub peer_label: String,
-    /// Recent windows compared (default 5: a brief glitch on one host is not yet an outlier).
+    /// Windows a member must stay apart before it is outlying (default 3), and the windows whose
+    /// pooled values set the group's median and MAD.
     pub span: usize,
-    /// MAD score above which a member is outlying (default 3.5, Iglewicz & Hoaglin's cut-off for
+    /// MAD score above which a value is apart (default 3.5, Iglewicz & Hoaglin's cut-off for
     /// modified z-scores).
     pub threshold: f64,
+    /// Windows after which a member that stays apart is taken as different by nature and no
+    /// longer reported (default 60; 0: never).
+    pub accept_after: usize,
 }
 
 impl Default for PeerConfig {
     fn default() -> Self {
         PeerConfig {
+            window: "1m".into(),
+            feature: None,
+            metrics: None,
             peer_label: "host".into(),
-            span: 5,
+            span: 3,
             threshold: 3.5,
+            accept_after: 60,
         }
     }
 }
@@ -50,7 +87,27 @@ impl PeerConfig {
             span as f64,
         )?;
         let t = self.threshold;
-        ModelError::require(t.is_finite() && t > 0.0, "threshold", "positive", t)
+        ModelError::require(t.is_finite() && t > 0.0, "threshold", "positive", t)?;
+        if self.peer_label.is_empty() {
+            return Err(ModelError::InvalidParameter {
+                name: "peer_label",
+                reason: "must name a label".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The feature compared on series `metric`.
+    pub fn feature_of(&self, metric: &str) -> Feature {
+        self.feature
+            .map_or(FeatureChoice::Auto, FeatureChoice::Fixed)
+            .resolve(metric)
+    }
+
+    /// Maps a member's MAD score to the fused-score scale: the threshold scores 0.5 (the
+    /// shipped alert level), twice it 0.67, ten times 0.91.
+    pub fn score(&self, mad_score: f64) -> f64 {
+        mad_score / (mad_score + self.threshold)
     }
 }
 
@@ -63,64 +120,134 @@ pub struct PeerOutlier {
     pub actual: f64,
     /// The median of the group's latest values.
     pub expected: f64,
-    /// Its MAD score at the latest window (mean over the span).
+    /// Its smallest MAD score over the span: how far apart it has stayed.
     pub score: f64,
+}
+
+/// One member's recent values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Member {
+    values: VecDeque<f64>,
+    /// Window end of its latest value.
+    last_end: EventTime,
+    /// Consecutive windows it has been outlying.
+    apart_for: usize,
+}
+
+/// Median of `values` (reordered) and their spread as a normal σ (1.4826 × MAD); `None`
+/// when the MAD is zero.
+fn median_and_scale(values: &mut [f64]) -> Option<(f64, f64)> {
+    let median = middle(values);
+    for v in values.iter_mut() {
+        *v = (*v - median).abs();
+    }
+    let mad = middle(values);
+    (mad > 0.0).then_some((median, MAD_TO_SIGMA * mad))
+}
+
+/// The median of `values` (reordered; the mean of the two middle values for an even count).
+fn middle(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
 /// Recent values of one peer group.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PeerGroup {
-    members: BTreeMap<String, VecDeque<f64>>,
+    members: BTreeMap<String, Member>,
 }
 
 impl PeerGroup {
-    /// Adds a member's window value.
-    pub fn push(&mut self, cfg: &PeerConfig, member: &str, value: f64) {
-        if !value.is_finite() {
-            return;
+    /// Adds the values of the members present at window end `end` and returns the members
+    /// outlying now. A member absent at `end` is forgotten (its span would mix times); one that
+    /// returns starts a new span.
+    pub fn observe(
+        &mut self,
+        cfg: &PeerConfig,
+        end: EventTime,
+        values: &[(&str, f64)],
+    ) -> Vec<PeerOutlier> {
+        for &(name, value) in values {
+            let m = self.members.entry(name.to_string()).or_default();
+            if !value.is_finite() {
+                // An undefined value breaks the span rather than joining it.
+                m.values.clear();
+                m.last_end = end;
+                continue;
+            }
+            if m.values.len() == cfg.span {
+                m.values.pop_front();
+            }
+            m.values.push_back(value);
+            m.last_end = end;
         }
-        let q = self.members.entry(member.to_string()).or_default();
-        if q.len() == cfg.span {
-            q.pop_front();
+        self.members.retain(|_, m| m.last_end == end);
+        let apart = self.apart(cfg);
+        let mut out = Vec::new();
+        for (name, m) in &mut self.members {
+            match apart.iter().find(|o| o.member == *name) {
+                Some(o) => {
+                    m.apart_for += 1;
+                    if cfg.accept_after == 0 || m.apart_for <= cfg.accept_after {
+                        out.push(o.clone());
+                    }
+                }
+                None => m.apart_for = 0,
+            }
         }
-        q.push_back(value);
+        out
     }
 
-    /// Members outlying over the last span (empty with fewer than three full members or when
-    /// the group is too uniform for a MAD).
-    pub fn outliers(&self, cfg: &PeerConfig) -> Vec<PeerOutlier> {
-        let full: Vec<(&String, Vec<f64>)> = self
+    /// Members whose every value in the span scores above the threshold on the same side
+    /// (empty with fewer than [`MIN_MEMBERS`] full members). A window where the members have no
+    /// spread (all equal but the odd one, e.g. zero errors everywhere else) judges nobody: the
+    /// per-series detectors already see such a value as a change of that series.
+    fn apart(&self, cfg: &PeerConfig) -> Vec<PeerOutlier> {
+        let full: Vec<(&String, &VecDeque<f64>)> = self
             .members
             .iter()
-            .filter(|(_, q)| q.len() == cfg.span)
-            .map(|(m, q)| (m, q.iter().copied().collect()))
+            .filter(|(_, m)| m.values.len() == cfg.span)
+            .map(|(name, m)| (name, &m.values))
             .collect();
-        if full.len() < 3 {
+        if full.len() < MIN_MEMBERS {
             return Vec::new();
         }
-        let rows: Vec<&[f64]> = full.iter().map(|(_, v)| v.as_slice()).collect();
-        let detector = MADDetector::with_threshold(cfg.threshold);
-        // augurs' errors are not Send; a group it cannot judge (zero MAD) has no outlier.
-        let Ok(pre) = detector.preprocess(&rows) else {
-            return Vec::new();
-        };
-        let Ok(out) = detector.detect(&pre) else {
-            return Vec::new();
-        };
-        let mut latest: Vec<f64> = full.iter().map(|(_, v)| v[v.len() - 1]).collect();
-        latest.sort_by(f64::total_cmp);
-        let median = latest[latest.len() / 2];
-        full.iter()
-            .zip(out.series_results.iter())
-            .filter(|(_, r)| r.is_outlier)
-            .map(|((m, v), r)| {
-                let finite: Vec<f64> = r.scores.iter().copied().filter(|s| s.is_finite()).collect();
-                PeerOutlier {
-                    member: (*m).clone(),
-                    actual: v[v.len() - 1],
-                    expected: median,
-                    score: finite.iter().sum::<f64>() / finite.len().max(1) as f64,
+        // Signed modified z-scores of every member at every window of the span; the members'
+        // spans end at the same window, so position `i` is one window end for all of them.
+        let mut lowest: Vec<f64> = vec![f64::INFINITY; full.len()];
+        let mut sign: Vec<f64> = vec![0.0; full.len()];
+        let mut median = 0.0;
+        let mut column: Vec<f64> = Vec::with_capacity(full.len());
+        for i in 0..cfg.span {
+            column.clear();
+            column.extend(full.iter().map(|(_, v)| v[i]));
+            let Some((m, scale)) = median_and_scale(&mut column) else {
+                return Vec::new();
+            };
+            median = m;
+            for (k, (_, v)) in full.iter().enumerate() {
+                let z = (v[i] - m) / scale;
+                if i == 0 {
+                    sign[k] = z.signum();
+                } else if z.signum() != sign[k] {
+                    sign[k] = 0.0;
                 }
+                lowest[k] = lowest[k].min(z.abs());
+            }
+        }
+        full.iter()
+            .enumerate()
+            .filter(|&(k, _)| sign[k] != 0.0 && lowest[k] > cfg.threshold)
+            .map(|(k, (name, v))| PeerOutlier {
+                member: (*name).clone(),
+                actual: v[v.len() - 1],
+                expected: median,
+                score: lowest[k],
             })
             .collect()
     }
@@ -140,42 +267,129 @@ impl PeerGroup {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_host_that_differs_from_its_peers_is_outlying() {
-        let cfg = PeerConfig::default();
-        let mut g = PeerGroup::default();
-        for t in 0..5 {
-            for (h, base) in [
-                ("h1", 10.0),
-                ("h2", 10.5),
-                ("h3", 9.8),
-                ("h4", 10.2),
-                ("h5", 10.1),
-            ] {
-                let v = if h == "h3" && t >= 2 {
-                    40.0
-                } else {
-                    base + 0.1 * t as f64
-                };
-                g.push(&cfg, h, v);
-            }
-        }
-        let out = g.outliers(&cfg);
-        assert_eq!(out.len(), 1, "{out:?}");
-        assert_eq!(out[0].member, "h3");
-        assert!(out[0].actual > out[0].expected);
+    const HOSTS: [(&str, f64); 5] = [
+        ("h1", 10.0),
+        ("h2", 10.5),
+        ("h3", 9.8),
+        ("h4", 10.2),
+        ("h5", 10.1),
+    ];
+
+    /// Feeds windows `0..n` of the five hosts, `odd(host, t)` overriding a host's value.
+    fn feed(
+        cfg: &PeerConfig,
+        g: &mut PeerGroup,
+        windows: std::ops::Range<u64>,
+        odd: impl Fn(&str, u64) -> Option<f64>,
+    ) -> Vec<Vec<PeerOutlier>> {
+        windows
+            .map(|t| {
+                let values: Vec<(&str, f64)> = HOSTS
+                    .iter()
+                    .map(|&(h, base)| (h, odd(h, t).unwrap_or(base + 0.1 * t as f64)))
+                    .collect();
+                g.observe(cfg, t * 60_000, &values)
+            })
+            .collect()
     }
 
     #[test]
-    fn too_few_peers_or_uniform_values_give_nothing() {
+    fn the_host_that_stays_apart_from_its_peers_is_outlying() {
         let cfg = PeerConfig::default();
         let mut g = PeerGroup::default();
-        for _ in 0..5 {
-            g.push(&cfg, "a", 1.0);
-            g.push(&cfg, "b", 100.0);
+        let out = feed(&cfg, &mut g, 0..8, |h, t| {
+            (h == "h3" && t >= 3).then_some(40.0)
+        });
+        // Windows 3 and 4 are apart but the span (3) is not yet: no outlier before window 5.
+        assert!(out[..5].iter().all(Vec::is_empty), "{out:?}");
+        for o in &out[5..] {
+            assert_eq!(o.len(), 1, "{o:?}");
+            assert_eq!(o[0].member, "h3");
+            assert_eq!(o[0].actual, 40.0);
+            assert!(o[0].expected < 11.0 && o[0].score > cfg.threshold);
         }
-        assert!(g.outliers(&cfg).is_empty());
-        g.push(&cfg, "c", 1.0);
-        assert!(g.outliers(&cfg).is_empty(), "c's span is not full");
+    }
+
+    #[test]
+    fn a_glitch_shorter_than_the_span_or_a_move_of_every_peer_is_not() {
+        let cfg = PeerConfig::default();
+        let mut g = PeerGroup::default();
+        let glitch = feed(&cfg, &mut g, 0..10, |h, t| {
+            (h == "h2" && t == 5).then_some(40.0)
+        });
+        assert!(glitch.iter().all(Vec::is_empty), "{glitch:?}");
+        let together = feed(&cfg, &mut g, 10..20, |h, t| {
+            let base = HOSTS.iter().find(|x| x.0 == h).map_or(0.0, |x| x.1);
+            (t >= 13).then_some(base * 3.0)
+        });
+        assert!(together.iter().all(Vec::is_empty), "{together:?}");
+    }
+
+    #[test]
+    fn a_member_apart_for_longer_than_accept_after_is_accepted_until_it_rejoins() {
+        let cfg = PeerConfig {
+            accept_after: 4,
+            ..PeerConfig::default()
+        };
+        let mut g = PeerGroup::default();
+        let out = feed(&cfg, &mut g, 0..20, |h, t| {
+            (h == "h1" && (2..12).contains(&t)).then_some(99.0)
+        });
+        let reported: Vec<u64> = (0..20).filter(|&t| !out[t as usize].is_empty()).collect();
+        assert_eq!(
+            reported,
+            vec![4, 5, 6, 7],
+            "outlying from window 4, accepted after 4"
+        );
+        // It rejoined at window 12; apart again later, it is reported again.
+        let again = feed(&cfg, &mut g, 20..26, |h, t| {
+            (h == "h1" && t >= 20).then_some(99.0)
+        });
+        assert_eq!(again[2].len(), 1, "{again:?}");
+    }
+
+    #[test]
+    fn too_few_peers_uniform_values_or_absent_members_give_nothing() {
+        let cfg = PeerConfig::default();
+        let mut g = PeerGroup::default();
+        for t in 0..5 {
+            g.observe(&cfg, t, &[("a", 1.0), ("b", 100.0)]);
+        }
+        assert!(g.observe(&cfg, 5, &[("a", 1.0), ("b", 100.0)]).is_empty());
+        assert!(
+            g.observe(&cfg, 6, &[("a", 1.0), ("b", 100.0), ("c", 1.0)])
+                .is_empty(),
+            "c's span is not full"
+        );
+        // All equal but one: no spread to judge against.
+        let mut flat = PeerGroup::default();
+        for t in 0..5 {
+            let o = flat.observe(&cfg, t, &[("a", 0.0), ("b", 0.0), ("c", 0.0), ("d", 5.0)]);
+            assert!(o.is_empty());
+        }
+        // A member that stops reporting is forgotten.
+        assert_eq!(flat.observe(&cfg, 5, &[("a", 0.0), ("b", 0.0)]).len(), 0);
+        assert_eq!(flat.len(), 2);
+    }
+
+    #[test]
+    fn a_restored_group_continues_as_the_original() {
+        let cfg = PeerConfig::default();
+        let odd = |h: &str, t: u64| (h == "h5" && t >= 4).then_some(70.0);
+        let mut g = PeerGroup::default();
+        feed(&cfg, &mut g, 0..5, odd);
+        let json = serde_json::to_string(&g).expect("serialize");
+        let mut restored: PeerGroup = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(restored, g);
+        let original = feed(&cfg, &mut g, 5..12, odd);
+        assert_eq!(feed(&cfg, &mut restored, 5..12, odd), original);
+        assert!(original.iter().any(|o| !o.is_empty()));
+    }
+
+    #[test]
+    fn the_score_maps_the_threshold_to_the_alert_level() {
+        let cfg = PeerConfig::default();
+        assert!((cfg.score(cfg.threshold) - 0.5).abs() < 1e-12);
+        assert!(cfg.score(10.0 * cfg.threshold) > 0.9);
     }
 }

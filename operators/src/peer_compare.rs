@@ -1,0 +1,211 @@
+//! The peer operator: compares, per window end, each series with its peers (same metric and
+//! labels, another value of the peer label: the same service on other hosts) and reports the
+//! members that stay apart from them ([`PeerGroup`]).
+//!
+//! Window features are exchanged by a stable hash of the peer group, so one worker owns each
+//! group. Features of one window end share one timely time, and the stash releases a time only
+//! once the frontier has passed it, so every member has arrived; members are then taken in
+//! peer-label order, whatever the arrival order.
+//!
+//! An outlying member becomes a [`Detection`] of its own series' key plus the label
+//! `comparison="peers"`, so the alert stage keeps it apart from the series' own alert (a host can
+//! be apart from its peers while its own history finds nothing new, and the reverse) and
+//! handles it like any series: opened, updated and resolved.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Operator;
+use timely::dataflow::StreamVec;
+
+use crate::models::peers::{PeerConfig, PeerGroup, PeerOutlier};
+use crate::records::{Detection, WindowFeatures};
+use crate::rules::Direction;
+use crate::series::{stable_hash, EventTime, SeriesKey};
+use crate::stash::{frontier_limit, Stash};
+
+/// Label added to the key of a series reported as apart from its peers.
+pub const COMPARISON_LABEL: &str = "comparison";
+
+/// Detector name of peer comparison in alerts' `detectors`.
+pub const PEERS_DETECTOR: &str = "peers";
+
+/// Peer-comparison state of one worker: one [`PeerGroup`] per group it owns.
+#[derive(Serialize, Deserialize)]
+pub struct PeerState {
+    config: Arc<PeerConfig>,
+    groups: HashMap<String, PeerGroup>,
+    /// Everything before this time has been applied.
+    #[serde(skip)]
+    progress: EventTime,
+}
+
+impl PeerState {
+    /// Empty state.
+    pub fn new(config: Arc<PeerConfig>) -> Self {
+        PeerState {
+            config,
+            groups: HashMap::new(),
+            progress: 0,
+        }
+    }
+
+    /// Time before which all input has been applied.
+    pub fn progress(&self) -> EventTime {
+        self.progress
+    }
+
+    /// The settings this state was built for (a checkpoint must match them).
+    pub fn config(&self) -> &PeerConfig {
+        &self.config
+    }
+
+    /// Number of groups with state.
+    pub fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Compares one group's members at one window end; `members` sorted by member name.
+    fn observe(
+        &mut self,
+        group: &str,
+        end: EventTime,
+        members: &[(&str, &WindowFeatures, f64)],
+    ) -> Vec<Detection> {
+        let cfg = &self.config;
+        let values: Vec<(&str, f64)> = members.iter().map(|(m, _, v)| (*m, *v)).collect();
+        let state = self.groups.entry(group.to_string()).or_default();
+        let outliers = state.observe(cfg, end, &values);
+        outliers
+            .iter()
+            .filter_map(|o| {
+                let (_, f, _) = members.iter().find(|(m, _, _)| *m == o.member)?;
+                Some(detection(cfg, f, o))
+            })
+            .collect()
+    }
+}
+
+/// The group a series compares with, as text (its key without the peer label), and its member
+/// name; `None` for series the comparison does not cover.
+pub fn peer_group(cfg: &PeerConfig, key: &SeriesKey) -> Option<(String, String)> {
+    if cfg.metrics.as_ref().is_some_and(|m| !m.matches(&key.name)) {
+        return None;
+    }
+    let member = key.label(&cfg.peer_label)?.to_string();
+    let rest = key
+        .labels
+        .iter()
+        .filter(|(k, _)| *k != cfg.peer_label)
+        .cloned();
+    Some((SeriesKey::new(key.name.clone(), rest).to_string(), member))
+}
+
+/// The detection reported for member window `f`, apart from its peers as `o` says.
+fn detection(cfg: &PeerConfig, f: &WindowFeatures, o: &PeerOutlier) -> Detection {
+    let labels = f
+        .key
+        .labels
+        .iter()
+        .cloned()
+        .chain([(COMPARISON_LABEL.to_string(), PEERS_DETECTOR.to_string())]);
+    let key = SeriesKey::new(f.key.name.clone(), labels);
+    let score = cfg.score(o.score);
+    let deviation = o.actual - o.expected;
+    let feature = cfg.feature_of(&f.key.name);
+    Detection {
+        series: key.id(),
+        key: Arc::new(key),
+        start: f.start,
+        end: f.end,
+        score,
+        confidence: 1.0,
+        actual: o.actual,
+        expected: o.expected,
+        // The value at which this member would just reach the threshold, the MAD score being
+        // proportional to the distance from the group's median.
+        threshold: o.expected + deviation * cfg.threshold / o.score,
+        direction: if deviation >= 0.0 {
+            Direction::Up
+        } else {
+            Direction::Down
+        },
+        shape: None,
+        detectors: vec![(PEERS_DETECTOR.to_string(), score)],
+        affected_features: vec![format!("{}:{}", f.window, feature.name())],
+    }
+}
+
+/// Adds the peer operator to a stream of window features.
+pub trait PeerCompareExt<'scope> {
+    /// Compares each series with its peers at each window end; `state` is shared for
+    /// checkpoints.
+    fn peer_compare(self, state: Rc<RefCell<PeerState>>)
+        -> StreamVec<'scope, EventTime, Detection>;
+}
+
+impl<'scope> PeerCompareExt<'scope> for StreamVec<'scope, EventTime, WindowFeatures> {
+    fn peer_compare(
+        self,
+        state: Rc<RefCell<PeerState>>,
+    ) -> StreamVec<'scope, EventTime, Detection> {
+        let cfg = state.borrow().config.clone();
+        let route_cfg = cfg.clone();
+        // Series outside the comparison all go to one worker, which drops them.
+        let route = move |f: &WindowFeatures| {
+            peer_group(&route_cfg, &f.key).map_or(0, |(g, _)| stable_hash(g.as_bytes()))
+        };
+        self.unary_frontier::<CapacityContainerBuilder<Vec<Detection>>, _, _, _>(
+            Exchange::new(route),
+            "PeerCompare",
+            move |_initial, _info| {
+                let mut stash: Stash<WindowFeatures> = Stash::default();
+                move |(input, frontier), output| {
+                    let port = output.output_index();
+                    input.for_each(|cap, data| {
+                        data.retain(|f| *f.window == *cfg.window);
+                        stash.hold(&cap, data, port)
+                    });
+                    let mut state = state.borrow_mut();
+                    for (cap, batch) in stash.take_complete(frontier) {
+                        // Group by (group, window end), members in name order.
+                        type Members<'a> = Vec<(String, &'a WindowFeatures, f64)>;
+                        let mut groups: BTreeMap<(String, EventTime), Members<'_>> =
+                            BTreeMap::new();
+                        for f in &batch {
+                            let Some((group, member)) = peer_group(&cfg, &f.key) else {
+                                continue;
+                            };
+                            let value = cfg
+                                .feature_of(&f.key.name)
+                                .of(&f.values)
+                                .unwrap_or(f64::NAN);
+                            groups
+                                .entry((group, f.end))
+                                .or_default()
+                                .push((member, f, value));
+                        }
+                        let mut session = output.session(&cap);
+                        for ((group, end), mut members) in groups {
+                            members.sort_by(|a, b| a.0.cmp(&b.0));
+                            let members: Vec<(&str, &WindowFeatures, f64)> = members
+                                .iter()
+                                .map(|(m, f, v)| (m.as_str(), *f, *v))
+                                .collect();
+                            for d in state.observe(&group, end, &members) {
+                                session.give(d);
+                            }
+                        }
+                    }
+                    state.progress = frontier_limit(frontier);
+                }
+            },
+        )
+    }
+}
