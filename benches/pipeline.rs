@@ -2,6 +2,7 @@
 //! * `parse/json` — decoding contract JSON lines into points (interning, limits, lateness);
 //! * `detect/robust_z`, `detect/all` — one series' detector set on closed windows (windows per
 //!   second), with the robust detector alone and with every detector kind;
+//! * `detect/peers` — peer comparison of a 20-host group (member windows per second);
 //! * `pipeline/replay` — the whole engine on one worker over a simulator file: read, parse,
 //!   exchange, windows, the default detectors, alerts, sinks; `pipeline/replay_all_detectors`
 //!   the same with every detector kind and the entity detectors on.
@@ -26,6 +27,7 @@ use harbinger::sources::simulator::SimulatorConfig;
 use operators::models::detector_set::{
     DetectorKind, DetectorPlan, DetectorSet, Ensemble, FeatureChoice, FusionPolicy,
 };
+use operators::models::peers::{PeerConfig, PeerGroup};
 use operators::models::robust_z::RobustZConfig;
 use operators::models::window_stats::FeatureValues;
 
@@ -157,6 +159,35 @@ fn detect(c: &mut Criterion) {
             )
         });
     }
+    let hosts: Vec<String> = (0..20).map(|h| format!("host-{h}")).collect();
+    let peers = PeerConfig::default();
+    group.throughput(Throughput::Elements((windows.len() * hosts.len()) as u64));
+    group.bench_function("peers", |b| {
+        b.iter_batched(
+            PeerGroup::default,
+            |mut g| {
+                let mut apart = 0;
+                for (i, w) in windows.iter().enumerate() {
+                    // Each host its own offset; host 3 drifts away in the second half.
+                    let values: Vec<(&str, f64)> = hosts
+                        .iter()
+                        .enumerate()
+                        .map(|(h, name)| {
+                            let drift = if h == 3 && i > windows.len() / 2 {
+                                40.0
+                            } else {
+                                0.0
+                            };
+                            (name.as_str(), w.mean + h as f64 * 0.3 + drift)
+                        })
+                        .collect();
+                    apart += g.observe(&peers, i as u64 * 60_000, &values).len();
+                }
+                apart
+            },
+            BatchSize::SmallInput,
+        )
+    });
     group.finish();
 }
 
