@@ -1,12 +1,13 @@
-//! Shared helpers: the cluster arguments of an in-process run on N workers, the faults a
-//! simulator run injected, and a decoding harness that drives any decoder through one
+//! Shared helpers: the cluster arguments of an in-process run on N workers, a replay of one
+//! configuration on several worker counts, the faults a simulator run injected, and a decoding harness that drives any decoder through one
 //! partition's acceptance rules (the same `DecodeCtx` a source builds), so tests see exactly the
 //! points and dead letters a real run would produce.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use harbinger::cli::ClusterArgs;
+use harbinger::commands::pipeline::replay;
 use harbinger::ingest::{
     Batch, Interner, LabelLimits, PartitionClock, PartitionIngest, PositionKind,
 };
@@ -89,6 +90,32 @@ pub fn cluster(workers: usize) -> ClusterArgs {
         process: 0,
         hostfile: None,
     }
+}
+
+/// Replays `inputs` with `config` once per worker count in `workers`; returns the output
+/// directories (`<tag>-<workers>` under `dir`), in the same order.
+pub fn replay_on<const N: usize>(
+    dir: &Path,
+    inputs: &[PathBuf],
+    config: &Path,
+    tag: &str,
+    workers: [usize; N],
+) -> [PathBuf; N] {
+    workers.map(|w| {
+        let out = dir.join(format!("{tag}-{w}"));
+        replay(
+            inputs,
+            None,
+            Some(config),
+            None,
+            None,
+            false,
+            &out,
+            &cluster(w),
+        )
+        .expect("replay");
+        out
+    })
 }
 
 /// The faults of the given `types` that the simulator run in `sim` injected (its `truth.json`).

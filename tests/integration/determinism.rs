@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::common::cluster;
+use crate::common::{cluster, replay_on};
 use harbinger::commands::pipeline::replay;
 use harbinger::commands::simulate::simulate;
 use harbinger::sources::simulator::SimulatorConfig;
@@ -106,24 +106,9 @@ fn replay_example(dir: &Path, inputs: &[PathBuf], example: &str) -> [PathBuf; 2]
     replay_config(dir, inputs, &config, example)
 }
 
-/// Replays `inputs` with `config` on 1 and on 3 workers; returns the two output directories
-/// (`<tag>-<workers>` under `dir`).
+/// Replays `inputs` with `config` on 1 and on 3 workers; returns the two output directories.
 fn replay_config(dir: &Path, inputs: &[PathBuf], config: &Path, tag: &str) -> [PathBuf; 2] {
-    [1, 3].map(|workers| {
-        let out = dir.join(format!("{tag}-{workers}"));
-        replay(
-            inputs,
-            None,
-            Some(config),
-            None,
-            None,
-            false,
-            &out,
-            &cluster(workers),
-        )
-        .expect("replay");
-        out
-    })
+    replay_on(dir, inputs, config, tag, [1, 3])
 }
 
 #[test]

@@ -10,8 +10,7 @@ use std::collections::BTreeMap;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 
-use crate::common::{cluster, injected_faults};
-use harbinger::commands::pipeline::replay;
+use crate::common::{injected_faults, replay_on};
 use harbinger::commands::simulate::simulate;
 use harbinger::parse::timestamp::parse_text;
 use harbinger::sources::simulator::SimulatorConfig;
@@ -70,21 +69,7 @@ fn simulate_and_replay(dir: &Path, config: &str) -> (PathBuf, [PathBuf; 2]) {
     let cfg_path = dir.join("config.toml");
     std::fs::write(&cfg_path, config).expect("config");
     let input = vec![sim.join("metrics.jsonl")];
-    let outs = [1, 3].map(|workers| {
-        let out = dir.join(format!("out-{workers}"));
-        replay(
-            &input,
-            None,
-            Some(&cfg_path),
-            None,
-            None,
-            false,
-            &out,
-            &cluster(workers),
-        )
-        .expect("replay");
-        out
-    });
+    let outs = replay_on(dir, &input, &cfg_path, "out", [1, 3]);
     (sim, outs)
 }
 

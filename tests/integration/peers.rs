@@ -6,8 +6,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::common::cluster;
-use harbinger::commands::pipeline::replay;
+use crate::common::replay_on;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
@@ -89,24 +88,13 @@ fn the_host_that_drifts_from_its_peers_is_reported_and_a_shared_change_is_not() 
     write_input(&input);
     let cfg = dir.path().join("config.toml");
     std::fs::write(&cfg, CONFIG).expect("config");
-    let outs: Vec<_> = [1, 2]
-        .iter()
-        .map(|&workers| {
-            let out = dir.path().join(format!("out-{workers}"));
-            replay(
-                std::slice::from_ref(&input),
-                None,
-                Some(&cfg),
-                None,
-                None,
-                false,
-                &out,
-                &cluster(workers),
-            )
-            .expect("replay");
-            out
-        })
-        .collect();
+    let outs = replay_on(
+        dir.path(),
+        std::slice::from_ref(&input),
+        &cfg,
+        "out",
+        [1, 2],
+    );
     assert_eq!(
         std::fs::read(outs[0].join("alerts.jsonl")).expect("alerts"),
         std::fs::read(outs[1].join("alerts.jsonl")).expect("alerts"),
