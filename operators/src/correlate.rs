@@ -634,11 +634,7 @@ fn handle_time(
     for m in corr {
         match m {
             CorrelationMsg::Edge(e, d) => {
-                let c = st.edges.entry(e.clone()).or_default();
-                *c += d;
-                if *c <= 0 {
-                    st.edges.remove(&e);
-                }
+                add_count(&mut st.edges, e, d);
                 topology_changed = true;
             }
             CorrelationMsg::Member(k, e, d) => {
@@ -655,7 +651,9 @@ fn handle_time(
         st.component = episode_components(&st.episode_counts, &st.link_counts);
     }
     if topology_changed {
-        st.topology = Topology::from_edges(st.edges.keys());
+        // A count is only negative while a retraction waits for its insertion.
+        st.topology =
+            Topology::from_edges(st.edges.iter().filter(|(_, c)| **c > 0).map(|(e, _)| e));
     }
     // Node retractions before insertions, then alert events in a fixed order.
     // (Compared by reference: a sort key would clone both strings at every comparison.)
