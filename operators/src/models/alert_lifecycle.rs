@@ -1,10 +1,11 @@
 //! The alert lifecycle of one worker's series, as a plain state machine.
 //!
 //! A series' first anomalous window opens an alert; further anomalous windows update it (an event
-//! only when its severity band changes, or at the window counts the correlation stage waits for,
-//! `confirm_windows` and `lone_windows`, so downstream sees changes, not repetition); after
-//! `resolve_after_ms` of event time with no anomalous window it resolves. Resolution runs on a
-//! deadline, not on the next window, so a series that stops reporting still resolves.
+//! only when its severity rises to a higher band, or at the window counts the correlation stage
+//! waits for, `confirm_windows` and `lone_windows`, so downstream sees changes, not repetition);
+//! after `resolve_after_ms` of event time with no anomalous window it resolves. Resolution runs
+//! on a deadline, not on the next window, so a series that stops reporting still resolves. An
+//! open alert's severity is the highest band its windows reached: it rises, never falls.
 //!
 //! Ids are deterministic: an event's id hashes the alert's fingerprint, start time, event kind and
 //! sequence number, so a replay of the same input yields the same ids (consumers drop replays by
@@ -84,6 +85,10 @@ impl AlertBook {
                 alert.last_end = alert.last_end.max(d.end);
                 alert.deadline = deadline.max(alert.deadline);
                 alert.last = d.clone();
+                // An open alert keeps the highest band it reached: the damper halves the score
+                // of repeats, and a severity label that went down and back up would resolve and
+                // re-fire the alert in Alertmanager (which identifies alerts by label set).
+                let severity = severity.max(alert.severity);
                 let changed = severity != alert.severity
                     || alert.count == policy.confirm_windows
                     || alert.count == policy.lone_windows;
@@ -327,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn open_update_on_band_change_then_resolve_at_deadline() {
+    fn open_update_on_a_higher_band_keep_the_peak_then_resolve_at_deadline() {
         let p = policy();
         let mut book = AlertBook::default();
         let (opened, deadline) = book.on_detection(&p, &detection(120_000, 0.6));
@@ -342,12 +347,15 @@ mod tests {
         let (none, _) = book.on_detection(&p, &detection(180_000, 0.6));
         assert!(none.is_none());
         // Higher band: updated.
-        let (updated, deadline) = book.on_detection(&p, &detection(240_000, 0.96));
+        let (updated, _) = book.on_detection(&p, &detection(240_000, 0.96));
         let updated = updated.unwrap();
         assert_eq!(updated.event, AlertEvent::Updated);
         assert_eq!(updated.count, 3);
         assert_eq!(updated.fingerprint, opened.fingerprint);
         assert_ne!(updated.id, opened.id);
+        // A damped repeat scores low again: the alert keeps its peak band, no event.
+        let (none, deadline) = book.on_detection(&p, &detection(300_000, 0.52));
+        assert!(none.is_none(), "{none:?}");
         // The old deadline is stale.
         assert!(book.on_deadline(&p, opened_series(), 420_000).is_none());
         let resolved = book.on_deadline(&p, opened_series(), deadline).unwrap();
@@ -355,7 +363,7 @@ mod tests {
         assert_eq!(resolved.status, AlertStatus::Resolved);
         assert_eq!(
             resolved.ends_at.as_deref(),
-            Some("1970-01-01T00:04:00.000Z")
+            Some("1970-01-01T00:05:00.000Z")
         );
         assert_eq!(book.open_count(), 0);
     }
