@@ -2,8 +2,9 @@
 //! labels, another value of the peer label: the same service on other hosts) and reports the
 //! members that stay apart from them ([`PeerGroup`]).
 //!
-//! Window features are exchanged by a stable hash of the peer group, so one worker owns each
-//! group. Features of one window end share one timely time, and the stash releases a time only
+//! Window features are exchanged by the peer group's stable id (the series id of the key without
+//! the peer label), so one worker owns each group; series outside the comparison are spread by
+//! their own id and dropped. Features of one window end share one timely time, and the stash releases a time only
 //! once the frontier has passed it, so every member has arrived; members are then taken in
 //! peer-label order, whatever the arrival order.
 //!
@@ -27,7 +28,7 @@ use timely::dataflow::StreamVec;
 use crate::models::peers::{PeerConfig, PeerGroup, PeerOutlier};
 use crate::records::{Detection, WindowFeatures};
 use crate::rules::Direction;
-use crate::series::{stable_hash, EventTime, SeriesKey};
+use crate::series::{series_id, EventTime, SeriesId, SeriesKey};
 use crate::stash::{frontier_limit, Stash};
 
 /// Label added to the key of a series reported as apart from its peers.
@@ -40,7 +41,7 @@ pub const PEERS_DETECTOR: &str = "peers";
 #[derive(Serialize, Deserialize)]
 pub struct PeerState {
     config: Arc<PeerConfig>,
-    groups: HashMap<String, PeerGroup>,
+    groups: HashMap<SeriesId, PeerGroup>,
     /// Everything before this time has been applied.
     #[serde(skip)]
     progress: EventTime,
@@ -74,13 +75,13 @@ impl PeerState {
     /// Compares one group's members at one window end; `members` sorted by member name.
     fn observe(
         &mut self,
-        group: &str,
+        group: SeriesId,
         end: EventTime,
         members: &[(&str, &WindowFeatures, f64)],
     ) -> Vec<Detection> {
         let cfg = &self.config;
         let values: Vec<(&str, f64)> = members.iter().map(|(m, _, v)| (*m, *v)).collect();
-        let state = self.groups.entry(group.to_string()).or_default();
+        let state = self.groups.entry(group).or_default();
         let outliers = state.observe(cfg, end, &values);
         outliers
             .iter()
@@ -92,19 +93,19 @@ impl PeerState {
     }
 }
 
-/// The group a series compares with, as text (its key without the peer label), and its member
+/// The group a series compares with (the id of its key without the peer label) and its member
 /// name; `None` for series the comparison does not cover.
-pub fn peer_group(cfg: &PeerConfig, key: &SeriesKey) -> Option<(String, String)> {
+pub fn peer_group<'a>(cfg: &PeerConfig, key: &'a SeriesKey) -> Option<(SeriesId, &'a str)> {
     if cfg.metrics.as_ref().is_some_and(|m| !m.matches(&key.name)) {
         return None;
     }
-    let member = key.label(&cfg.peer_label)?.to_string();
+    let member = key.label(&cfg.peer_label)?;
     let rest = key
         .labels
         .iter()
         .filter(|(k, _)| *k != cfg.peer_label)
-        .cloned();
-    Some((SeriesKey::new(key.name.clone(), rest).to_string(), member))
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    Some((series_id(&key.name, rest), member))
 }
 
 /// The detection reported for member window `f`, apart from its peers as `o` says.
@@ -157,9 +158,8 @@ impl<'scope> PeerCompareExt<'scope> for StreamVec<'scope, EventTime, WindowFeatu
     ) -> StreamVec<'scope, EventTime, Detection> {
         let cfg = state.borrow().config.clone();
         let route_cfg = cfg.clone();
-        // Series outside the comparison all go to one worker, which drops them.
         let route = move |f: &WindowFeatures| {
-            peer_group(&route_cfg, &f.key).map_or(0, |(g, _)| stable_hash(g.as_bytes()))
+            peer_group(&route_cfg, &f.key).map_or(f.series.0, |(group, _)| group.0)
         };
         self.unary_frontier::<CapacityContainerBuilder<Vec<Detection>>, _, _, _>(
             Exchange::new(route),
@@ -175,8 +175,8 @@ impl<'scope> PeerCompareExt<'scope> for StreamVec<'scope, EventTime, WindowFeatu
                     let mut state = state.borrow_mut();
                     for (cap, batch) in stash.take_complete(frontier) {
                         // Group by (group, window end), members in name order.
-                        type Members<'a> = Vec<(String, &'a WindowFeatures, f64)>;
-                        let mut groups: BTreeMap<(String, EventTime), Members<'_>> =
+                        type Members<'a> = Vec<(&'a str, &'a WindowFeatures, f64)>;
+                        let mut groups: BTreeMap<(SeriesId, EventTime), Members<'_>> =
                             BTreeMap::new();
                         for f in &batch {
                             let Some((group, member)) = peer_group(&cfg, &f.key) else {
@@ -193,12 +193,8 @@ impl<'scope> PeerCompareExt<'scope> for StreamVec<'scope, EventTime, WindowFeatu
                         }
                         let mut session = output.session(&cap);
                         for ((group, end), mut members) in groups {
-                            members.sort_by(|a, b| a.0.cmp(&b.0));
-                            let members: Vec<(&str, &WindowFeatures, f64)> = members
-                                .iter()
-                                .map(|(m, f, v)| (m.as_str(), *f, *v))
-                                .collect();
-                            for d in state.observe(&group, end, &members) {
+                            members.sort_by(|a, b| a.0.cmp(b.0));
+                            for d in state.observe(group, end, &members) {
                                 session.give(d);
                             }
                         }
