@@ -1,5 +1,8 @@
 //! Peer comparison: is one member of a group of like series (the same metric of the same
-//! service on different hosts) behaving differently from the others right now?
+//! service on different hosts) behaving differently from the others right now? This is
+//! Datadog's "outlier monitor" idea: no history of the member itself is needed, only its peers
+//! at the same time, so it sees what a per-series detector cannot (a host that degrades slowly,
+//! or that fails to follow its peers through a change they all make).
 //!
 //! A group keeps the last `span` window values of each member present at the latest window end.
 //! With at least [`MIN_MEMBERS`] members holding a full span, each window's values are scored as
@@ -12,10 +15,7 @@
 //! a lower and an upper MAD over the pooled values, and with the handful of hosts a service
 //! usually runs each half holds two or three values, so the odd member inflates its own half. On
 //! five hosts over three windows, one host at four times its peers scored 2.3 there (below the
-//! 3.5 cut-off); the symmetric MAD of each window scores it above 100. This is
-//! Datadog's "outlier monitor" idea: no history of the member itself is needed, only its peers at
-//! the same time, so it sees what a per-series detector cannot (a host that degrades slowly, or
-//! that fails to follow its peers through a change they all make).
+//! 3.5 cut-off); the symmetric MAD of each window scores it above 100.
 //!
 //! A member apart from its peers for longer than `accept_after` windows is taken as different by
 //! nature (a bigger machine, a canary with other settings) and reported no more until it rejoins
@@ -51,8 +51,8 @@ pub struct PeerConfig {
     /// Label whose values tell peers apart (default `host`): series equal in name and in every
     /// other label are peers. Series without it are not compared.
     pub peer_label: String,
-    /// Windows a member must stay apart before it is outlying (default 3), and the windows whose
-    /// pooled values set the group's median and MAD.
+    /// Consecutive windows a member must stay apart, on one side, before it is outlying
+    /// (default 3).
     pub span: usize,
     /// MAD score above which a value is apart (default 3.5, Iglewicz & Hoaglin's cut-off for
     /// modified z-scores).
