@@ -25,7 +25,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
-use crate::models::peers::{PeerConfig, PeerGroup, PeerOutlier};
+use crate::models::peers::{PeerConfig, PeerGroup, PeerOutlier, MIN_MEMBERS};
 use crate::records::{Detection, WindowFeatures};
 use crate::rules::Direction;
 use crate::series::{series_id, EventTime, SeriesId, SeriesKey};
@@ -81,6 +81,10 @@ impl PeerState {
     ) -> Vec<Detection> {
         let cfg = &self.config;
         let values: Vec<(&str, f64)> = members.iter().map(|(m, _, v)| (*m, *v)).collect();
+        if values.len() < MIN_MEMBERS {
+            self.groups.remove(&group);
+            return Vec::new();
+        }
         let state = self.groups.entry(group).or_default();
         let outliers = state.observe(cfg, end, &values);
         outliers

@@ -172,8 +172,19 @@ impl PeerGroup {
         end: EventTime,
         values: &[(&str, f64)],
     ) -> Vec<PeerOutlier> {
+        if values.len() < MIN_MEMBERS {
+            // Too few present to judge anyone, and the absent ones would be forgotten below:
+            // nothing worth keeping (a lone series, the common case, costs no state).
+            self.members.clear();
+            return Vec::new();
+        }
         for &(name, value) in values {
-            let m = self.members.entry(name.to_string()).or_default();
+            if !self.members.contains_key(name) {
+                self.members.insert(name.to_string(), Member::default());
+            }
+            let Some(m) = self.members.get_mut(name) else {
+                continue;
+            };
             if !value.is_finite() {
                 // An undefined value breaks the span rather than joining it.
                 m.values.clear();
@@ -367,9 +378,13 @@ mod tests {
             let o = flat.observe(&cfg, t, &[("a", 0.0), ("b", 0.0), ("c", 0.0), ("d", 5.0)]);
             assert!(o.is_empty());
         }
-        // A member that stops reporting is forgotten.
-        assert_eq!(flat.observe(&cfg, 5, &[("a", 0.0), ("b", 0.0)]).len(), 0);
-        assert_eq!(flat.len(), 2);
+        // A member that stops reporting is forgotten; with fewer than three present the group
+        // keeps nothing.
+        let three = [("a", 0.0), ("b", 0.0), ("c", 0.0)];
+        assert!(flat.observe(&cfg, 5, &three).is_empty());
+        assert_eq!(flat.len(), 3);
+        assert!(flat.observe(&cfg, 6, &three[..2]).is_empty());
+        assert!(flat.is_empty());
     }
 
     #[test]
