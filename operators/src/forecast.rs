@@ -22,7 +22,7 @@
 //! is the same for any worker count.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -40,7 +40,7 @@ use crate::models::window_stats::Feature;
 use crate::records::WindowFeatures;
 use crate::records::{CapacityForecast, ForecastRecord, ForecastStep, LimitDirection};
 use crate::rules::MetricPattern;
-use crate::series::{series_id, EventTime, SeriesId};
+use crate::series::{series_id, EventTime, SeriesId, SeriesKey};
 use crate::stash::{frontier_limit, Stash};
 
 /// Standard-normal quantiles of the two-sided 80% and 95% intervals (z at 0.90 and 0.975).
@@ -87,7 +87,10 @@ pub struct ForecastSpec {
 /// The limit is a fixed `value`, or read from a sibling series (`limit_from`): the series named
 /// `limit_from` with exactly the forecast series' labels (PromQL's default one-to-one vector
 /// matching), as Kubernetes exports `container_spec_memory_limit_bytes` beside
-/// `container_memory_working_set_bytes`. Its latest window's `last` value is the limit; until
+/// `container_memory_working_set_bytes`; with `limit_on`, only those labels must match
+/// (PromQL's `on(...)`), for limit series labelled differently, such as kube-state-metrics'
+/// `kube_pod_container_resource_limits` (which adds `resource` and `unit`). When several limit
+/// series match one series, the largest value of the latest window applies. Its latest window's `last` value is the limit; until
 /// one is seen, `value` applies when given, else the series has no capacity prediction. An
 /// upper limit read as 0 or less means no limit (cAdvisor's value for an unlimited container).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +104,13 @@ pub struct CapacityLimit {
     /// Metric name of the sibling series that carries the limit.
     #[serde(default)]
     pub limit_from: Option<String>,
+    /// Labels the sibling must share with the series (absent: all of them).
+    #[serde(default)]
+    pub limit_on: Option<Vec<String>>,
+    /// Label values the sibling must carry (PromQL's `{resource="memory"}`), to pick one of
+    /// several limits exported under one name.
+    #[serde(default)]
+    pub limit_where: BTreeMap<String, String>,
     /// Which side is bad.
     pub direction: LimitDirection,
 }
@@ -109,7 +119,7 @@ pub struct CapacityLimit {
 /// series it limits may live on any of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LimitSample {
-    /// The limit series.
+    /// The limit series' match id ([`limit_match`]; its series id when all labels match).
     pub series: SeriesId,
     /// End of its window.
     pub end: EventTime,
@@ -126,31 +136,74 @@ pub struct ForecastPlan {
     pub limits: Vec<CapacityLimit>,
 }
 
+/// Where some limit reads its value: a metric name, the labels it matches on, and the label
+/// values the limit series must carry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LimitSource {
+    /// `limit_from`.
+    pub name: String,
+    /// `limit_on`.
+    pub on: Option<Vec<String>>,
+    /// `limit_where`.
+    pub select: BTreeMap<String, String>,
+}
+
+impl LimitSource {
+    /// Whether `key` is a limit series of this source.
+    fn covers(&self, key: &SeriesKey) -> bool {
+        self.name == key.name
+            && self
+                .select
+                .iter()
+                .all(|(k, v)| key.label(k) == Some(v.as_str()))
+    }
+}
+
+/// The id under which a limit value is stored and looked up: metric `from` with `labels`,
+/// restricted to `on` when given. The limit series computes it from its own labels, the series
+/// it limits from its labels, so the two meet when the matched labels agree.
+pub fn limit_match(from: &str, labels: &[(String, String)], on: Option<&[String]>) -> SeriesId {
+    let kept = labels
+        .iter()
+        .filter(|(k, _)| on.is_none_or(|on| on.contains(k)))
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    series_id(from, kept)
+}
+
 impl ForecastPlan {
-    /// The metric names some limit reads its value from (sorted, no repeats).
-    pub fn limit_sources(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
+    /// The sources some limit reads its value from (sorted, no repeats).
+    pub fn limit_sources(&self) -> Vec<LimitSource> {
+        let mut sources: Vec<LimitSource> = self
             .limits
             .iter()
-            .filter_map(|l| l.limit_from.clone())
+            .filter_map(|l| {
+                Some(LimitSource {
+                    name: l.limit_from.clone()?,
+                    on: l.limit_on.clone(),
+                    select: l.limit_where.clone(),
+                })
+            })
             .collect();
-        names.sort();
-        names.dedup();
-        names
+        sources.sort();
+        sources.dedup();
+        sources
     }
 
-    /// The limit sample in `f`, when `f` is a window of a series named in `sources` (see
-    /// [`ForecastPlan::limit_sources`]) with a finite last value.
-    pub fn limit_sample(sources: &[String], f: &WindowFeatures) -> Option<LimitSample> {
-        if !sources.iter().any(|s| *s == f.key.name) {
-            return None;
-        }
-        let value = Feature::Last.of(&f.values).filter(|v| v.is_finite())?;
-        Some(LimitSample {
-            series: f.series,
-            end: f.end,
-            value,
-        })
+    /// The limit samples in `f`, one per source that covers `f`'s series (see
+    /// [`ForecastPlan::limit_sources`]), when its last value is finite.
+    pub fn limit_samples(sources: &[LimitSource], f: &WindowFeatures) -> Vec<LimitSample> {
+        let Some(value) = Feature::Last.of(&f.values).filter(|v| v.is_finite()) else {
+            return Vec::new();
+        };
+        sources
+            .iter()
+            .filter(|source| source.covers(&f.key))
+            .map(|source| LimitSample {
+                series: limit_match(&source.name, &f.key.labels, source.on.as_deref()),
+                end: f.end,
+                value,
+            })
+            .collect()
     }
 }
 
@@ -430,15 +483,12 @@ impl ForecastState {
                 .iter()
                 .position(|l| l.metric.matches(name))
                 .map(|i| i as u16);
-            // The sibling carrying the limit: same labels, the limit's metric name.
+            // The sibling carrying the limit: the limit's metric name, the matched labels.
             let limit_series = limit
                 .and_then(|l| plan.limits.get(l as usize))
-                .and_then(|l| l.limit_from.as_deref())
-                .map(|from| {
-                    series_id(
-                        from,
-                        f.key.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                    )
+                .and_then(|l| {
+                    let from = l.limit_from.as_deref()?;
+                    Some(limit_match(from, &f.key.labels, l.limit_on.as_deref()))
                 });
             plan.specs
                 .iter()
@@ -450,6 +500,18 @@ impl ForecastState {
                 })
                 .collect()
         })
+    }
+
+    /// Records one time's limit samples (apply them before that time's windows). Several limit
+    /// series may share a match id: sorted by value within a window end, the largest stays,
+    /// whatever order they arrived in.
+    pub fn observe_limits(&mut self, samples: &mut [LimitSample]) {
+        samples.sort_by(|a, b| {
+            (a.series, a.end)
+                .cmp(&(b.series, b.end))
+                .then(a.value.total_cmp(&b.value))
+        });
+        samples.iter().for_each(|x| self.observe_limit(x));
     }
 
     /// Records the value of a limit series (apply a time's samples before its windows).
@@ -580,7 +642,7 @@ impl<'scope> ForecastExt<'scope> for StreamVec<'scope, EventTime, WindowFeatures
             self.clone().flat_map(|_| Option::<LimitSample>::None)
         } else {
             self.clone()
-                .flat_map(move |f| ForecastPlan::limit_sample(&sources, &f))
+                .flat_map(move |f| ForecastPlan::limit_samples(&sources, &f))
                 .broadcast()
         };
         self.binary_frontier::<_, CapacityContainerBuilder<Vec<ForecastRecord>>, _, _, _, _>(
@@ -604,8 +666,7 @@ impl<'scope> ForecastExt<'scope> for StreamVec<'scope, EventTime, WindowFeatures
                         while let Some((_, mut s)) =
                             samples.next_if(|(c, _)| c.time() <= cap.time())
                         {
-                            s.sort_by_key(|a| (a.series, a.end));
-                            s.iter().for_each(|x| state.observe_limit(x));
+                            state.observe_limits(&mut s);
                         }
                         // Within a time a series' windows are distinct; order them anyway so
                         // nothing depends on arrival order.
@@ -618,8 +679,7 @@ impl<'scope> ForecastExt<'scope> for StreamVec<'scope, EventTime, WindowFeatures
                         }
                     }
                     for (_, mut s) in samples {
-                        s.sort_by_key(|a| (a.series, a.end));
-                        s.iter().for_each(|x| state.observe_limit(x));
+                        state.observe_limits(&mut s);
                     }
                     state.progress = limit;
                 }
@@ -632,7 +692,6 @@ impl<'scope> ForecastExt<'scope> for StreamVec<'scope, EventTime, WindowFeatures
 mod tests {
     use super::*;
     use crate::models::window_stats::FeatureValues;
-    use crate::series::SeriesKey;
 
     fn spec() -> ForecastSpec {
         ForecastSpec {
@@ -658,6 +717,8 @@ mod tests {
                 metric: MetricPattern::new("disk_used_percent").expect("pattern"),
                 value: Some(90.0),
                 limit_from: None,
+                limit_on: None,
+                limit_where: BTreeMap::new(),
                 direction: LimitDirection::Above,
             }],
         }
@@ -741,9 +802,9 @@ mod tests {
         assert_eq!(caps[61 - 19].time_to_limit_ms, Some(0));
     }
 
-    #[test]
-    fn a_limit_read_from_a_sibling_series_applies_to_its_series_only() {
-        let plan = ForecastPlan {
+    /// A plan forecasting `mem_used` with its limit read from `mem_limit`, matched on `on`.
+    fn sibling_plan(on: Option<Vec<String>>) -> ForecastPlan {
+        ForecastPlan {
             specs: vec![ForecastSpec {
                 metric: MetricPattern::new("mem_used").expect("pattern"),
                 ..spec()
@@ -753,13 +814,27 @@ mod tests {
                 metric: MetricPattern::new("mem_used").expect("pattern"),
                 value: None,
                 limit_from: Some("mem_limit".into()),
+                limit_on: on,
+                limit_where: BTreeMap::new(),
                 direction: LimitDirection::Above,
             }],
-        };
-        assert_eq!(plan.limit_sources(), vec!["mem_limit".to_string()]);
-        let key = |name: &str, svc: &str| {
-            Arc::new(SeriesKey::new(name, [("service".into(), svc.into())]))
-        };
+        }
+    }
+
+    fn labelled(name: &str, labels: &[(&str, &str)]) -> Arc<SeriesKey> {
+        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Arc::new(SeriesKey::new(name, labels))
+    }
+
+    /// 40 windows of `used` (rising 1 per window from 50: 95 at window 45, within the 10-step
+    /// horizon at 40) and, from window 10 on, of each limit series with its value (of which
+    /// `samples_per_window` are selected); returns the last forecast of each used series.
+    fn with_limits(
+        plan: ForecastPlan,
+        used: &[Arc<SeriesKey>],
+        limits: &[(Arc<SeriesKey>, f64)],
+        samples_per_window: usize,
+    ) -> Vec<ForecastRecord> {
         let window = |k: &Arc<SeriesKey>, end: EventTime, v: f64| WindowFeatures {
             series: k.id(),
             key: k.clone(),
@@ -768,33 +843,103 @@ mod tests {
             end,
             values: FeatureValues::single(v),
         };
-        let (used_a, used_b) = (key("mem_used", "a"), key("mem_used", "b"));
-        let limit_a = key("mem_limit", "a");
         let sources = plan.limit_sources();
         let mut st = ForecastState::new(Arc::new(plan));
         let mut out = Vec::new();
         for t in 1..=40u64 {
-            // a's limit is known from window 10 on; b has none (and no fixed value).
             if t >= 10 {
-                let w = window(&limit_a, t * 60_000, 95.0);
-                let sample = ForecastPlan::limit_sample(&sources, &w).expect("a limit series");
-                st.observe_limit(&sample);
+                let mut samples: Vec<LimitSample> = limits
+                    .iter()
+                    .flat_map(|(k, v)| {
+                        ForecastPlan::limit_samples(&sources, &window(k, t * 60_000, *v))
+                    })
+                    .collect();
+                assert_eq!(samples.len(), samples_per_window, "limit series selected");
+                st.observe_limits(&mut samples);
             }
-            assert!(ForecastPlan::limit_sample(&sources, &window(&used_a, 60_000, 1.0)).is_none());
-            // Rising 1 per window from 50: 95 at window 45, within the 10-step horizon at 40.
-            st.observe(&window(&used_a, t * 60_000, 50.0 + t as f64), &mut out);
-            st.observe(&window(&used_b, t * 60_000, 50.0 + t as f64), &mut out);
+            for u in used {
+                assert!(ForecastPlan::limit_samples(&sources, &window(u, 60_000, 1.0)).is_empty());
+                st.observe(&window(u, t * 60_000, 50.0 + t as f64), &mut out);
+            }
         }
-        let last_a = out.iter().rev().find(|r| r.key == used_a).expect("a");
-        let cap = last_a.capacity.as_ref().expect("a has its sibling's limit");
-        assert_eq!(cap.limit, 95.0);
-        let ttl = cap.time_to_limit_ms.expect("crossing within the horizon");
-        assert!((3 * 60_000..=7 * 60_000).contains(&ttl), "{ttl}");
-        let last_b = out.iter().rev().find(|r| r.key == used_b).expect("b");
-        assert!(last_b.capacity.is_none(), "no limit known for b");
         // The limit values are part of the checkpointed state.
         let json = serde_json::to_string(&st).expect("serialises");
         assert!(json.contains("limit_values"));
+        used.iter()
+            .map(|u| {
+                out.iter()
+                    .rev()
+                    .find(|r| r.key == *u)
+                    .expect("a forecast")
+                    .clone()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_limit_read_from_a_sibling_series_applies_to_its_series_only() {
+        let plan = sibling_plan(None);
+        let sources = plan.limit_sources();
+        assert_eq!(sources.len(), 1);
+        assert_eq!(
+            (sources[0].name.as_str(), &sources[0].on),
+            ("mem_limit", &None)
+        );
+        let used = [("service", "a"), ("service", "b")].map(|l| labelled("mem_used", &[l]));
+        // a's limit is known from window 10 on; b has none (and no fixed value).
+        let limit = [(labelled("mem_limit", &[("service", "a")]), 95.0)];
+        let last = with_limits(plan, &used, &limit, 1);
+        let cap = last[0]
+            .capacity
+            .as_ref()
+            .expect("a has its sibling's limit");
+        assert_eq!(cap.limit, 95.0);
+        let ttl = cap.time_to_limit_ms.expect("crossing within the horizon");
+        assert!((3 * 60_000..=7 * 60_000).contains(&ttl), "{ttl}");
+        assert!(last[1].capacity.is_none(), "no limit known for b");
+    }
+
+    /// kube-state-metrics exports memory and CPU limits under one name, labelled `resource`
+    /// and `unit`, without `host`: matched on `service` and selected by `resource` the memory
+    /// limit applies, whatever order the samples arrive in.
+    #[test]
+    fn limit_on_and_limit_where_match_a_sibling_with_other_labels() {
+        let used = [labelled("mem_used", &[("host", "h1"), ("service", "a")])];
+        let limit = |resource: &str, unit: &str| {
+            labelled(
+                "mem_limit",
+                &[("resource", resource), ("service", "a"), ("unit", unit)],
+            )
+        };
+        let both = [
+            (limit("memory", "byte"), 95.0),
+            (limit("cpu", "core"), 400.0),
+        ];
+        let plan = |on: bool, select: bool| ForecastPlan {
+            limits: vec![CapacityLimit {
+                limit_on: on.then(|| vec!["service".to_string()]),
+                limit_where: if select {
+                    BTreeMap::from([("resource".to_string(), "memory".to_string())])
+                } else {
+                    BTreeMap::new()
+                },
+                ..sibling_plan(None).limits[0].clone()
+            }],
+            ..sibling_plan(None)
+        };
+        let all_labels = with_limits(plan(false, false), &used, &both[..1], 1);
+        assert!(all_labels[0].capacity.is_none(), "labels differ: no match");
+        // Matched on the service alone, both limits meet: the larger stays.
+        let on = with_limits(plan(true, false), &used, &both, 2);
+        assert_eq!(on[0].capacity.as_ref().expect("matched").limit, 400.0);
+        let selected = with_limits(plan(true, true), &used, &both, 1);
+        assert_eq!(selected[0].capacity.as_ref().expect("matched").limit, 95.0);
+        let swapped = [both[1].clone(), both[0].clone()];
+        let again = with_limits(plan(true, false), &used, &swapped, 2);
+        assert_eq!(
+            again[0].capacity, on[0].capacity,
+            "arrival order does not matter"
+        );
     }
 
     #[test]

@@ -186,6 +186,10 @@ struct RawLimit {
     value: Option<Spanned<f64>>,
     #[serde(default)]
     limit_from: Option<Spanned<String>>,
+    #[serde(default)]
+    limit_on: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    limit_where: Option<Spanned<BTreeMap<String, String>>>,
     direction: LimitDirection,
 }
 
@@ -226,6 +230,19 @@ fn capacity(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Vec<Capacity
                 ok = false;
             }
         }
+        if let Some(on) = &l.limit_on {
+            if l.limit_from.is_none() {
+                errors.push(src.error(on.span(), "limit_on needs limit_from"));
+                ok = false;
+            } else if on.get_ref().is_empty() || on.get_ref().iter().any(|x| x.trim().is_empty()) {
+                errors.push(src.error(on.span(), "limit_on must list label names"));
+                ok = false;
+            }
+        }
+        if let (Some(select), None) = (&l.limit_where, &l.limit_from) {
+            errors.push(src.error(select.span(), "limit_where needs limit_from"));
+            ok = false;
+        }
         if l.value.is_none() && l.limit_from.is_none() {
             errors.push(src.error(
                 l.name.span(),
@@ -247,6 +264,8 @@ fn capacity(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Vec<Capacity
                 metric,
                 value: l.value.map(Spanned::into_inner),
                 limit_from: l.limit_from.map(Spanned::into_inner),
+                limit_on: l.limit_on.map(Spanned::into_inner),
+                limit_where: l.limit_where.map(Spanned::into_inner).unwrap_or_default(),
                 direction: l.direction,
             });
         }
@@ -409,6 +428,25 @@ mod tests {
         assert_eq!(rules.limits.len(), 1);
         assert_eq!(rules.limits[0].limit_from.as_deref(), Some("mem_limit"));
         assert_eq!(rules.limits[0].value, None);
+        // limit_on names labels, and only beside limit_from.
+        std::fs::write(
+            dir.to_string() + "/capacity.toml",
+            "[[limit]]\nname = \"m\"\nmetric = \"mem_used\"\nlimit_from = \"mem_limit\"\n\
+             limit_on = [\"pod\"]\ndirection = \"above\"\n[[limit]]\nname = \"n\"\n\
+             metric = \"x\"\nvalue = 1\nlimit_on = []\ndirection = \"above\"\n\
+             [[limit]]\nname = \"o\"\nmetric = \"y\"\nlimit_from = \"l\"\n\
+             limit_where = { resource = \"memory\" }\ndirection = \"above\"\n",
+        )
+        .unwrap();
+        let mut errors = Vec::new();
+        let rules = load_rules(Some(Path::new(&dir.to_string())), &mut errors);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors[0].to_string(),
+            format!("{dir}/capacity.toml:11:12: limit_on needs limit_from")
+        );
+        assert_eq!(rules.limits[0].limit_on, Some(vec!["pod".to_string()]));
+        assert_eq!(rules.limits[1].limit_where["resource"], "memory");
         std::fs::write(
             dir.to_string() + "/capacity.toml",
             "[[limit]]\nname = \"x\"\nmetric = \"m\"\nvalue = 1\ndirection = \"sideways\"\n",
