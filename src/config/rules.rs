@@ -390,71 +390,55 @@ mod tests {
     #[test]
     fn capacity_limits_are_validated_with_positions() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("capacity.toml"),
+        // Loads `text` as the rules dir's capacity.toml: the limits and the errors as text.
+        let load = |text: &str| {
+            std::fs::write(dir.path().join("capacity.toml"), text).unwrap();
+            let mut errors = Vec::new();
+            let rules = load_rules(Some(dir.path()), &mut errors);
+            let errors: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            (rules.limits, errors)
+        };
+        let at =
+            |pos: &str, msg: &str| format!("{}/capacity.toml:{pos}: {msg}", dir.path().display());
+        let (limits, errors) = load(
             "[[limit]]\nname = \"a\"\nmetric = \"disk_(\"\nvalue = 90\ndirection = \"above\"\n\n\
              [[limit]]\nname = \"a\"\nmetric = \"mem\"\nvalue = nan\ndirection = \"below\"\n",
-        )
-        .unwrap();
-        let mut errors = Vec::new();
-        let rules = load_rules(Some(dir.path()), &mut errors);
-        let dir = dir.path().display();
-        let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        assert_eq!(text.len(), 3, "{text:?}");
-        assert!(text[0].starts_with(&format!("{dir}/capacity.toml:3:10: invalid regular")));
-        assert_eq!(
-            text[1],
-            format!("{dir}/capacity.toml:10:9: value must be a finite number")
         );
-        assert_eq!(
-            text[2],
-            format!("{dir}/capacity.toml:8:8: limit name \"a\" is used twice")
-        );
-        assert!(rules.limits.is_empty());
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with(&at("3:10", "invalid regular")));
+        assert_eq!(errors[1], at("10:9", "value must be a finite number"));
+        assert_eq!(errors[2], at("8:8", "limit name \"a\" is used twice"));
+        assert!(limits.is_empty());
         // limit_from alone is a limit; neither value nor limit_from is an error.
-        std::fs::write(
-            dir.to_string() + "/capacity.toml",
+        let (limits, errors) = load(
             "[[limit]]\nname = \"m\"\nmetric = \"mem_used\"\nlimit_from = \"mem_limit\"\n\
              direction = \"above\"\n[[limit]]\nname = \"n\"\nmetric = \"x\"\ndirection = \"above\"\n",
-        )
-        .unwrap();
-        let mut errors = Vec::new();
-        let rules = load_rules(Some(Path::new(&dir.to_string())), &mut errors);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(
-            errors[0].to_string(),
-            format!("{dir}/capacity.toml:7:8: a limit needs a value, a limit_from series, or both")
         );
-        assert_eq!(rules.limits.len(), 1);
-        assert_eq!(rules.limits[0].limit_from.as_deref(), Some("mem_limit"));
-        assert_eq!(rules.limits[0].value, None);
-        // limit_on names labels, and only beside limit_from.
-        std::fs::write(
-            dir.to_string() + "/capacity.toml",
+        assert_eq!(
+            errors,
+            [at(
+                "7:8",
+                "a limit needs a value, a limit_from series, or both"
+            )]
+        );
+        assert_eq!(limits.len(), 1);
+        assert_eq!(limits[0].limit_from.as_deref(), Some("mem_limit"));
+        assert_eq!(limits[0].value, None);
+        // limit_on names labels, limit_where label values, and only beside limit_from.
+        let (limits, errors) = load(
             "[[limit]]\nname = \"m\"\nmetric = \"mem_used\"\nlimit_from = \"mem_limit\"\n\
              limit_on = [\"pod\"]\ndirection = \"above\"\n[[limit]]\nname = \"n\"\n\
              metric = \"x\"\nvalue = 1\nlimit_on = []\ndirection = \"above\"\n\
              [[limit]]\nname = \"o\"\nmetric = \"y\"\nlimit_from = \"l\"\n\
              limit_where = { resource = \"memory\" }\ndirection = \"above\"\n",
-        )
-        .unwrap();
-        let mut errors = Vec::new();
-        let rules = load_rules(Some(Path::new(&dir.to_string())), &mut errors);
-        assert_eq!(errors.len(), 1, "{errors:?}");
-        assert_eq!(
-            errors[0].to_string(),
-            format!("{dir}/capacity.toml:11:12: limit_on needs limit_from")
         );
-        assert_eq!(rules.limits[0].limit_on, Some(vec!["pod".to_string()]));
-        assert_eq!(rules.limits[1].limit_where["resource"], "memory");
-        std::fs::write(
-            dir.to_string() + "/capacity.toml",
-            "[[limit]]\nname = \"x\"\nmetric = \"m\"\nvalue = 1\ndirection = \"sideways\"\n",
-        )
-        .unwrap();
-        let mut errors = Vec::new();
-        load_rules(Some(Path::new(&dir.to_string())), &mut errors);
-        assert_eq!((errors.len(), errors[0].line), (1, 5), "{errors:?}");
+        assert_eq!(errors, [at("11:12", "limit_on needs limit_from")]);
+        assert_eq!(limits[0].limit_on, Some(vec!["pod".to_string()]));
+        assert_eq!(limits[1].limit_where["resource"], "memory");
+        let (_, errors) =
+            load("[[limit]]\nname = \"x\"\nmetric = \"m\"\nvalue = 1\ndirection = \"sideways\"\n");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("capacity.toml:5:"), "{errors:?}");
     }
 
     #[test]
