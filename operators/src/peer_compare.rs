@@ -25,17 +25,13 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
-use crate::models::peers::{PeerConfig, PeerGroup, PeerOutlier, MIN_MEMBERS};
+use crate::models::peers::{
+    PeerConfig, PeerGroup, PeerOutlier, COMPARISON_LABEL, MIN_MEMBERS, PEERS_DETECTOR,
+};
 use crate::records::{Detection, WindowFeatures};
 use crate::rules::Direction;
 use crate::series::{series_id, EventTime, SeriesId, SeriesKey};
 use crate::stash::{frontier_limit, Stash};
-
-/// Label added to the key of a series reported as apart from its peers.
-pub const COMPARISON_LABEL: &str = "comparison";
-
-/// Detector name of peer comparison in alerts' `detectors`.
-pub const PEERS_DETECTOR: &str = "peers";
 
 /// Peer-comparison state of one worker: one [`PeerGroup`] per group it owns.
 #[derive(Serialize, Deserialize)]

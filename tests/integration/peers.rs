@@ -118,6 +118,11 @@ fn the_host_that_drifts_from_its_peers_is_reported_and_a_shared_change_is_not() 
             a["actual_value"].as_f64() > a["expected_value"].as_f64(),
             "{a}"
         );
+        let summary = a["annotations"]["summary"].as_str().unwrap_or("");
+        assert!(
+            summary.contains("host=\"h4\"") && summary.contains("peers' median"),
+            "the summary names the host and what it is compared with: {summary}"
+        );
         let t = a["event_time"].as_u64().expect("event_time");
         assert!(
             t > START_MS + DRIFT_FROM * MINUTE,

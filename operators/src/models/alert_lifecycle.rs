@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::models::peers::{COMPARISON_LABEL, PEERS_DETECTOR};
 use crate::records::{AlertEvent, AlertRecord, AlertStatus, AnomalyType, Detection, Severity};
 use crate::rules::{AnomalyTypeRules, SeverityBands};
 use crate::series::{stable_hash, EventTime, SeriesId, SeriesKey};
@@ -176,14 +177,26 @@ fn record(
     );
     alert.seq += 1;
     let resolved = event == AlertEvent::Resolved;
+    // A peer comparison's expected value is the peers' median, not the series' own baseline;
+    // its summary names the whole key, since the entity alone does not say which host.
+    let apart = d.key.label(COMPARISON_LABEL) == Some(PEERS_DETECTOR);
+    let (subject, expected_as, deviated) = if apart {
+        (
+            d.key.to_string(),
+            "peers' median",
+            "stands apart from its peers",
+        )
+    } else {
+        (d.key.name.clone(), "expected", "deviated from its baseline")
+    };
     let mut annotations = BTreeMap::new();
     annotations.insert(
         "summary".into(),
         format!(
-            "{} on {}: {} {} is {} (expected {})",
+            "{} on {}: {} {} is {} ({expected_as} {})",
             alert.anomaly_type.as_str(),
             entity,
-            d.key.name,
+            subject,
             d.affected_features
                 .first()
                 .map(String::as_str)
@@ -195,10 +208,12 @@ fn record(
     annotations.insert(
         "description".into(),
         format!(
-            "{} deviated from its baseline{}: {} = {} against an expected {} (deviation {}, threshold {}, \
+            "{} {deviated}{}: {} = {} against an expected {} (deviation {}, threshold {}, \
              score {:.2}; detectors {}); {} anomalous window(s) since {}{}.",
             d.key,
-            d.shape.map(|s| format!(" ({})", s.as_str())).unwrap_or_default(),
+            d.shape
+                .map(|s| format!(" ({})", s.as_str()))
+                .unwrap_or_default(),
             d.affected_features.join(", "),
             short(d.actual),
             short(d.expected),

@@ -35,6 +35,13 @@ use crate::series::EventTime;
 /// 1 / Φ⁻¹(3/4): the MAD of normal noise times this is its σ.
 const MAD_TO_SIGMA: f64 = 1.4826;
 
+/// Label added to the key of a series reported as apart from its peers (its value is
+/// [`PEERS_DETECTOR`]), so the alert differs from the series' own.
+pub const COMPARISON_LABEL: &str = "comparison";
+
+/// Detector name of peer comparison in alerts' `detectors`.
+pub const PEERS_DETECTOR: &str = "peers";
+
 /// Fewest members with a full span before a group is judged: with two, neither is the odd one.
 pub const MIN_MEMBERS: usize = 3;
 
