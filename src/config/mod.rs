@@ -269,38 +269,11 @@ fn compile(
     });
     let mut fusion = rules.fusion.clone();
     fusion.alert_level = rules.severity.low;
-    let entity = raw.entity.as_ref().and_then(|e| {
-        let plan = e.get_ref();
-        if let Err(err) = plan.validate() {
-            c.err(e.span(), err.to_string());
-            return None;
-        }
-        if !windows.iter().any(|w| *w.name == *plan.window) {
-            c.err(
-                e.span(),
-                format!("entity window {:?} is not a configured window", plan.window),
-            );
-            return None;
-        }
-        Some(Arc::new(plan.clone()))
+    let entity = windowed_section(&mut c, raw.entity.as_ref(), "entity", &windows, |p| {
+        p.validate().map(|()| p.window.as_str())
     });
-    let peers = raw.peers.as_ref().and_then(|p| {
-        let config = p.get_ref();
-        if let Err(err) = config.validate() {
-            c.err(p.span(), err.to_string());
-            return None;
-        }
-        if !windows.iter().any(|w| *w.name == *config.window) {
-            c.err(
-                p.span(),
-                format!(
-                    "peers window {:?} is not a configured window",
-                    config.window
-                ),
-            );
-            return None;
-        }
-        Some(Arc::new(config.clone()))
+    let peers = windowed_section(&mut c, raw.peers.as_ref(), "peers", &windows, |p| {
+        p.validate().map(|()| p.window.as_str())
     });
 
     // [alerts]
@@ -358,6 +331,34 @@ fn compile(
         sinks,
         rules_dir,
     }
+}
+
+/// An optional section that checks its own parameters and names a window (`[entity]`,
+/// `[peers]`): `check` validates it and returns that window's name. `None` when the section is
+/// absent or wrong; every error is reported at the section.
+fn windowed_section<T: Clone>(
+    c: &mut Checker<'_, '_>,
+    section: Option<&toml::Spanned<T>>,
+    what: &str,
+    windows: &[WindowSpec],
+    check: impl Fn(&T) -> Result<&str, operators::models::ModelError>,
+) -> Option<Arc<T>> {
+    let section = section?;
+    let window = match check(section.get_ref()) {
+        Ok(window) => window,
+        Err(err) => {
+            c.err(section.span(), err.to_string());
+            return None;
+        }
+    };
+    if !windows.iter().any(|w| *w.name == *window) {
+        c.err(
+            section.span(),
+            format!("{what} window {window:?} is not a configured window"),
+        );
+        return None;
+    }
+    Some(Arc::new(section.get_ref().clone()))
 }
 
 fn default_entity_labels() -> Vec<String> {
