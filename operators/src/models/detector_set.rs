@@ -639,7 +639,7 @@ impl DetectorSet {
         }
 
         // 6. Learn: calibrators (anomalous windows only up to their tail threshold), vector
-        // models from normal windows only, then every track.
+        // models from normal windows only, seasonal gaps for anomalous ones, then every track.
         let normal = fused.is_none_or(|f| f < policy.normal_below);
         for m in &scratch.magnitudes {
             if m.sample || !normal {
@@ -650,6 +650,13 @@ impl DetectorSet {
         }
         for (i, plan) in ensemble.of_window(window) {
             let slot = &mut self.slots[i];
+            // Seasonal baselines keep anomalous windows as gaps (see `seasonal`).
+            if let DetectorState::Seasonal(d) = &mut slot.state {
+                if !normal && scratch.seen[slot.track].is_some() {
+                    d.forget_last();
+                }
+                continue;
+            }
             let row = &scratch.vectors[slot.track];
             if row.is_empty() {
                 continue;
@@ -671,17 +678,6 @@ impl DetectorSet {
                     d.learn(cfg, row, normal, magnitude)
                 }
                 _ => {}
-            }
-        }
-        // Seasonal baselines keep anomalous windows as gaps (see `seasonal`).
-        if !normal {
-            for (i, _) in ensemble.of_window(window) {
-                let slot = &mut self.slots[i];
-                if let DetectorState::Seasonal(d) = &mut slot.state {
-                    if scratch.seen[slot.track].is_some() {
-                        d.forget_last();
-                    }
-                }
             }
         }
         for (i, t) in self.tracks.iter_mut().enumerate() {
