@@ -1,7 +1,8 @@
 //! Shared helpers: the cluster arguments of an in-process run on N workers, a replay of one
-//! configuration on several worker counts, the faults a simulator run injected, and a decoding harness that drives any decoder through one
-//! partition's acceptance rules (the same `DecodeCtx` a source builds), so tests see exactly the
-//! points and dead letters a real run would produce.
+//! configuration on several worker counts, the faults a simulator run injected, and a decoding
+//! harness that drives any decoder through one partition's acceptance rules (the same
+//! `DecodeCtx` a source builds), so tests see exactly the points and dead letters a real run
+//! would produce.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -103,12 +103,7 @@ fn output_is_byte_identical_for_one_two_and_three_workers() {
 /// Replays `inputs` with `examples/<example>.toml` on 1 and on 3 workers; the output dirs.
 fn replay_example(dir: &Path, inputs: &[PathBuf], example: &str) -> [PathBuf; 2] {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("examples/{example}.toml"));
-    replay_config(dir, inputs, &config, example)
-}
-
-/// Replays `inputs` with `config` on 1 and on 3 workers; returns the two output directories.
-fn replay_config(dir: &Path, inputs: &[PathBuf], config: &Path, tag: &str) -> [PathBuf; 2] {
-    replay_on(dir, inputs, config, tag, [1, 3])
+    replay_on(dir, inputs, &config, example, [1, 3])
 }
 
 #[test]
@@ -155,7 +150,7 @@ fn contextual_detector_output_is_byte_identical_for_one_and_three_workers() {
         ),
     )
     .expect("write config");
-    let outputs: Vec<Vec<u8>> = replay_config(dir.path(), &inputs, &config, "contextual")
+    let outputs: Vec<Vec<u8>> = replay_on(dir.path(), &inputs, &config, "contextual", [1, 3])
         .iter()
         .map(|out| read(&out.join("alerts.jsonl")))
         .collect();
