@@ -87,12 +87,13 @@ pub struct ForecastSpec {
 /// The limit is a fixed `value`, or read from a sibling series (`limit_from`): the series named
 /// `limit_from` with exactly the forecast series' labels (PromQL's default one-to-one vector
 /// matching), as Kubernetes exports `container_spec_memory_limit_bytes` beside
-/// `container_memory_working_set_bytes`; with `limit_on`, only those labels must match
-/// (PromQL's `on(...)`), for limit series labelled differently, such as kube-state-metrics'
-/// `kube_pod_container_resource_limits` (which adds `resource` and `unit`). When several limit
-/// series match one series, the largest value of the latest window applies. Its latest window's `last` value is the limit; until
-/// one is seen, `value` applies when given, else the series has no capacity prediction. An
-/// upper limit read as 0 or less means no limit (cAdvisor's value for an unlimited container).
+/// `container_memory_working_set_bytes`. With `limit_on` only those labels must match (PromQL's
+/// `on(...)`), and with `limit_where` the sibling must carry those label values: for limit
+/// series labelled differently, such as kube-state-metrics' `kube_pod_container_resource_limits`
+/// (which adds `resource` and `unit`). The sibling's latest window's `last` value is the limit
+/// (the largest, when several siblings match); until one is seen, `value` applies when given,
+/// else the series has no capacity prediction. An upper limit read as 0 or less means no limit
+/// (cAdvisor's value for an unlimited container).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CapacityLimit {
     /// Rule name, copied into the records.

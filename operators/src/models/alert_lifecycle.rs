@@ -11,6 +11,7 @@
 //! sequence number, so a replay of the same input yields the same ids (consumers drop replays by
 //! id).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -180,14 +181,18 @@ fn record(
     // A peer comparison's expected value is the peers' median, not the series' own baseline;
     // its summary names the whole key, since the entity alone does not say which host.
     let apart = d.key.label(COMPARISON_LABEL) == Some(PEERS_DETECTOR);
-    let (subject, expected_as, deviated) = if apart {
+    let (subject, expected_as, deviated): (Cow<'_, str>, _, _) = if apart {
         (
-            d.key.to_string(),
+            Cow::Owned(d.key.to_string()),
             "peers' median",
             "stands apart from its peers",
         )
     } else {
-        (d.key.name.clone(), "expected", "deviated from its baseline")
+        (
+            Cow::Borrowed(&d.key.name),
+            "expected",
+            "deviated from its baseline",
+        )
     };
     let mut annotations = BTreeMap::new();
     annotations.insert(
