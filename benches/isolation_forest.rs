@@ -1,6 +1,7 @@
 //! Isolation forest throughput: scoring rows per second and fit time, at the shape the detectors
 //! use (8,640 training rows, one month of 5-minute points, × 19 features; 4,320 rows scored per
-//! iteration) and scikit-learn's defaults (100 trees, 256 rows per tree).
+//! iteration) and scikit-learn's defaults (100 trees, 256 rows per tree); and one row at a time
+//! over many forests, as the streaming detectors score.
 
 mod common;
 
@@ -14,6 +15,8 @@ use common::SplitMix;
 const N_FEATURES: usize = 19;
 const FIT_ROWS: usize = 8_640;
 const SCORE_ROWS: usize = 4_320;
+/// Forests of the one-row-per-forest group.
+const STREAM_FORESTS: usize = 256;
 
 /// Seeded rows: uniform draws mapped to per-feature bell-shaped values (sum of three uniforms)
 /// with their own centre and spread, plus a 1% sprinkle of far values so that trees see
@@ -63,6 +66,38 @@ fn bench_isolation_forest(c: &mut Criterion) {
         });
     }
     score.finish();
+
+    // Streaming: each series has its own forest and scores one row per window, so a row's walk
+    // meets a forest that is cold in cache. 256 forests of the streaming detector's shape (50
+    // trees of ψ = 128, 52 MB in all), one row each per iteration, in turn.
+    let mut stream = c.benchmark_group("isolation_forest/one_row_per_forest");
+    stream.throughput(Throughput::Elements(STREAM_FORESTS as u64));
+    let streaming = IsolationForestConfig {
+        n_trees: 50,
+        sample_size: 128,
+        ..IsolationForestConfig::default()
+    };
+    let forests: Vec<_> = (0..STREAM_FORESTS as u64)
+        .map(|seed| {
+            let config = IsolationForestConfig {
+                seed,
+                ..streaming.clone()
+            };
+            config
+                .fit(&rows(512, 100 + seed), N_FEATURES)
+                .expect("bench data is valid")
+        })
+        .collect();
+    stream.bench_function("standard", |b| {
+        b.iter(|| {
+            forests
+                .iter()
+                .zip(test.chunks_exact(N_FEATURES))
+                .map(|(f, row)| f.score(black_box(row)))
+                .sum::<f64>()
+        })
+    });
+    stream.finish();
 
     let mut fit = c.benchmark_group("isolation_forest/fit");
     fit.throughput(Throughput::Elements(FIT_ROWS as u64));
