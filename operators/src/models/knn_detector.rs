@@ -58,12 +58,18 @@ impl KnnDetectorConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamingKnn {
     reservoir: Reservoir,
-    /// Standardised snapshot of the reservoir, row-major.
-    reference: Vec<f32>,
+    /// Standardised snapshot of the reservoir, column-major (all rows' first feature, then
+    /// all rows' second …), so that a score adds one feature's squared differences to every
+    /// row's distance in one vectorised pass. Serialised under this name because the
+    /// row-major snapshot of earlier checkpoints was called `reference`: such a checkpoint
+    /// restores with no snapshot, and the next window takes a new one from the reservoir.
+    #[serde(default)]
+    reference_by_column: Vec<f32>,
     mean: Vec<f32>,
     inv_std: Vec<f32>,
+    /// Squared distance of `row` to each reference row, reused between scores.
     #[serde(skip)]
-    scratch: Vec<f32>,
+    distances: Vec<f32>,
 }
 
 impl StreamingKnn {
@@ -72,24 +78,27 @@ impl StreamingKnn {
     /// or for a row of another width).
     pub fn score(&mut self, cfg: &KnnDetectorConfig, row: &[f32]) -> Option<f64> {
         let w = self.mean.len();
-        if w == 0 || row.len() != w || self.reference.is_empty() {
+        if w == 0 || row.len() != w || self.reference_by_column.is_empty() {
             return None;
         }
-        self.scratch.clear();
-        self.scratch.extend(
-            row.iter()
-                .zip(self.mean.iter().zip(&self.inv_std))
-                .map(|(x, (m, s))| (x - m) * s),
-        );
+        let n = self.reference_by_column.len() / w;
+        self.distances.clear();
+        self.distances.resize(n, 0.0);
+        // Per row, the squared differences are added in feature order, as a row-major sum
+        // would add them.
+        let columns = self.reference_by_column.chunks_exact(n);
+        for (column, (x, (m, s))) in
+            columns.zip(row.iter().zip(self.mean.iter().zip(&self.inv_std)))
+        {
+            let x = (x - m) * s;
+            for (d, a) in self.distances.iter_mut().zip(column) {
+                *d += (a - x) * (a - x);
+            }
+        }
         let k = cfg.k.max(1);
         let mut best = [f32::INFINITY; 16];
         let k = k.min(best.len());
-        for r in self.reference.chunks_exact(w) {
-            let d: f32 = r
-                .iter()
-                .zip(&self.scratch)
-                .map(|(a, b)| (a - b) * (a - b))
-                .sum();
+        for &d in &self.distances {
             if d < best[k - 1] {
                 // Insert into the sorted k best.
                 let mut i = k - 1;
@@ -119,26 +128,35 @@ impl StreamingKnn {
         normal: bool,
         magnitude: Option<f64>,
     ) {
-        let (reference, mean, inv_std) = (&mut self.reference, &mut self.mean, &mut self.inv_std);
+        let (reference, mean, inv_std) = (
+            &mut self.reference_by_column,
+            &mut self.mean,
+            &mut self.inv_std,
+        );
         let fitted = !reference.is_empty();
         self.reservoir
             .learn(&cfg.refit, row, normal, fitted, magnitude, |rows, w, _| {
                 if let Some(s) = Standardised::of(rows, w) {
-                    (*reference, *mean, *inv_std) = (s.rows, s.mean, s.inv_std);
+                    (*reference, *mean, *inv_std) = (s.columns, s.mean, s.inv_std);
                 }
             });
     }
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.reservoir.heap_bytes() + (self.reference.capacity() + 2 * self.mean.len()) * 4
+        self.reservoir.heap_bytes()
+            + (self.reference_by_column.capacity()
+                + self.distances.capacity()
+                + 2 * self.mean.len())
+                * 4
     }
 }
 
 /// The reservoir standardised by its column means and deviations: the reference set.
 struct Standardised {
-    /// The rows, each column shifted by its mean and scaled by its inverse deviation.
-    rows: Vec<f32>,
+    /// The rows, each column shifted by its mean and scaled by its inverse deviation; stored
+    /// column-major.
+    columns: Vec<f32>,
     /// Column means.
     mean: Vec<f32>,
     /// Column inverse deviations (floored, so a constant column still counts).
@@ -170,17 +188,12 @@ impl Standardised {
                 (1.0 / sd.max(floor)) as f32
             })
             .collect();
-        let standardised = rows
-            .chunks_exact(w)
-            .flat_map(|r| {
-                r.iter()
-                    .zip(col_mean.iter().zip(&inv_std))
-                    .map(|(x, (m, s))| (x - m) * s)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let mut columns = Vec::with_capacity(rows.len());
+        for (j, (m, s)) in col_mean.iter().zip(&inv_std).enumerate() {
+            columns.extend(rows.chunks_exact(w).map(|r| (r[j] - m) * s));
+        }
         Some(Standardised {
-            rows: standardised,
+            columns,
             mean: col_mean,
             inv_std,
         })
@@ -209,5 +222,26 @@ mod tests {
         assert!(far > off, "{far} vs {off}");
         assert!(d.score(&cfg, &[1.0]).is_none());
         assert!(KnnDetectorConfig { k: 0, ..cfg }.validate().is_err());
+    }
+
+    #[test]
+    fn a_checkpoint_with_the_row_major_snapshot_restores_and_resnapshots() {
+        let cfg = KnnDetectorConfig::default();
+        let mut d = StreamingKnn::default();
+        for i in 0..300 {
+            let x = (i as f32 * 0.37) % 10.0;
+            d.learn(&cfg, &[x, 2.0 * x + 1.0], true, None);
+        }
+        let expected = d.score(&cfg, &[5.0, 3.0]).expect("snapshot");
+        // Earlier builds wrote the snapshot row-major under `reference`.
+        let mut json: serde_json::Value = serde_json::to_value(&d).expect("serialises");
+        let state = json.as_object_mut().expect("an object");
+        let snapshot = state.remove("reference_by_column").expect("present");
+        state.insert("reference".into(), snapshot);
+        let mut restored: StreamingKnn = serde_json::from_value(json).expect("restores");
+        assert_eq!(restored.score(&cfg, &[5.0, 3.0]), None, "no snapshot yet");
+        restored.learn(&cfg, &[5.0, 11.0], true, None);
+        let again = restored.score(&cfg, &[5.0, 3.0]).expect("snapshot retaken");
+        assert!((again - expected).abs() < 0.05 * expected, "{again} vs {expected}");
     }
 }
