@@ -138,20 +138,28 @@ impl RollingRobust {
         if !value.is_finite() {
             return None;
         }
-        let mut expired = None;
-        if self.arrival.len() == self.capacity {
-            if let Some(old) = self.arrival.pop_front() {
-                let at = self.sorted.partition_point(|v| *v < old);
-                // `old` is present: it was inserted and only ever removed once.
-                if at < self.sorted.len() {
-                    self.sorted.remove(at);
-                }
-                expired = Some(old);
-            }
-        }
+        let expired = if self.arrival.len() == self.capacity {
+            self.arrival.pop_front()
+        } else {
+            None
+        };
         self.arrival.push_back(value);
-        let at = self.sorted.partition_point(|v| *v < value);
-        self.sorted.insert(at, value);
+        let to = self.sorted.partition_point(|v| *v < value);
+        // `old` is present: it was inserted and only ever removed once.
+        let from = expired.map(|old| self.sorted.partition_point(|v| *v < old));
+        match from {
+            // Replace in one move: only the values between the two positions shift, where
+            // a remove and an insert would each shift half the window on average.
+            Some(from) if from < to => {
+                self.sorted.copy_within(from + 1..to, from);
+                self.sorted[to - 1] = value;
+            }
+            Some(from) if from < self.sorted.len() => {
+                self.sorted.copy_within(to..from, to + 1);
+                self.sorted[to] = value;
+            }
+            _ => self.sorted.insert(to, value),
+        }
         expired
     }
 
@@ -352,6 +360,9 @@ mod tests {
                 values.push(v);
                 r.push(v);
                 let window = &values[values.len().saturating_sub(capacity)..];
+                let mut sorted = window.to_vec();
+                sorted.sort_by(f64::total_cmp);
+                assert_eq!(r.sorted, sorted, "capacity {capacity}, after {n} values");
                 assert_eq!(
                     r.mad(),
                     Some(naive_mad(window)),
