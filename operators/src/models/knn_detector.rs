@@ -242,6 +242,9 @@ mod tests {
         assert_eq!(restored.score(&cfg, &[5.0, 3.0]), None, "no snapshot yet");
         restored.learn(&cfg, &[5.0, 11.0], true, None);
         let again = restored.score(&cfg, &[5.0, 3.0]).expect("snapshot retaken");
-        assert!((again - expected).abs() < 0.05 * expected, "{again} vs {expected}");
+        assert!(
+            (again - expected).abs() < 0.05 * expected,
+            "{again} vs {expected}"
+        );
     }
 }
