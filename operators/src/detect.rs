@@ -10,15 +10,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
 use crate::models::detector_set::{DetectorSet, Ensemble};
+use crate::per_time::{per_complete_time, PerTimeState};
 use crate::records::{Detection, WindowFeatures};
 use crate::series::{EventTime, SeriesId};
-use crate::stash::{frontier_limit, Stash};
 
 /// Detector state of one worker: one [`DetectorSet`] per series.
 #[derive(Serialize, Deserialize)]
@@ -115,6 +113,23 @@ impl DetectState {
     }
 }
 
+impl PerTimeState for DetectState {
+    type Input = WindowFeatures;
+    type Output = Detection;
+
+    fn apply(&mut self, batch: &[WindowFeatures], give: &mut impl FnMut(Detection)) {
+        for f in batch {
+            if let Some(d) = self.observe(f) {
+                give(d);
+            }
+        }
+    }
+
+    fn applied_until(&mut self, time: EventTime) {
+        self.progress = time;
+    }
+}
+
 /// Adds the detect operator to a stream of window features.
 pub trait DetectExt<'scope> {
     /// Scores windows and emits detections; `state` is shared with the caller for checkpoints.
@@ -123,26 +138,6 @@ pub trait DetectExt<'scope> {
 
 impl<'scope> DetectExt<'scope> for StreamVec<'scope, EventTime, WindowFeatures> {
     fn detect(self, state: Rc<RefCell<DetectState>>) -> StreamVec<'scope, EventTime, Detection> {
-        self.unary_frontier::<CapacityContainerBuilder<Vec<Detection>>, _, _, _>(
-            Pipeline,
-            "Detect",
-            move |_initial, _info| {
-                let mut stash: Stash<WindowFeatures> = Stash::default();
-                move |(input, frontier), output| {
-                    let port = output.output_index();
-                    input.for_each(|cap, data| stash.hold(&cap, data, port));
-                    let mut state = state.borrow_mut();
-                    for (cap, batch) in stash.take_complete(frontier) {
-                        let mut session = output.session(&cap);
-                        for f in &batch {
-                            if let Some(d) = state.observe(f) {
-                                session.give(d);
-                            }
-                        }
-                    }
-                    state.progress = frontier_limit(frontier);
-                }
-            },
-        )
+        per_complete_time(self, Pipeline, "Detect", state)
     }
 }

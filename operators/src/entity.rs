@@ -18,18 +18,16 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
 use crate::models::detector_set::FusionPolicy;
 use crate::models::entity_set::{EntityDetector, EntityPlan};
 use crate::models::window_stats::FeatureValues;
+use crate::per_time::{per_complete_time, PerTimeState};
 use crate::records::{Detection, WindowFeatures};
 use crate::rules::Direction;
 use crate::series::{stable_hash, EventTime, SeriesKey};
-use crate::stash::{frontier_limit, Stash};
 
 /// Metric name of the pseudo-series entity detections are reported on.
 pub const ENTITY_METRIC: &str = "entity_anomaly";
@@ -78,11 +76,6 @@ impl EntityState {
     /// Number of entities with state.
     pub fn entity_count(&self) -> usize {
         self.entities.len()
-    }
-
-    /// The entity of a series, as this state names it.
-    fn entity_of<'a>(&self, key: &'a SeriesKey) -> &'a str {
-        key.entity(&self.entity_labels)
     }
 
     /// Scores one entity's window end; `members` sorted by series key.
@@ -141,6 +134,36 @@ impl EntityState {
     }
 }
 
+impl PerTimeState for EntityState {
+    type Input = WindowFeatures;
+    type Output = Detection;
+
+    fn keeps(&self, f: &WindowFeatures) -> bool {
+        *f.window == *self.plan.window
+    }
+
+    fn apply(&mut self, batch: &[WindowFeatures], give: &mut impl FnMut(Detection)) {
+        // Group by (entity, window end), members in series-key order.
+        let mut groups: BTreeMap<(&str, EventTime), Vec<&WindowFeatures>> = BTreeMap::new();
+        for f in batch {
+            groups
+                .entry((f.key.entity(&self.entity_labels), f.end))
+                .or_default()
+                .push(f);
+        }
+        for ((entity, end), mut members) in groups {
+            members.sort_by(|a, b| a.key.cmp(&b.key));
+            if let Some(d) = self.observe(entity, end, &members) {
+                give(d);
+            }
+        }
+    }
+
+    fn applied_until(&mut self, time: EventTime) {
+        self.progress = time;
+    }
+}
+
 /// Adds the entity operator to a stream of window features.
 pub trait EntityDetectExt<'scope> {
     /// Runs the entity detectors on each entity's window ends; `state` is shared for checkpoints.
@@ -155,44 +178,8 @@ impl<'scope> EntityDetectExt<'scope> for StreamVec<'scope, EventTime, WindowFeat
         self,
         state: Rc<RefCell<EntityState>>,
     ) -> StreamVec<'scope, EventTime, Detection> {
-        let (labels, window) = {
-            let s = state.borrow();
-            (s.entity_labels.clone(), s.plan.window.clone())
-        };
+        let labels = state.borrow().entity_labels.clone();
         let route = move |f: &WindowFeatures| stable_hash(f.key.entity(&labels).as_bytes());
-        self.unary_frontier::<CapacityContainerBuilder<Vec<Detection>>, _, _, _>(
-            Exchange::new(route),
-            "EntityDetect",
-            move |_initial, _info| {
-                let mut stash: Stash<WindowFeatures> = Stash::default();
-                move |(input, frontier), output| {
-                    let port = output.output_index();
-                    input.for_each(|cap, data| {
-                        data.retain(|f| *f.window == *window);
-                        stash.hold(&cap, data, port)
-                    });
-                    let mut state = state.borrow_mut();
-                    for (cap, batch) in stash.take_complete(frontier) {
-                        // Group by (entity, window end), members in series-key order.
-                        let mut groups: BTreeMap<(String, EventTime), Vec<&WindowFeatures>> =
-                            BTreeMap::new();
-                        for f in &batch {
-                            groups
-                                .entry((state.entity_of(&f.key).to_string(), f.end))
-                                .or_default()
-                                .push(f);
-                        }
-                        let mut session = output.session(&cap);
-                        for ((entity, end), mut members) in groups {
-                            members.sort_by(|a, b| a.key.cmp(&b.key));
-                            if let Some(d) = state.observe(&entity, end, &members) {
-                                session.give(d);
-                            }
-                        }
-                    }
-                    state.progress = frontier_limit(frontier);
-                }
-            },
-        )
+        per_complete_time(self, Exchange::new(route), "EntityDetect", state)
     }
 }

@@ -14,6 +14,7 @@ pub mod forecast;
 pub mod models;
 pub mod optimize;
 pub mod peer_compare;
+pub mod per_time;
 pub mod records;
 pub mod rules;
 pub mod series;

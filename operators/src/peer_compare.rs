@@ -20,18 +20,16 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Operator;
 use timely::dataflow::StreamVec;
 
 use crate::models::peers::{
     PeerConfig, PeerGroup, PeerOutlier, COMPARISON_LABEL, MIN_MEMBERS, PEERS_DETECTOR,
 };
+use crate::per_time::{per_complete_time, PerTimeState};
 use crate::records::{Detection, WindowFeatures};
 use crate::rules::Direction;
 use crate::series::{series_id, EventTime, SeriesId, SeriesKey};
-use crate::stash::{frontier_limit, Stash};
 
 /// Peer-comparison state of one worker: one [`PeerGroup`] per group it owns.
 #[derive(Serialize, Deserialize)]
@@ -143,6 +141,45 @@ fn detection(cfg: &PeerConfig, f: &WindowFeatures, o: &PeerOutlier) -> Detection
     }
 }
 
+impl PerTimeState for PeerState {
+    type Input = WindowFeatures;
+    type Output = Detection;
+
+    fn keeps(&self, f: &WindowFeatures) -> bool {
+        *f.window == *self.config.window
+    }
+
+    fn apply(&mut self, batch: &[WindowFeatures], give: &mut impl FnMut(Detection)) {
+        // Group by (group, window end), members in name order.
+        type Members<'a> = Vec<(&'a str, &'a WindowFeatures, f64)>;
+        let mut groups: BTreeMap<(SeriesId, EventTime), Members<'_>> = BTreeMap::new();
+        for f in batch {
+            let Some((group, member)) = peer_group(&self.config, &f.key) else {
+                continue;
+            };
+            let value = self
+                .config
+                .feature_of(&f.key.name)
+                .of(&f.values)
+                .unwrap_or(f64::NAN);
+            groups
+                .entry((group, f.end))
+                .or_default()
+                .push((member, f, value));
+        }
+        for ((group, end), mut members) in groups {
+            members.sort_by(|a, b| a.0.cmp(b.0));
+            for d in self.observe(group, end, &members) {
+                give(d);
+            }
+        }
+    }
+
+    fn applied_until(&mut self, time: EventTime) {
+        self.progress = time;
+    }
+}
+
 /// Adds the peer operator to a stream of window features.
 pub trait PeerCompareExt<'scope> {
     /// Compares each series with its peers at each window end; `state` is shared for
@@ -157,51 +194,9 @@ impl<'scope> PeerCompareExt<'scope> for StreamVec<'scope, EventTime, WindowFeatu
         state: Rc<RefCell<PeerState>>,
     ) -> StreamVec<'scope, EventTime, Detection> {
         let cfg = state.borrow().config.clone();
-        let route_cfg = cfg.clone();
         let route = move |f: &WindowFeatures| {
-            peer_group(&route_cfg, &f.key).map_or(f.series.0, |(group, _)| group.0)
+            peer_group(&cfg, &f.key).map_or(f.series.0, |(group, _)| group.0)
         };
-        self.unary_frontier::<CapacityContainerBuilder<Vec<Detection>>, _, _, _>(
-            Exchange::new(route),
-            "PeerCompare",
-            move |_initial, _info| {
-                let mut stash: Stash<WindowFeatures> = Stash::default();
-                move |(input, frontier), output| {
-                    let port = output.output_index();
-                    input.for_each(|cap, data| {
-                        data.retain(|f| *f.window == *cfg.window);
-                        stash.hold(&cap, data, port)
-                    });
-                    let mut state = state.borrow_mut();
-                    for (cap, batch) in stash.take_complete(frontier) {
-                        // Group by (group, window end), members in name order.
-                        type Members<'a> = Vec<(&'a str, &'a WindowFeatures, f64)>;
-                        let mut groups: BTreeMap<(SeriesId, EventTime), Members<'_>> =
-                            BTreeMap::new();
-                        for f in &batch {
-                            let Some((group, member)) = peer_group(&cfg, &f.key) else {
-                                continue;
-                            };
-                            let value = cfg
-                                .feature_of(&f.key.name)
-                                .of(&f.values)
-                                .unwrap_or(f64::NAN);
-                            groups
-                                .entry((group, f.end))
-                                .or_default()
-                                .push((member, f, value));
-                        }
-                        let mut session = output.session(&cap);
-                        for ((group, end), mut members) in groups {
-                            members.sort_by(|a, b| a.0.cmp(b.0));
-                            for d in state.observe(group, end, &members) {
-                                session.give(d);
-                            }
-                        }
-                    }
-                    state.progress = frontier_limit(frontier);
-                }
-            },
-        )
+        per_complete_time(self, Exchange::new(route), "PeerCompare", state)
     }
 }
