@@ -4,9 +4,10 @@
 //!
 //! Window features are exchanged by the peer group's stable id (the series id of the key without
 //! the peer label), so one worker owns each group; series outside the comparison are spread by
-//! their own id and dropped. Features of one window end share one timely time, and the stash releases a time only
-//! once the frontier has passed it, so every member has arrived; members are then taken in
-//! peer-label order, whatever the arrival order.
+//! their own id and dropped when their time is applied. Features of one window end share one
+//! timely time, and a time is applied only once the frontier has passed it
+//! ([`crate::per_time`]), so every member has arrived; members are then taken in peer-label
+//! order, whatever the arrival order.
 //!
 //! An outlying member becomes a [`Detection`] of its own series' key plus the label
 //! `comparison="peers"`, so the alert stage keeps it apart from the series' own alert (a host can
