@@ -6,13 +6,16 @@
 #
 # Usage: scripts/bench_incidents.sh [OUT_DIR] [SEED...]      (default seeds: 42 7 1234)
 # Env:   HARBINGER (default target/release/harbinger, built if missing), RULES (a rules dir to
-#        replay with instead of the shipped defaults), DURATION (default 72h).
+#        replay with instead of the shipped defaults), DURATION (default 72h), SERVICES (fleet
+#        size, default the simulator's 12; 40 gives about 1,950 alerts for the same 56 faults,
+#        where 12 services give about 850 and so cap noise reduction near 93.5%).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-target/bench/incidents}
 shift || true
 SEEDS=${*:-42 7 1234}
 DURATION=${DURATION:-72h}
+SERVICES=${SERVICES:-}
 HARBINGER=${HARBINGER:-target/release/harbinger}
 [ -x "$HARBINGER" ] || cargo build --release --bin harbinger
 mkdir -p "$OUT"
@@ -23,15 +26,18 @@ row() {
 }
 echo "| run | faults detected | alerts | incidents | alerts/incident | noise reduction | notifications saved | purity | AC@1 | AC@3 | Avg@5 |"
 for seed in $SEEDS; do
-  data="$OUT/seed-$seed"
+  data="$OUT/seed-$seed${SERVICES:+-services-$SERVICES}"
+  fleet=()
+  [ -n "$SERVICES" ] && fleet=(--services "$SERVICES")
   [ -f "$data/truth.json" ] ||
-    "$HARBINGER" simulate --seed "$seed" --duration "$DURATION" --out "$data" >/dev/null 2>&1
+    "$HARBINGER" simulate --seed "$seed" --duration "$DURATION" "${fleet[@]}" --out "$data" \
+      >/dev/null 2>&1
   for topology in yes no; do
     args=("${rules[@]}")
     [ "$topology" = yes ] && args+=(--topology "$data/topology.toml")
     out="$data/out-topology-$topology"
     "$HARBINGER" replay "${args[@]}" --input "$data/metrics.jsonl" --out "$out" >/dev/null 2>&1
-    printf '| seed %s, topology %s ' "$seed" "$topology"
+    printf '| seed %s%s, topology %s ' "$seed" "${SERVICES:+, $SERVICES services}" "$topology"
     "$HARBINGER" evaluate --truth "$data/truth.json" --alerts "$out/alerts.jsonl" \
       --incidents "$out/incidents.jsonl" 2>/dev/null | row
   done
