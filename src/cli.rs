@@ -82,6 +82,10 @@ pub enum Command {
         /// Number of services.
         #[arg(long, default_value_t = 12)]
         services: usize,
+        /// Replicas per service, each on its own host; 3 or more also injects a degraded
+        /// replica every six hours (for peer comparison).
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
         /// Number of incidents (default: one per 75 minutes after the first hour).
         #[arg(long)]
         incidents: Option<usize>,

@@ -48,11 +48,24 @@ fn main() -> ExitCode {
             seed,
             duration,
             services,
+            replicas,
             incidents,
             overlap,
             step,
             out,
-        } => simulate_command(*seed, duration, *services, *incidents, *overlap, step, out),
+        } => simulate_command(
+            SimulatorConfig {
+                seed: *seed,
+                services: *services,
+                replicas: (*replicas).max(1),
+                incidents: *incidents,
+                overlap_probability: overlap.clamp(0.0, 1.0),
+                ..SimulatorConfig::default()
+            },
+            duration,
+            step,
+            out,
+        ),
         Command::Score {
             train,
             input,
@@ -117,23 +130,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// `harbinger simulate`: `config` with the duration and step parsed from the command line.
 fn simulate_command(
-    seed: u64,
+    config: SimulatorConfig,
     duration: &str,
-    services: usize,
-    incidents: Option<usize>,
-    overlap: f64,
     step: &str,
     out: &std::path::Path,
 ) -> Result<(), Failure> {
     let config = SimulatorConfig {
-        seed,
-        services,
         duration_ms: parse_duration_ms(duration).map_err(Failure::config)?,
         step_ms: parse_duration_ms(step).map_err(Failure::config)?,
-        incidents,
-        overlap_probability: overlap.clamp(0.0, 1.0),
-        ..SimulatorConfig::default()
+        ..config
     };
     simulate::simulate(config, out)
 }

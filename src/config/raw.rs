@@ -109,6 +109,9 @@ pub struct RawSource {
     pub seed: Option<Spanned<i64>>,
     /// simulator: number of services (default 12).
     pub services: Option<Spanned<i64>>,
+    /// simulator: replicas per service, each on its own host (default 1; 3 or more also
+    /// injects degraded replicas).
+    pub replicas: Option<Spanned<i64>>,
     /// simulator: simulated duration in seconds (default 6 h).
     pub duration_secs: Option<Spanned<f64>>,
     /// simulator: sampling interval in seconds (default 10).

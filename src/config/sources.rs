@@ -70,6 +70,7 @@ fn reject_simulator_fields(c: &mut Checker<'_, '_>, s: &RawSource, kn: &str) {
     for (field, fname) in [
         (&s.seed, "seed"),
         (&s.services, "services"),
+        (&s.replicas, "replicas"),
         (&s.incidents, "incidents"),
     ] {
         c.not_for(field, fname, kn);
@@ -170,6 +171,7 @@ fn compile_source(
                     "overlap_probability",
                 ),
                 speed: c.float(&s.speed, 0.0, 0.0, 1e9, "speed"),
+                replicas: c.int(&s.replicas, d.replicas, 1..101, "replicas"),
             };
             out.push(SourcePlan::Simulator { name, config });
         }

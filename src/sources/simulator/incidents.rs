@@ -24,6 +24,9 @@ pub enum IncidentKind {
     TrafficDrop,
     /// A disk fills up; near full, writes fail and errors propagate to callers.
     DiskFilling,
+    /// One replica of a service slows down while its peers stay healthy (only with replicas;
+    /// never in the rotation of [`IncidentKind::ALL`], see `replicas`).
+    ReplicaDegraded,
 }
 
 impl IncidentKind {
@@ -184,6 +187,8 @@ pub fn affected(fleet: &Fleet, inc: &Incident) -> Vec<usize> {
                 add_callers(&mut set, n);
             }
         }
+        // Applied by the replica layer, not the model: the service alone.
+        IncidentKind::ReplicaDegraded => {}
         IncidentKind::TrafficDrop => {
             // Downstream: everyone the edge service (transitively) calls.
             let mut frontier = vec![inc.root];

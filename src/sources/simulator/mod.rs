@@ -1,6 +1,7 @@
 //! The built-in simulator: a seeded service fleet with a call topology, realistic metrics with
 //! daily seasonality and noise, and injected incidents (CPU hog, memory leak, latency injection,
 //! error burst, traffic drop, disk filling) that propagate along the call graph with delays.
+//! Optionally each service runs several replicas, one of which may degrade alone (`replicas`).
 //!
 //! It is the embedded default of `harbinger run`, the data of demos and end-to-end tests, and,
 //! through `harbinger simulate`, a generator of metrics files with their ground truth.
@@ -8,6 +9,7 @@
 pub mod fleet;
 pub mod incidents;
 pub mod model;
+pub mod replicas;
 
 use serde::Serialize;
 
@@ -16,7 +18,8 @@ use crate::sources::pacing::Pace;
 use crate::sources::{Partition, ReadStatus};
 use fleet::Fleet;
 use incidents::{ScheduleConfig, TruthEntry};
-use model::{Model, METRICS};
+use model::{Metric, Model, METRICS};
+use replicas::Replicas;
 
 /// Each service's memory limit (bytes), a constant gauge as Kubernetes exports a container's
 /// spec (`container_spec_memory_limit_bytes`): the level a memory leak climbs to before the OOM
@@ -50,6 +53,9 @@ pub struct SimulatorConfig {
     pub overlap_probability: f64,
     /// Event time per wall-clock time when run live (0: as fast as possible).
     pub speed: f64,
+    /// Replicas per service, each on its own host (1: one instance, as before replicas
+    /// existed; 3 or more also schedules degraded-replica faults).
+    pub replicas: usize,
 }
 
 impl Default for SimulatorConfig {
@@ -63,6 +69,7 @@ impl Default for SimulatorConfig {
             incidents: None,
             overlap_probability: 0.15,
             speed: 0.0,
+            replicas: 1,
         }
     }
 }
@@ -85,8 +92,9 @@ pub struct Simulation {
     config: SimulatorConfig,
     step: u64,
     steps: u64,
-    /// Series parts per (service, metric): name and sorted labels.
-    labels: Vec<[(String, String); 2]>,
+    /// Sorted labels per service and replica.
+    labels: Vec<Vec<[(String, String); 2]>>,
+    replicas: Replicas,
 }
 
 impl Simulation {
@@ -104,14 +112,26 @@ impl Simulation {
             overlap_probability: config.overlap_probability,
         };
         let planned = incidents::schedule(&fleet, &schedule_cfg, config.seed);
+        let replicas = Replicas::new(
+            &fleet,
+            config.replicas,
+            config.seed,
+            schedule_cfg.earliest_ms,
+            schedule_cfg.latest_ms,
+        );
         let labels = fleet
             .services
             .iter()
-            .map(|s| {
-                [
-                    ("host".to_string(), s.host.clone()),
-                    ("service".to_string(), s.name.clone()),
-                ]
+            .enumerate()
+            .map(|(i, s)| {
+                (0..replicas.count())
+                    .map(|r| {
+                        [
+                            ("host".to_string(), replicas.host(i, r).to_string()),
+                            ("service".to_string(), s.name.clone()),
+                        ]
+                    })
+                    .collect()
             })
             .collect();
         let model = Model::new(fleet, planned, config.seed, config.start_ms, config.step_ms);
@@ -122,6 +142,7 @@ impl Simulation {
             step: 0,
             steps,
             labels,
+            replicas,
         }
     }
 
@@ -132,13 +153,17 @@ impl Simulation {
 
     /// Ground truth of the scheduled incidents.
     pub fn truth(&self) -> Truth {
+        let fleet = self.model.fleet();
+        let mut incidents: Vec<TruthEntry> = self
+            .model
+            .incidents()
+            .iter()
+            .map(|inc| incidents::truth(fleet, inc))
+            .chain(self.replicas.truth(fleet))
+            .collect();
+        incidents.sort_by(|a, b| (a.start, &a.id).cmp(&(b.start, &b.id)));
         Truth {
-            incidents: self
-                .model
-                .incidents()
-                .iter()
-                .map(|inc| incidents::truth(self.model.fleet(), inc))
-                .collect(),
+            incidents,
             simulation: crate::evaluate::SimulationSpan {
                 start: self.config.start_ms,
                 end: self.config.start_ms + self.steps * self.config.step_ms,
@@ -159,26 +184,30 @@ impl Simulation {
         }
         let t = self.config.start_ms + self.step * self.config.step_ms;
         let labels = &self.labels;
-        self.model.step(t, |svc, metric, value| {
-            let [(hk, hv), (sk, sv)] = &labels[svc];
-            emit(
-                METRICS[metric as usize],
-                &[(hk.as_str(), hv.as_str()), (sk.as_str(), sv.as_str())],
-                t,
-                value,
-            );
+        let replicas = &mut self.replicas;
+        self.model.step(t, |svc, metric: Metric, value| {
+            replicas.values(t, svc, metric, value, |r, v| {
+                let [(hk, hv), (sk, sv)] = &labels[svc][r];
+                emit(
+                    METRICS[metric as usize],
+                    &[(hk.as_str(), hv.as_str()), (sk.as_str(), sv.as_str())],
+                    t,
+                    v,
+                );
+            });
         });
         // The first step of each minute (every step when steps are a minute or longer). No
         // random draw: the other metrics are the same as without the gauge.
         if (self.step * self.config.step_ms) % LIMIT_EVERY_MS < self.config.step_ms.max(1) {
             for (svc, limit) in self.model.memory_limits().into_iter().enumerate() {
-                let [(hk, hv), (sk, sv)] = &labels[svc];
-                emit(
-                    MEMORY_LIMIT_METRIC,
-                    &[(hk.as_str(), hv.as_str()), (sk.as_str(), sv.as_str())],
-                    t,
-                    limit.round(),
-                );
+                for [(hk, hv), (sk, sv)] in &labels[svc] {
+                    emit(
+                        MEMORY_LIMIT_METRIC,
+                        &[(hk.as_str(), hv.as_str()), (sk.as_str(), sv.as_str())],
+                        t,
+                        limit.round(),
+                    );
+                }
             }
         }
         self.step += 1;
@@ -225,7 +254,7 @@ impl Partition for SimulatorPartition {
         if !self.pace.may_read(self.ingest.clock.max_time) {
             return ReadStatus::Idle;
         }
-        let per_step = self.sim.labels.len() * METRICS.len();
+        let per_step = self.sim.labels.len() * self.sim.replicas.count() * METRICS.len();
         let steps = (max_records / per_step.max(1)).max(1);
         let steps = if self.pace.is_paced() { 1 } else { steps };
         for _ in 0..steps {

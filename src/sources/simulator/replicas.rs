@@ -1,0 +1,296 @@
+//! Replicas: each service running on several hosts, and faults that hit one replica only.
+//!
+//! The model computes one instance per service. With `replicas` > 1, replica 0 is that instance
+//! as it always was (same host label, same values, so a run with one replica is unchanged), and
+//! each further replica runs on a host of its own (`host-3` → `host-3-2`, `host-3-3`) and reports
+//! the instance's values with noise of its own: every replica serves an equal share of the
+//! service's load and behaves alike, so fleet-wide faults show on all of them. The extra noise
+//! comes from a generator of its own, so the model's draws, and with them every other series,
+//! are the same as without replicas.
+//!
+//! A *degraded replica* (`replica_degraded` in the ground truth) is the fault peer comparison
+//! exists for: one replica's latency climbs steadily to `1 + 2 × intensity` times its peers' over
+//! the fault, and a little of its traffic fails, while the other replicas stay healthy (a noisy
+//! neighbour, a failing disk, a bad deploy on one host). Such faults are scheduled only with at
+//! least three replicas (a peer group needs three members), one per six simulated hours.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::fleet::Fleet;
+use super::incidents::{IncidentKind, TruthEntry};
+use super::model::Metric;
+
+/// Simulated time between two degraded-replica faults.
+const FAULT_EVERY_MS: u64 = 6 * 3_600_000;
+
+/// One degraded replica.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaFault {
+    /// Id in the ground truth (`rep-001`, ...).
+    pub id: String,
+    /// Index of the service.
+    pub service: usize,
+    /// Which of its replicas.
+    pub replica: usize,
+    /// Start (ms since the epoch).
+    pub start: u64,
+    /// End (ms since the epoch).
+    pub end: u64,
+    /// Strength in [0.5, 1].
+    pub intensity: f64,
+}
+
+impl ReplicaFault {
+    /// 0 → 1 over the whole fault: a steady climb, not a step.
+    fn progress(&self, t: u64) -> f64 {
+        (t.saturating_sub(self.start) as f64 / (self.end - self.start).max(1) as f64).min(1.0)
+    }
+}
+
+/// The replicas of every service: their host labels, counters and faults.
+pub struct Replicas {
+    count: usize,
+    rng: ChaCha8Rng,
+    /// Host label of each (service, replica).
+    hosts: Vec<Vec<String>>,
+    /// The instance's last request counter per service, to follow its increments and resets.
+    last_counter: Vec<Option<f64>>,
+    /// Request counter of each (service, replica ≥ 1).
+    counters: Vec<Vec<f64>>,
+    faults: Vec<ReplicaFault>,
+}
+
+impl Replicas {
+    /// `count` replicas (at least 1) of every service of `fleet`, with degraded-replica faults
+    /// between `earliest_ms` and `latest_ms` when there are at least three.
+    pub fn new(fleet: &Fleet, count: usize, seed: u64, earliest_ms: u64, latest_ms: u64) -> Self {
+        let count = count.max(1);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5E9_11CA);
+        let n = fleet.services.len();
+        let hosts = fleet
+            .services
+            .iter()
+            .map(|s| {
+                (0..count)
+                    .map(|r| match r {
+                        0 => s.host.clone(),
+                        _ => format!("{}-{}", s.host, r + 1),
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut faults = Vec::new();
+        let span = latest_ms.saturating_sub(earliest_ms);
+        if count >= 3 && span > 40 * 60_000 {
+            let how_many = (span / FAULT_EVERY_MS).max(1);
+            let slot = span / how_many;
+            for i in 0..how_many {
+                let duration = rng.random_range(15 * 60_000..=40 * 60_000u64);
+                let room = slot.saturating_sub(duration).max(1);
+                let start = earliest_ms + slot * i + rng.random_range(0..room);
+                faults.push(ReplicaFault {
+                    id: format!("rep-{:03}", i + 1),
+                    service: rng.random_range(0..n),
+                    replica: rng.random_range(0..count),
+                    start,
+                    end: (start + duration).min(latest_ms),
+                    intensity: rng.random_range(0.5..1.0),
+                });
+            }
+        }
+        Replicas {
+            count,
+            rng,
+            hosts,
+            last_counter: vec![None; n],
+            counters: vec![vec![0.0; count]; n],
+            faults,
+        }
+    }
+
+    /// Number of replicas per service.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Host label of replica `replica` of service `service`.
+    pub fn host(&self, service: usize, replica: usize) -> &str {
+        &self.hosts[service][replica]
+    }
+
+    /// Ground truth of the degraded-replica faults: the service is the root cause and the only
+    /// entity affected (entities are services).
+    pub fn truth(&self, fleet: &Fleet) -> Vec<TruthEntry> {
+        self.faults
+            .iter()
+            .map(|f| TruthEntry {
+                id: f.id.clone(),
+                kind: IncidentKind::ReplicaDegraded,
+                root_cause: fleet.services[f.service].name.clone(),
+                affected: vec![fleet.services[f.service].name.clone()],
+                start: f.start,
+                end: f.end,
+            })
+            .collect()
+    }
+
+    /// The values of every replica of `service` at `t`, given the instance's `value` of
+    /// `metric`: `emit(replica, value)` in replica order. Replica 0 reports the instance's value
+    /// (changed only while it is degraded).
+    pub fn values(
+        &mut self,
+        t: u64,
+        service: usize,
+        metric: Metric,
+        value: f64,
+        mut emit: impl FnMut(usize, f64),
+    ) {
+        if self.count == 1 {
+            emit(0, value);
+            return;
+        }
+        // The instance's increment since the last step (a drop is a restart: it counts from 0).
+        let increment = match metric {
+            Metric::Requests => {
+                let last = self.last_counter[service].replace(value);
+                Some(match last {
+                    Some(l) if value >= l => value - l,
+                    _ => value,
+                })
+            }
+            _ => None,
+        };
+        for replica in 0..self.count {
+            let mut v = match (replica, increment) {
+                (0, _) => value,
+                (_, Some(inc)) => {
+                    let c = &mut self.counters[service][replica];
+                    if inc == value {
+                        *c = 0.0;
+                    }
+                    *c += (inc * (1.0 + 0.03 * gaussian(&mut self.rng))).max(0.0);
+                    c.round()
+                }
+                (_, None) => self.noisy(metric, value),
+            };
+            let degraded = self
+                .faults
+                .iter()
+                .filter(|f| f.service == service && f.replica == replica)
+                .find(|f| f.start <= t && t < f.end);
+            if let Some(f) = degraded {
+                let p = f.progress(t);
+                v = match metric {
+                    Metric::P50 | Metric::P99 => v * (1.0 + 2.0 * f.intensity * p),
+                    Metric::Errors => (v + 0.02 * f.intensity * p).min(1.0),
+                    _ => v,
+                };
+            }
+            emit(replica, v);
+        }
+    }
+
+    /// A replica's own noise around the instance's value, on the model's scale of each metric.
+    fn noisy(&mut self, metric: Metric, value: f64) -> f64 {
+        let g = gaussian(&mut self.rng);
+        match metric {
+            Metric::Requests => value,
+            Metric::P50 => value * (0.04 * g).exp(),
+            Metric::P99 => value * (0.08 * g).exp(),
+            Metric::Errors => (value * (1.0 + 0.2 * g)).clamp(0.0, 1.0),
+            Metric::Cpu => (value + 1.5 * g).clamp(0.0, 100.0),
+            Metric::Memory => (value * (1.0 + 0.004 * g)).round(),
+            Metric::Saturation => (value + 0.02 * g).clamp(0.0, 1.0),
+            Metric::Disk => (value + 0.05 * g).clamp(0.0, 100.0),
+        }
+    }
+}
+
+/// A standard normal draw (Box–Muller).
+fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = rng.random::<f64>().max(1e-300);
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replicas(count: usize) -> (Fleet, Replicas) {
+        let fleet = Fleet::generate(8, 3);
+        let r = Replicas::new(&fleet, count, 3, 3_600_000, 30 * 3_600_000);
+        (fleet, r)
+    }
+
+    #[test]
+    fn one_replica_passes_the_instance_through() {
+        let (fleet, mut r) = replicas(1);
+        assert!(r.truth(&fleet).is_empty());
+        let mut out = Vec::new();
+        r.values(0, 2, Metric::P50, 12.5, |i, v| out.push((i, v)));
+        assert_eq!(out, vec![(0, 12.5)]);
+        assert_eq!(r.host(2, 0), fleet.services[2].host);
+    }
+
+    #[test]
+    fn replicas_report_alike_and_one_degrades_during_its_fault() {
+        let (fleet, mut r) = replicas(3);
+        let truth = r.truth(&fleet);
+        assert_eq!(
+            truth.len(),
+            4,
+            "one fault per six hours of the 29 scheduled"
+        );
+        let f = r.faults[0].clone();
+        assert_eq!(truth[0].root_cause, fleet.services[f.service].name);
+        assert_ne!(r.host(f.service, 1), r.host(f.service, 2));
+        // Near the fault's end the degraded replica's latency is well above its peers'; before
+        // the fault every replica is within noise of the instance.
+        let at = |r: &mut Replicas, t: u64| {
+            let mut out = vec![0.0; 3];
+            r.values(t, f.service, Metric::P50, 100.0, |i, v| out[i] = v);
+            out
+        };
+        let before = at(&mut r, f.start - 60_000);
+        assert!(
+            before.iter().all(|v| (v / 100.0 - 1.0).abs() < 0.25),
+            "{before:?}"
+        );
+        let late = at(&mut r, f.end - 10_000);
+        let factor = 1.0 + 2.0 * f.intensity * r.faults[0].progress(f.end - 10_000);
+        for (i, v) in late.iter().enumerate() {
+            if i == f.replica {
+                assert!(
+                    *v > 100.0 * factor * 0.85,
+                    "degraded replica {v}, factor {factor}"
+                );
+            } else {
+                assert!((v / 100.0 - 1.0).abs() < 0.25, "healthy replica {i}: {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn replica_counters_grow_and_restart_with_the_instance() {
+        let (_, mut r) = replicas(3);
+        let mut seen = Vec::new();
+        for (t, instance) in [(0, 600.0), (10, 1200.0), (20, 1800.0), (30, 300.0)] {
+            let mut row = vec![0.0; 3];
+            r.values(t, 1, Metric::Requests, instance, |i, v| row[i] = v);
+            seen.push(row);
+        }
+        let of = |rep: usize| seen.iter().map(|row| row[rep]).collect::<Vec<f64>>();
+        for counter in [of(1), of(2)] {
+            assert!(
+                counter[1] > counter[0] && counter[2] > counter[1],
+                "{counter:?}"
+            );
+            assert!(
+                counter[3] < counter[2],
+                "a restart resets every counter: {counter:?}"
+            );
+        }
+    }
+}
