@@ -17,6 +17,14 @@
 //! five hosts over three windows, one host at four times its peers scored 2.3 there (below the
 //! 3.5 cut-off); the symmetric MAD of each window scores it above 100.
 //!
+//! The spread of one window of a few members is itself noisy: the MAD of three values is the
+//! middle one's distance from the median, often a small fraction of the members' usual spread,
+//! and the third member then scores far above the cut-off by chance. Each window is therefore
+//! judged against the larger of its own spread and the group's typical spread (the median of
+//! the last [`SPREAD_MEMORY`] windows' spreads): a window whose members happen to agree closely
+//! does not make ordinary noise an outlier, while a change every member makes (a wider spread)
+//! is still judged on its own spread.
+//!
 //! A member apart from its peers for longer than `accept_after` windows is taken as different by
 //! nature (a bigger machine, a canary with other settings) and reported no more until it rejoins
 //! them; otherwise one odd host would hold an alert open for ever.
@@ -44,6 +52,12 @@ pub const PEERS_DETECTOR: &str = "peers";
 
 /// Fewest members with a full span before a group is judged: with two, neither is the odd one.
 pub const MIN_MEMBERS: usize = 3;
+
+/// Windows whose spreads make a group's typical spread (an hour of 1-minute windows).
+pub const SPREAD_MEMORY: usize = 60;
+
+/// Spreads remembered before the typical spread is used: fewer say little about it.
+const MIN_SPREADS: usize = 10;
 
 /// Settings of peer comparison (`[peers]` in the config; absent: off).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,6 +181,10 @@ fn middle(values: &mut [f64]) -> f64 {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PeerGroup {
     members: BTreeMap<String, Member>,
+    /// The spread (σ from the MAD) of each recent window with enough members, oldest first;
+    /// absent from checkpoints written before it existed (they start with none).
+    #[serde(default)]
+    spreads: VecDeque<f64>,
 }
 
 impl PeerGroup {
@@ -206,6 +224,7 @@ impl PeerGroup {
         }
         self.members.retain(|_, m| m.last_end == end);
         let apart = self.apart(cfg);
+        self.remember_spread();
         let mut out = Vec::new();
         for (name, m) in &mut self.members {
             match apart.iter().find(|o| o.member == *name) {
@@ -219,6 +238,35 @@ impl PeerGroup {
             }
         }
         out
+    }
+
+    /// Adds the spread of the members' latest values to the group's memory (none when too few
+    /// are present or they do not differ).
+    fn remember_spread(&mut self) {
+        let mut latest: Vec<f64> = self
+            .members
+            .values()
+            .filter_map(|m| m.values.back().copied())
+            .collect();
+        if latest.len() < MIN_MEMBERS {
+            return;
+        }
+        if let Some((_, spread)) = median_and_scale(&mut latest) {
+            if self.spreads.len() == SPREAD_MEMORY {
+                self.spreads.pop_front();
+            }
+            self.spreads.push_back(spread);
+        }
+    }
+
+    /// The group's typical spread: the median of the remembered spreads (0 until
+    /// [`MIN_SPREADS`] are held).
+    fn typical_spread(&self) -> f64 {
+        if self.spreads.len() < MIN_SPREADS {
+            return 0.0;
+        }
+        let mut s: Vec<f64> = self.spreads.iter().copied().collect();
+        middle(&mut s)
     }
 
     /// Members whose every value in the span scores above the threshold on the same side
@@ -241,12 +289,14 @@ impl PeerGroup {
         let mut sign: Vec<f64> = vec![0.0; full.len()];
         let mut median = 0.0;
         let mut column: Vec<f64> = Vec::with_capacity(full.len());
+        let typical = self.typical_spread();
         for i in 0..cfg.span {
             column.clear();
             column.extend(full.iter().map(|(_, v)| v[i]));
-            let Some((m, scale)) = median_and_scale(&mut column) else {
+            let Some((m, spread)) = median_and_scale(&mut column) else {
                 return Vec::new();
             };
+            let scale = spread.max(typical);
             median = m;
             for (k, (_, v)) in full.iter().enumerate() {
                 let z = (v[i] - m) / scale;
@@ -326,6 +376,57 @@ mod tests {
             assert_eq!(o[0].actual, 40.0);
             assert!(o[0].expected < 11.0 && o[0].score > cfg.threshold);
         }
+    }
+
+    #[test]
+    fn three_alike_noisy_peers_are_not_outliers_but_a_drifting_one_is() {
+        // Three hosts with the same noise (σ 3 around 100, seeded): a window's MAD of three
+        // values is often a small fraction of σ, and judged on it alone ordinary noise kept one
+        // host apart for a whole span in 8 of these 20,000 windows.
+        let cfg = PeerConfig::default();
+        let mut g = PeerGroup::default();
+        let mut state = 99u64;
+        let mut normal = || {
+            let mut uniform = || {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+            };
+            let (u1, u2) = (uniform(), uniform());
+            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        };
+        let mut false_outliers = 0;
+        for t in 0..20_000u64 {
+            let values: Vec<(&str, f64)> = ["h1", "h2", "h3"]
+                .iter()
+                .map(|h| (*h, 100.0 + 3.0 * normal()))
+                .collect();
+            false_outliers += g.observe(&cfg, t * 60_000, &values).len();
+        }
+        assert!(
+            false_outliers <= 1,
+            "{false_outliers} windows called noise an outlier"
+        );
+        // Then h2 climbs 3 per window: 5 σ above its peers by window 5, reported soon after.
+        let mut found = None;
+        for k in 0..20u64 {
+            let values: Vec<(&str, f64)> = ["h1", "h2", "h3"]
+                .iter()
+                .map(|h| {
+                    let drift = if *h == "h2" { 3.0 * k as f64 } else { 0.0 };
+                    (*h, 100.0 + drift + 3.0 * normal())
+                })
+                .collect();
+            let out = g.observe(&cfg, (20_000 + k) * 60_000, &values);
+            if found.is_none() && out.iter().any(|o| o.member == "h2") {
+                found = Some(k);
+            }
+        }
+        assert!(
+            found.is_some_and(|k| k <= 10),
+            "drift reported at {found:?}"
+        );
     }
 
     #[test]
