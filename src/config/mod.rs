@@ -450,6 +450,29 @@ threshold = 0
     }
 
     #[test]
+    fn simulator_replicas_are_read_checked_and_only_for_the_simulator() {
+        let plan = compile_str("[[sources]]\ntype = \"simulator\"\nreplicas = 3\n").expect("valid");
+        let SourcePlan::Simulator { config, .. } = &plan.sources[0] else {
+            panic!("a simulator source: {:?}", plan.sources[0]);
+        };
+        assert_eq!(config.replicas, 3);
+        let zero = compile_str("[[sources]]\ntype = \"simulator\"\nreplicas = 0\n")
+            .expect_err("no replica")
+            .to_string();
+        assert!(
+            zero.contains("h.toml:3:") && zero.contains("replicas"),
+            "{zero}"
+        );
+        let file = compile_str("[[sources]]\ntype = \"file\"\npath = \"m.jsonl\"\nreplicas = 3\n")
+            .expect_err("not for files")
+            .to_string();
+        assert!(
+            file.contains("h.toml:4:") && file.contains("replicas"),
+            "{file}"
+        );
+    }
+
+    #[test]
     fn peer_comparison_is_off_unless_configured_and_checked_when_it_is() {
         assert!(load(None, None).unwrap().peers.is_none());
         let ok = compile_str("[peers]\nmetrics = \"http_.*\"\nspan = 5\n").unwrap();

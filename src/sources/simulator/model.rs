@@ -106,7 +106,7 @@ pub struct Model {
 }
 
 /// A standard normal sample (Box–Muller; one of the pair is enough here).
-fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
+pub(super) fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
     let u1: f64 = rng.random::<f64>().max(1e-300);
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()

@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::fleet::Fleet;
 use super::incidents::{IncidentKind, TruthEntry};
-use super::model::Metric;
+use super::model::{gaussian, Metric};
 
 /// Simulated time between two degraded-replica faults.
 const FAULT_EVERY_MS: u64 = 6 * 3_600_000;
@@ -205,13 +205,6 @@ impl Replicas {
             Metric::Disk => (value + 0.05 * g).clamp(0.0, 100.0),
         }
     }
-}
-
-/// A standard normal draw (Box–Muller).
-fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
-    let u1: f64 = rng.random::<f64>().max(1e-300);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 #[cfg(test)]
