@@ -82,9 +82,10 @@ pub enum Command {
         /// Number of services.
         #[arg(long, default_value_t = 12)]
         services: usize,
-        /// Replicas per service, each on its own host; 3 or more also injects a degraded
-        /// replica every six hours (for peer comparison).
-        #[arg(long, default_value_t = 1)]
+        /// Replicas per service (1–100), each on its own host; 3 or more also injects a
+        /// degraded replica every six hours (for peer comparison).
+        #[arg(long, default_value_t = 1,
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100))]
         replicas: usize,
         /// Number of incidents (default: one per 75 minutes after the first hour).
         #[arg(long)]

@@ -57,7 +57,7 @@ fn main() -> ExitCode {
             SimulatorConfig {
                 seed: *seed,
                 services: *services,
-                replicas: (*replicas).max(1),
+                replicas: *replicas,
                 incidents: *incidents,
                 overlap_probability: overlap.clamp(0.0, 1.0),
                 ..SimulatorConfig::default()

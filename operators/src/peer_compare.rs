@@ -77,7 +77,17 @@ impl PeerState {
         let cfg = &self.config;
         let values: Vec<(&str, f64)> = members.iter().map(|(m, _, v)| (*m, *v)).collect();
         if values.len() < MIN_MEMBERS {
-            self.groups.remove(&group);
+            // A lone series keeps no state. A group that has been judged keeps its typical
+            // spread through windows with members missing (a late or restarting host), so it
+            // is not judged on single windows' spreads again when they return.
+            match self.groups.get_mut(&group) {
+                Some(g) if g.remembers_spread() => {
+                    g.observe(cfg, end, &values);
+                }
+                _ => {
+                    self.groups.remove(&group);
+                }
+            }
             return Vec::new();
         }
         let state = self.groups.entry(group).or_default();
@@ -199,5 +209,61 @@ impl<'scope> PeerCompareExt<'scope> for StreamVec<'scope, EventTime, WindowFeatu
             peer_group(&cfg, &f.key).map_or(f.series.0, |(group, _)| group.0)
         };
         per_complete_time(self, Exchange::new(route), "PeerCompare", state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::window_stats::FeatureValues;
+
+    fn features(host: &str, end: EventTime, value: f64) -> WindowFeatures {
+        let key = SeriesKey::new(
+            "latency",
+            [
+                ("host".to_string(), host.to_string()),
+                ("service".to_string(), "api".to_string()),
+            ],
+        );
+        WindowFeatures {
+            series: key.id(),
+            key: Arc::new(key),
+            window: "1m".into(),
+            start: end - 60_000,
+            end,
+            values: FeatureValues::single(value),
+        }
+    }
+
+    /// Feeds `hosts` at window `t`, each at 100 plus a small fixed offset.
+    fn feed(state: &mut PeerState, group: SeriesId, t: u64, hosts: &[&str]) {
+        let fs: Vec<WindowFeatures> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| features(h, (t + 1) * 60_000, 100.0 + (i + t as usize % 3) as f64))
+            .collect();
+        let members: Vec<(&str, &WindowFeatures, f64)> = hosts
+            .iter()
+            .zip(&fs)
+            .map(|(h, f)| (*h, f, f.values.mean))
+            .collect();
+        state.observe(group, (t + 1) * 60_000, &members);
+    }
+
+    #[test]
+    fn a_lone_series_keeps_no_state_but_a_judged_group_keeps_its_spread_through_a_gap() {
+        let mut state = PeerState::new(Arc::new(PeerConfig::default()));
+        let group = SeriesId(7);
+        for t in 0..5 {
+            feed(&mut state, group, t, &["h1", "h2"]);
+        }
+        assert_eq!(state.group_count(), 0, "two members are no group");
+        for t in 5..30 {
+            feed(&mut state, group, t, &["h1", "h2", "h3"]);
+        }
+        // One window with a member missing (a late host) keeps the group's spread memory.
+        feed(&mut state, group, 30, &["h1", "h2"]);
+        assert_eq!(state.group_count(), 1);
+        assert!(state.groups[&group].remembers_spread());
     }
 }

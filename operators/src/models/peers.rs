@@ -75,8 +75,9 @@ pub struct PeerConfig {
     /// Consecutive windows a member must stay apart, on one side, before it is outlying
     /// (default 3).
     pub span: usize,
-    /// MAD score above which a value is apart (default 3.5, Iglewicz & Hoaglin's cut-off for
-    /// modified z-scores).
+    /// Score above which a value is apart: its distance from the members' median in σ of their
+    /// spread (1.4826 × MAD, or the group's typical spread when larger; default 3.5, Iglewicz
+    /// & Hoaglin's cut-off for modified z-scores).
     pub threshold: f64,
     /// Windows after which a member that stays apart is taken as different by nature and no
     /// longer reported (default 60; 0: never).
@@ -141,7 +142,8 @@ pub struct PeerOutlier {
     pub actual: f64,
     /// The median of the group's latest values.
     pub expected: f64,
-    /// Its smallest MAD score over the span: how far apart it has stayed.
+    /// Its smallest score over the span (distance from the median in σ of the spread used):
+    /// how far apart it has stayed.
     pub score: f64,
 }
 
@@ -199,7 +201,7 @@ impl PeerGroup {
     ) -> Vec<PeerOutlier> {
         if values.len() < MIN_MEMBERS {
             // Too few present to judge anyone, and the absent ones would be forgotten below:
-            // nothing worth keeping (a lone series, the common case, costs no state).
+            // only the typical spread is worth keeping (a lone series never has one).
             self.members.clear();
             return Vec::new();
         }
@@ -318,6 +320,11 @@ impl PeerGroup {
                 score: lowest[k],
             })
             .collect()
+    }
+
+    /// Whether the group has a spread memory: it has been judged with enough members.
+    pub fn remembers_spread(&self) -> bool {
+        !self.spreads.is_empty()
     }
 
     /// Number of members.

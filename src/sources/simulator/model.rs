@@ -397,7 +397,7 @@ impl Model {
     }
 }
 
-fn round_to(v: f64, decimals: i32) -> f64 {
+pub(super) fn round_to(v: f64, decimals: i32) -> f64 {
     let f = 10f64.powi(decimals);
     (v * f).round() / f
 }

@@ -1,12 +1,14 @@
 //! Replicas: each service running on several hosts, and faults that hit one replica only.
 //!
-//! The model computes one instance per service. With `replicas` > 1, replica 0 is that instance
-//! as it always was (same host label, same values, so a run with one replica is unchanged), and
-//! each further replica runs on a host of its own (`host-3` → `host-3-2`, `host-3-3`) and reports
-//! the instance's values with noise of its own: every replica serves an equal share of the
-//! service's load and behaves alike, so fleet-wide faults show on all of them. The extra noise
-//! comes from a generator of its own, so the model's draws, and with them every other series,
-//! are the same as without replicas.
+//! The model computes one instance per service. With one replica that instance is all there is
+//! (same host label, same values: a run with one replica is unchanged). With more, replica 0
+//! keeps the instance's host and each further replica runs on a host of its own (`host-3` →
+//! `host-3-2`, `host-3-3`); every replica reports the instance's values with noise of its own,
+//! on the model's scale for each metric, so replicas are alike and independent around the
+//! service's behaviour, and the service's faults show on all of them. (Each replica reports the
+//! instance's level, traffic included: the service serves the replica count times the modelled
+//! traffic.) The replicas' noise comes from a generator of its own, so the model's draws are the
+//! same as without replicas.
 //!
 //! A *degraded replica* (`replica_degraded` in the ground truth) is the fault peer comparison
 //! exists for: one replica's latency climbs steadily to `1 + 2 × intensity` times its peers' over
@@ -19,7 +21,10 @@ use rand_chacha::ChaCha8Rng;
 
 use super::fleet::Fleet;
 use super::incidents::{IncidentKind, TruthEntry};
-use super::model::{gaussian, Metric};
+use super::model::{gaussian, round_to, Metric};
+
+/// Decimals each metric is rounded to, as the model rounds them (in `METRICS` order).
+const DECIMALS: [i32; 8] = [0, 3, 3, 6, 3, 0, 4, 3];
 
 /// Simulated time between two degraded-replica faults.
 const FAULT_EVERY_MS: u64 = 6 * 3_600_000;
@@ -37,7 +42,7 @@ pub struct ReplicaFault {
     pub start: u64,
     /// End (ms since the epoch).
     pub end: u64,
-    /// Strength in [0.5, 1].
+    /// Strength in [0.5, 1).
     pub intensity: f64,
 }
 
@@ -136,8 +141,8 @@ impl Replicas {
     }
 
     /// The values of every replica of `service` at `t`, given the instance's `value` of
-    /// `metric`: `emit(replica, value)` in replica order. Replica 0 reports the instance's value
-    /// (changed only while it is degraded).
+    /// `metric`: `emit(replica, value)` in replica order, rounded as the model rounds. With one
+    /// replica that is the instance's value.
     pub fn values(
         &mut self,
         t: u64,
@@ -162,17 +167,16 @@ impl Replicas {
             _ => None,
         };
         for replica in 0..self.count {
-            let mut v = match (replica, increment) {
-                (0, _) => value,
-                (_, Some(inc)) => {
+            let mut v = match increment {
+                Some(inc) => {
                     let c = &mut self.counters[service][replica];
                     if inc == value {
                         *c = 0.0;
                     }
                     *c += (inc * (1.0 + 0.03 * gaussian(&mut self.rng))).max(0.0);
-                    c.round()
+                    *c
                 }
-                (_, None) => self.noisy(metric, value),
+                None => self.noisy(metric, value),
             };
             let degraded = self
                 .faults
@@ -187,7 +191,7 @@ impl Replicas {
                     _ => v,
                 };
             }
-            emit(replica, v);
+            emit(replica, round_to(v, DECIMALS[metric as usize]));
         }
     }
 
@@ -200,7 +204,7 @@ impl Replicas {
             Metric::P99 => value * (0.08 * g).exp(),
             Metric::Errors => (value * (1.0 + 0.2 * g)).clamp(0.0, 1.0),
             Metric::Cpu => (value + 1.5 * g).clamp(0.0, 100.0),
-            Metric::Memory => (value * (1.0 + 0.004 * g)).round(),
+            Metric::Memory => value * (1.0 + 0.004 * g),
             Metric::Saturation => (value + 0.02 * g).clamp(0.0, 1.0),
             Metric::Disk => (value + 0.05 * g).clamp(0.0, 100.0),
         }
