@@ -456,20 +456,20 @@ threshold = 0
             panic!("a simulator source: {:?}", plan.sources[0]);
         };
         assert_eq!(config.replicas, 3);
-        let zero = compile_str("[[sources]]\ntype = \"simulator\"\nreplicas = 0\n")
-            .expect_err("no replica")
-            .to_string();
-        assert!(
-            zero.contains("h.toml:3:") && zero.contains("replicas"),
-            "{zero}"
-        );
-        let file = compile_str("[[sources]]\ntype = \"file\"\npath = \"m.jsonl\"\nreplicas = 3\n")
-            .expect_err("not for files")
-            .to_string();
-        assert!(
-            file.contains("h.toml:4:") && file.contains("replicas"),
-            "{file}"
-        );
+        // Each refused source names `replicas` at its line.
+        for (text, line) in [
+            ("[[sources]]\ntype = \"simulator\"\nreplicas = 0\n", 3),
+            (
+                "[[sources]]\ntype = \"file\"\npath = \"m.jsonl\"\nreplicas = 3\n",
+                4,
+            ),
+        ] {
+            let error = compile_str(text).expect_err(text).to_string();
+            assert!(
+                error.contains(&format!("h.toml:{line}:")) && error.contains("replicas"),
+                "{error}"
+            );
+        }
     }
 
     #[test]
