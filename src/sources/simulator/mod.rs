@@ -19,7 +19,7 @@ use crate::sources::{Partition, ReadStatus};
 use fleet::Fleet;
 use incidents::{ScheduleConfig, TruthEntry};
 use model::{Metric, Model, METRICS};
-use replicas::Replicas;
+use replicas::{replica_host, Replicas};
 
 /// Each service's memory limit (bytes), a constant gauge as Kubernetes exports a container's
 /// spec (`container_spec_memory_limit_bytes`): the level a memory leak climbs to before the OOM
@@ -122,12 +122,11 @@ impl Simulation {
         let labels = fleet
             .services
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
+            .map(|s| {
                 (0..replicas.count())
                     .map(|r| {
                         [
-                            ("host".to_string(), replicas.host(i, r).to_string()),
+                            ("host".to_string(), replica_host(&s.host, r)),
                             ("service".to_string(), s.name.clone()),
                         ]
                     })

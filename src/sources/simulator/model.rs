@@ -26,6 +26,9 @@ pub const METRICS: [&str; 8] = [
     "disk_used_percent",
 ];
 
+/// Decimals each metric's values are rounded to, in [`METRICS`] order.
+const DECIMALS: [i32; 8] = [0, 3, 3, 6, 3, 0, 4, 3];
+
 /// Index of each metric in [`METRICS`].
 #[derive(Debug, Clone, Copy)]
 #[repr(usize)]
@@ -46,6 +49,14 @@ pub enum Metric {
     Saturation = 6,
     /// Disk usage in percent.
     Disk = 7,
+}
+
+impl Metric {
+    /// `value` rounded as this metric's values are emitted (whole requests and bytes, latency
+    /// to the microsecond, ...).
+    pub fn rounded(self, value: f64) -> f64 {
+        round_to(value, DECIMALS[self as usize])
+    }
 }
 
 /// Steps of delay per call-graph hop for latency and errors flowing to callers (3 × 10 s).
@@ -371,14 +382,18 @@ impl Model {
             let saturation =
                 (util * latency_factor.sqrt() + 0.02 * gaussian(&mut self.rng)).clamp(0.0, 1.0);
             let noisy_disk = (disk + 0.05 * gaussian(&mut self.rng)).clamp(0.0, 100.0);
-            emit(i, Metric::Requests, s.requests_total.round());
-            emit(i, Metric::P50, round_to(noisy_p50, 3));
-            emit(i, Metric::P99, round_to(p99, 3));
-            emit(i, Metric::Errors, round_to(noisy_errors, 6));
-            emit(i, Metric::Cpu, round_to(noisy_cpu, 3));
-            emit(i, Metric::Memory, noisy_memory.round());
-            emit(i, Metric::Saturation, round_to(saturation, 4));
-            emit(i, Metric::Disk, round_to(noisy_disk, 3));
+            for (metric, value) in [
+                (Metric::Requests, s.requests_total),
+                (Metric::P50, noisy_p50),
+                (Metric::P99, p99),
+                (Metric::Errors, noisy_errors),
+                (Metric::Cpu, noisy_cpu),
+                (Metric::Memory, noisy_memory),
+                (Metric::Saturation, saturation),
+                (Metric::Disk, noisy_disk),
+            ] {
+                emit(i, metric, metric.rounded(value));
+            }
         }
         for i in 0..n {
             let s = &mut self.state[i];
@@ -397,7 +412,7 @@ impl Model {
     }
 }
 
-pub(super) fn round_to(v: f64, decimals: i32) -> f64 {
+fn round_to(v: f64, decimals: i32) -> f64 {
     let f = 10f64.powi(decimals);
     (v * f).round() / f
 }

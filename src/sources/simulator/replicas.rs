@@ -21,10 +21,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::fleet::Fleet;
 use super::incidents::{IncidentKind, TruthEntry};
-use super::model::{gaussian, round_to, Metric};
-
-/// Decimals each metric is rounded to, as the model rounds them (in `METRICS` order).
-const DECIMALS: [i32; 8] = [0, 3, 3, 6, 3, 0, 4, 3];
+use super::model::{gaussian, Metric};
 
 /// Simulated time between two degraded-replica faults.
 const FAULT_EVERY_MS: u64 = 6 * 3_600_000;
@@ -53,15 +50,22 @@ impl ReplicaFault {
     }
 }
 
-/// The replicas of every service: their host labels, counters and faults.
+/// The host label of replica `replica` of a service whose instance runs on `host`: the
+/// instance's own for replica 0, else `<host>-<replica + 1>`.
+pub fn replica_host(host: &str, replica: usize) -> String {
+    match replica {
+        0 => host.to_string(),
+        _ => format!("{host}-{}", replica + 1),
+    }
+}
+
+/// The replicas of every service: their counters and faults.
 pub struct Replicas {
     count: usize,
     rng: ChaCha8Rng,
-    /// Host label of each (service, replica).
-    hosts: Vec<Vec<String>>,
     /// The instance's last request counter per service, to follow its increments and resets.
     last_counter: Vec<Option<f64>>,
-    /// Request counter of each (service, replica ≥ 1).
+    /// Request counter of each (service, replica).
     counters: Vec<Vec<f64>>,
     faults: Vec<ReplicaFault>,
 }
@@ -73,18 +77,6 @@ impl Replicas {
         let count = count.max(1);
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5E9_11CA);
         let n = fleet.services.len();
-        let hosts = fleet
-            .services
-            .iter()
-            .map(|s| {
-                (0..count)
-                    .map(|r| match r {
-                        0 => s.host.clone(),
-                        _ => format!("{}-{}", s.host, r + 1),
-                    })
-                    .collect()
-            })
-            .collect();
         let mut faults = Vec::new();
         let span = latest_ms.saturating_sub(earliest_ms);
         if count >= 3 && span > 40 * 60_000 {
@@ -107,7 +99,6 @@ impl Replicas {
         Replicas {
             count,
             rng,
-            hosts,
             last_counter: vec![None; n],
             counters: vec![vec![0.0; count]; n],
             faults,
@@ -117,11 +108,6 @@ impl Replicas {
     /// Number of replicas per service.
     pub fn count(&self) -> usize {
         self.count
-    }
-
-    /// Host label of replica `replica` of service `service`.
-    pub fn host(&self, service: usize, replica: usize) -> &str {
-        &self.hosts[service][replica]
     }
 
     /// Ground truth of the degraded-replica faults: the service is the root cause and the only
@@ -155,22 +141,20 @@ impl Replicas {
             emit(0, value);
             return;
         }
-        // The instance's increment since the last step (a drop is a restart: it counts from 0).
+        // The instance's increment since the last step, and whether its counter restarted (it
+        // fell, or this is its first value): then every replica's counter starts from 0.
         let increment = match metric {
-            Metric::Requests => {
-                let last = self.last_counter[service].replace(value);
-                Some(match last {
-                    Some(l) if value >= l => value - l,
-                    _ => value,
-                })
-            }
+            Metric::Requests => Some(match self.last_counter[service].replace(value) {
+                Some(last) if value >= last => (value - last, false),
+                _ => (value, true),
+            }),
             _ => None,
         };
         for replica in 0..self.count {
             let mut v = match increment {
-                Some(inc) => {
+                Some((inc, restarted)) => {
                     let c = &mut self.counters[service][replica];
-                    if inc == value {
+                    if restarted {
                         *c = 0.0;
                     }
                     *c += (inc * (1.0 + 0.03 * gaussian(&mut self.rng))).max(0.0);
@@ -191,7 +175,7 @@ impl Replicas {
                     _ => v,
                 };
             }
-            emit(replica, round_to(v, DECIMALS[metric as usize]));
+            emit(replica, metric.rounded(v));
         }
     }
 
@@ -228,7 +212,10 @@ mod tests {
         let mut out = Vec::new();
         r.values(0, 2, Metric::P50, 12.5, |i, v| out.push((i, v)));
         assert_eq!(out, vec![(0, 12.5)]);
-        assert_eq!(r.host(2, 0), fleet.services[2].host);
+        assert_eq!(
+            replica_host(&fleet.services[2].host, 0),
+            fleet.services[2].host
+        );
     }
 
     #[test]
@@ -242,7 +229,8 @@ mod tests {
         );
         let f = r.faults[0].clone();
         assert_eq!(truth[0].root_cause, fleet.services[f.service].name);
-        assert_ne!(r.host(f.service, 1), r.host(f.service, 2));
+        let host = &fleet.services[f.service].host;
+        assert_ne!(replica_host(host, 1), replica_host(host, 2));
         // Near the fault's end the degraded replica's latency is well above its peers'; before
         // the fault every replica is within noise of the instance.
         let at = |r: &mut Replicas, t: u64| {
