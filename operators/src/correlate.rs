@@ -41,7 +41,9 @@ use crate::models::dedup::{AlertNode, DedupBook, DedupConfig, DedupOutput, NodeK
 use crate::models::grouping::{
     dbscan_groups, entity_id, episode_id, episode_starts, label_related, spans_related, Episode,
 };
-use crate::models::incidents::{Group, IncidentBook, IncidentPolicy, MemberInfo};
+use crate::models::incidents::{
+    settled_at_new_level, Group, IncidentBook, IncidentPolicy, MemberInfo,
+};
 use crate::models::matchers::MuteRules;
 use crate::models::topology::{Relation, Topology, TopologyEdge};
 use crate::records::{AlertEvent, AlertRecord, IncidentRecord};
@@ -109,6 +111,12 @@ pub enum CorrelateOut {
 struct AlertView {
     last: AlertRecord,
     max_score: f64,
+    /// The expected value and the boundary crossed at its first event, to tell at resolution
+    /// whether the detectors accepted a shifted level (see [`settled_at_new_level`]).
+    #[serde(default)]
+    onset_expected: f64,
+    #[serde(default)]
+    onset_threshold: f64,
 }
 
 /// State of the correlation stage on worker 0 (empty elsewhere).
@@ -667,14 +675,18 @@ fn handle_time(
     let mut own_events: Vec<AlertRecord> = Vec::new();
     // The incident each alert was in before this time (a resolving alert keeps it in its event).
     let mut prior: BTreeMap<String, (String, u32)> = BTreeMap::new();
+    // The correlation node of each resolving alert (its retraction, sorted first, forgets it).
+    let mut resolving: BTreeMap<String, NodeKey> = BTreeMap::new();
     for m in &msgs {
         if let DedupMsg::Alert(a) = m {
-            if let Some((id, l)) = st
-                .key_of
-                .get(&a.fingerprint)
-                .and_then(|k| st.book.incident_of(k))
-            {
+            let Some(key) = st.key_of.get(&a.fingerprint) else {
+                continue;
+            };
+            if let Some((id, l)) = st.book.incident_of(key) {
                 prior.insert(a.fingerprint.clone(), (id.to_string(), l));
+            }
+            if a.event == AlertEvent::Resolved {
+                resolving.insert(a.fingerprint.clone(), key.clone());
             }
         }
     }
@@ -696,7 +708,13 @@ fn handle_time(
             }
             DedupMsg::Alert(a) => {
                 if a.event == AlertEvent::Resolved {
-                    st.alerts.remove(&a.fingerprint);
+                    let view = st.alerts.remove(&a.fingerprint);
+                    let settled = view.is_some_and(|v| {
+                        settled_at_new_level(v.onset_expected, v.onset_threshold, a.expected_value)
+                    });
+                    if let (true, Some(key)) = (settled, resolving.get(&a.fingerprint)) {
+                        st.book.note_settled(key);
+                    }
                 } else {
                     let view =
                         st.alerts
@@ -704,6 +722,8 @@ fn handle_time(
                             .or_insert_with(|| AlertView {
                                 last: a.clone(),
                                 max_score: 0.0,
+                                onset_expected: a.expected_value,
+                                onset_threshold: a.threshold,
                             });
                     view.max_score = view.max_score.max(a.score);
                     view.last = a.clone();

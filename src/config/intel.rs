@@ -68,6 +68,7 @@ struct RawGrouping {
     reopen_secs: Option<Spanned<f64>>,
     reopen_hops: Option<Spanned<i64>>,
     recovery_secs: Option<Spanned<f64>>,
+    await_return: Option<bool>,
     split: Option<bool>,
     consequences: Option<bool>,
 }
@@ -237,6 +238,7 @@ pub fn correlation(src: &SourceText<'_>, errors: &mut Vec<ConfigError>) -> Corre
             0.0,
             "recovery_secs",
         ),
+        await_return: raw.grouping.await_return.unwrap_or(g.await_return),
         split: raw.grouping.split.unwrap_or(g.split),
         consequences: raw.grouping.consequences.unwrap_or(g.consequences),
     };

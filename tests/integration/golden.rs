@@ -7,7 +7,8 @@
 //!
 //! Input lines: `{"t": <secs>, "event": "opened|updated|resolved", "service": "...",
 //! "metric": "...", "count": n, "up": bool, "severity": "...", "type": "..."}` (optional
-//! `"labels": {...}` added to the series labels).
+//! `"labels": {...}` added to the series labels, and `"expected": x`, the detectors' expected
+//! value, default 1.0: the value lies 1 above it, or 0.5 below, past a boundary half as far).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,6 +35,12 @@ pub struct InputAlert {
     anomaly_type: AnomalyType,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default = "one")]
+    expected: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 fn yes() -> bool {
@@ -88,10 +95,10 @@ pub fn record(a: InputAlert) -> AlertRecord {
         severity: a.severity,
         score: 0.9,
         confidence: 1.0,
-        actual_value: if a.up { 2.0 } else { 0.5 },
-        expected_value: 1.0,
+        actual_value: a.expected + if a.up { 1.0 } else { -0.5 },
+        expected_value: a.expected,
         deviation: if a.up { 1.0 } else { -0.5 },
-        threshold: 1.5,
+        threshold: a.expected + if a.up { 0.5 } else { -0.25 },
         detectors: BTreeMap::new(),
         affected_features: vec![],
         count: a.count,

@@ -72,6 +72,16 @@ pub struct GroupingConfig {
     /// the first wave's alerts resolved (the detectors adapt to the lowered level).
     #[serde(default)]
     pub recovery_ms: u64,
+    /// Whether an incident whose alerts resolved at a shifted level waits for the shift's
+    /// return (default true). The detectors accept a level that stays shifted within about 17
+    /// windows, so a long fault's alerts resolve while it still runs; resolving the incident
+    /// then, and reopening it when the metric comes back, told people twice about one fault.
+    /// On, an incident holding such an alert (its detectors' expectation ended beyond the
+    /// boundary it crossed at onset, and no alert of the incident moved that metric back)
+    /// stays open, with no active alerts, for up to `recovery_ms`; in that time only a group
+    /// that reverses its moves joins it (as for a recovery), with an `updated` event.
+    #[serde(default = "default_await_return")]
+    pub await_return: bool,
     /// Whether an incident splits when the alert that linked its parts resolves (default
     /// false). Off, alerts stay in the incident they joined while they are active: its people
     /// were told once, and a part announced again as a new incident minutes later is noise
@@ -108,6 +118,7 @@ impl Default for GroupingConfig {
             reopen_ms: 300_000,
             reopen_hops: 0,
             recovery_ms: 3_600_000,
+            await_return: default_await_return(),
             split: false,
             consequences: true,
         }
@@ -116,6 +127,10 @@ impl Default for GroupingConfig {
 
 fn default_lone_windows() -> u64 {
     4
+}
+
+fn default_await_return() -> bool {
+    true
 }
 
 impl GroupingConfig {

@@ -16,6 +16,9 @@
 //!   later (errors and slowness on the cause and its callers; see `consequences`);
 //! * an incident whose alerts have all resolved waits `reopen_ms` for related alerts, then
 //!   resolves;
+//! * an incident whose alerts resolved at a shifted level (the detectors accepted the new
+//!   level while the fault still ran) waits up to `recovery_ms` for the shift's return, which
+//!   joins it with an `updated` event (`await_return`);
 //! * a resolved incident is remembered for `recovery_ms`: a group that mostly reverses its
 //!   anomalies (the same metrics on the same entities moving the other way: traffic coming back
 //!   after a drop) reopens it instead of opening a second incident.
@@ -109,6 +112,13 @@ struct Incident {
     /// moves its metrics away and back once, so it is not remembered again.
     #[serde(default)]
     recovered: bool,
+    /// Alerts that resolved at a shifted level (see [`IncidentBook::note_settled`]).
+    #[serde(default)]
+    settled: BTreeSet<NodeKey>,
+    /// Waiting, with no active alerts, for the return of a shifted level (see
+    /// [`GroupingConfig::await_return`]); set when its last alert resolves.
+    #[serde(default)]
+    awaits_return: bool,
 }
 
 impl Incident {
@@ -173,6 +183,45 @@ impl Incident {
     fn is_open(&self, now: EventTime, reopen_ms: u64) -> bool {
         self.emptied.is_none_or(|e| now < e + reopen_ms)
     }
+
+    /// Whether a metric the incident moved still stands at a level its detectors accepted: an
+    /// alert resolved at a shifted level, and no alert of the incident moved that metric the
+    /// other way. A metric that moved both ways has come back, and the alerts of a return
+    /// settle too (the detectors accept the old level again): they wait for nothing.
+    fn shifted(&self) -> bool {
+        self.settled
+            .iter()
+            .filter_map(|k| self.evidence.get(k))
+            .any(|s| {
+                !self
+                    .evidence
+                    .values()
+                    .any(|e| e.entity == s.entity && e.metric == s.metric && e.up != s.up)
+            })
+    }
+
+    /// When a waiting incident's wait ends: `reopen_ms` after its last alert resolved, or
+    /// `recovery_ms` when it awaits a return; `None` while it has active alerts.
+    fn wait_end(&self, grouping: &GroupingConfig) -> Option<EventTime> {
+        let wait = if self.awaits_return {
+            grouping.recovery_ms.max(grouping.reopen_ms)
+        } else {
+            grouping.reopen_ms
+        };
+        self.emptied.map(|e| e.saturating_add(wait))
+    }
+}
+
+/// Whether an alert resolved at a shifted level rather than on the value's return: its
+/// detectors' last expectation (`last_expected`) lies beyond the boundary it crossed at onset
+/// (`onset_threshold`, on the side of `onset_expected` the value moved to). The detectors then
+/// stopped flagging because they took the new level for normal, while the fault may still run.
+pub fn settled_at_new_level(onset_expected: f64, onset_threshold: f64, last_expected: f64) -> bool {
+    let reach = onset_threshold - onset_expected;
+    reach.is_finite()
+        && reach != 0.0
+        && last_expected.is_finite()
+        && (last_expected - onset_expected) / reach >= 1.0
 }
 
 /// Whether group `g`, which joins no incident, opens one: it holds `min_alerts` alerts, and a
@@ -235,6 +284,14 @@ impl IncidentBook {
         self.incidents.get(id).map(|i| (id.as_str(), i.level))
     }
 
+    /// Records that the alert `key`, resolving, did so at a shifted level (see
+    /// [`settled_at_new_level`]); call before the [`IncidentBook::update`] that drops it.
+    pub fn note_settled(&mut self, key: &NodeKey) {
+        if let Some(inc) = self.of.get(key).and_then(|id| self.incidents.get_mut(id)) {
+            inc.settled.insert(key.clone());
+        }
+    }
+
     /// Applies the current `groups` (over the active alerts `info`) at `now`.
     pub fn update(
         &mut self,
@@ -278,6 +335,12 @@ impl IncidentBook {
                 }
             } else if let Some(id) = self.waiting_for(now, &moves, topo, policy, &claimed) {
                 claimed.insert(id, g);
+            } else if let Some(id) = self.return_of(now, &moves, policy, &claimed) {
+                if let Some(inc) = self.incidents.get_mut(&id) {
+                    // As a recovery: it took its return, and is not reopened by another.
+                    inc.recovered = true;
+                }
+                claimed.insert(id, g);
             } else if let Some(id) = self.recovery_of(&moves) {
                 if let Some((at, mut inc)) = self.resolved.remove(&id) {
                     // Its last record stays the `resolved` one: the reopening is an `opened`.
@@ -317,10 +380,15 @@ impl IncidentBook {
                 continue;
             };
             let merged_into = inc.members.iter().find_map(|k| new_of.get(k)).cloned();
-            if merged_into.is_none() && policy.grouping.reopen_ms > 0 {
-                // Its alerts all resolved: it waits for related alerts before resolving
-                // (`tick` resolves it when the wait is over).
-                inc.emptied.get_or_insert(now);
+            if merged_into.is_none() && inc.emptied.is_none() {
+                // Its alerts all resolved: it waits for related alerts before resolving, or
+                // for a shifted level's return (`tick` resolves it when the wait is over).
+                inc.awaits_return = policy.grouping.await_return
+                    && policy.grouping.recovery_ms > 0
+                    && inc.shifted();
+                inc.emptied = Some(now);
+            }
+            if merged_into.is_none() && (policy.grouping.reopen_ms > 0 || inc.awaits_return) {
                 inc.members.clear();
                 self.incidents.insert(id, inc);
                 continue;
@@ -345,17 +413,16 @@ impl IncidentBook {
         }
         for (id, g) in claimed {
             let members: BTreeSet<NodeKey> = g.nodes.iter().cloned().collect();
-            let (opened, old_level, previous, mut evidence, recovered) =
-                match self.incidents.get(&id) {
-                    Some(inc) => (
-                        inc.opened,
-                        inc.level,
-                        Some(inc.last.clone()),
-                        inc.evidence.clone(),
-                        inc.recovered,
-                    ),
-                    None => (now, 0, None, BTreeMap::new(), false),
-                };
+            let old = self.incidents.get(&id);
+            let (opened, old_level, previous) = match old {
+                Some(inc) => (inc.opened, inc.level, Some(inc.last.clone())),
+                None => (now, 0, None),
+            };
+            let mut evidence = old.map(|i| i.evidence.clone()).unwrap_or_default();
+            let mut settled = old.map(|i| i.settled.clone()).unwrap_or_default();
+            let recovered = old.is_some_and(|i| i.recovered);
+            // Waiting with no active alerts until now: it fires again.
+            let woke = old.is_some_and(|i| i.emptied.is_some());
             evidence.extend(inherited.remove(&id).unwrap_or_default());
             // Alerts that moved to another incident are its evidence now, not ours.
             evidence.retain(|k, _| new_of.get(k).is_none_or(|owner| *owner == id));
@@ -367,6 +434,7 @@ impl IncidentBook {
             while evidence.len() > MAX_EVIDENCE {
                 evidence.pop_last();
             }
+            settled.retain(|k| evidence.contains_key(k));
             let mut rec = build(&id, now, opened, &g, info, &evidence, topo, policy);
             let (level, _) = policy
                 .escalation
@@ -380,7 +448,8 @@ impl IncidentBook {
                 Some(p) if p.event == AlertEvent::Resolved => Some(AlertEvent::Opened),
                 Some(_) if level > old_level => Some(AlertEvent::Escalated),
                 Some(p)
-                    if p.alerts != rec.alerts
+                    if woke
+                        || p.alerts != rec.alerts
                         || p.severity != rec.severity
                         || top(p) != top(&rec)
                         || p.muted != rec.muted =>
@@ -410,6 +479,8 @@ impl IncidentBook {
                     evidence,
                     emptied: None,
                     recovered,
+                    settled,
+                    awaits_return: false,
                 },
             );
         }
@@ -543,6 +614,24 @@ impl IncidentBook {
             .map(|(id, _)| id.clone())
     }
 
+    /// The incident awaiting a return (see [`GroupingConfig::await_return`]) that a new group of
+    /// `moves` with no incident of its own reverses, the most recently emptied first.
+    fn return_of(
+        &self,
+        now: EventTime,
+        moves: &BTreeSet<Move<'_>>,
+        policy: &IncidentPolicy,
+        claimed: &BTreeMap<String, Group>,
+    ) -> Option<String> {
+        self.incidents
+            .iter()
+            .filter(|(id, inc)| inc.awaits_return && !claimed.contains_key(*id))
+            .filter(|(_, inc)| inc.wait_end(&policy.grouping).is_some_and(|end| now < end))
+            .filter(|(_, inc)| inc.reversed_by(moves))
+            .max_by(|a, b| a.1.emptied.cmp(&b.1.emptied).then(b.0.cmp(a.0)))
+            .map(|(id, _)| id.clone())
+    }
+
     /// The resolved incident a new group of `moves` with no incident of its own reverses (see
     /// [`GroupingConfig::recovery_ms`]), the most recently resolved first.
     fn recovery_of(&self, moves: &BTreeSet<Move<'_>>) -> Option<String> {
@@ -562,7 +651,8 @@ impl IncidentBook {
         rec: &IncidentRecord,
         policy: &IncidentPolicy,
     ) {
-        if policy.grouping.recovery_ms > 0 && !inc.recovered {
+        // An incident that awaited its return for the whole memory is not remembered again.
+        if policy.grouping.recovery_ms > 0 && !inc.recovered && !inc.awaits_return {
             inc.last = rec.clone();
             inc.members.clear();
             self.resolved.insert(id, (now, inc));
@@ -576,14 +666,14 @@ impl IncidentBook {
     }
 
     /// Timers fired at `now`: incidents whose escalation level rose emit `escalated`; incidents
-    /// that waited `reopen_ms` with no active alerts resolve.
+    /// whose wait with no active alerts is over resolve.
     pub fn tick(&mut self, now: EventTime, policy: &IncidentPolicy) -> Vec<IncidentRecord> {
         self.forget_resolved(now, policy);
         let mut out = Vec::new();
         let expired: Vec<String> = self
             .incidents
             .iter()
-            .filter(|(_, i)| i.emptied.is_some() && !i.is_open(now, policy.grouping.reopen_ms))
+            .filter(|(_, i)| i.wait_end(&policy.grouping).is_some_and(|end| now >= end))
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
@@ -623,8 +713,8 @@ impl IncidentBook {
     pub fn next_deadline(&self, now: EventTime, policy: &IncidentPolicy) -> Option<EventTime> {
         self.incidents
             .values()
-            .filter_map(|i| match i.emptied {
-                Some(e) => Some((e + policy.grouping.reopen_ms).max(now + 1)),
+            .filter_map(|i| match i.wait_end(&policy.grouping) {
+                Some(end) => Some(end.max(now + 1)),
                 None => policy.escalation.next_deadline(i.opened, now),
             })
             .min()
@@ -820,6 +910,7 @@ mod tests {
             reopen_ms: 0,
             reopen_hops: 0,
             recovery_ms: 0,
+            await_return: false,
             split: false,
             consequences: false,
             ..GroupingConfig::default()
@@ -1322,5 +1413,93 @@ mod tests {
         assert_eq!(too_late.state_len(), 1);
         too_late.tick(30_200, &policy);
         assert_eq!(too_late.state_len(), 0);
+    }
+
+    #[test]
+    fn a_shifted_level_keeps_its_incident_open_for_the_return() {
+        let policy = policy(|g| {
+            g.reopen_ms = 100;
+            g.recovery_ms = 10_000;
+            g.await_return = true;
+        });
+        let topo = Topology::default();
+        // Traffic falls on x and y; x's alert resolves at the lowered level (the detectors
+        // accepted it), y's does not.
+        let dropped = || {
+            let mut book = IncidentBook::default();
+            let (kx, x) = moved("a", "x", 0, "requests", false);
+            let (ky, y) = moved("b", "y", 0, "requests", false);
+            let info = BTreeMap::from([(kx.clone(), x), (ky.clone(), y)]);
+            let ch = book.update(10, vec![group(&[&kx, &ky])], &info, &topo, &policy);
+            (book, ch.records[0].incident_id.clone(), kx)
+        };
+        let back = |book: &mut IncidentBook, t: u64| {
+            let (kc, c) = moved("c", "x", t, "requests", true);
+            let (kd, d) = moved("d", "y", t, "requests", true);
+            let info = BTreeMap::from([(kc.clone(), c), (kd.clone(), d)]);
+            let ch = book.update(t, vec![group(&[&kc, &kd])], &info, &topo, &policy);
+            (ch, kc)
+        };
+        let (mut book, id, kx) = dropped();
+        book.note_settled(&kx);
+        book.update(20, vec![], &BTreeMap::new(), &topo, &policy);
+        let mut never_back = book.clone();
+        // Past the related-alert wait it stays open, and traffic coming back joins it as an
+        // update: nobody is told "resolved" and then "opened" about the same drop.
+        assert!(book.tick(120, &policy).is_empty());
+        assert_eq!(book.next_deadline(120, &policy), Some(10_020));
+        let (ch, kc) = back(&mut book, 2_000);
+        assert_eq!(
+            (ch.records[0].incident_id.as_str(), ch.records[0].event),
+            (id.as_str(), AlertEvent::Updated)
+        );
+        // The return's own alerts settle too (the old level is accepted again); with the metric
+        // moved both ways there is nothing left to wait for.
+        book.note_settled(&kc);
+        book.update(2_100, vec![], &BTreeMap::new(), &topo, &policy);
+        assert_eq!(book.tick(2_200, &policy)[0].event, AlertEvent::Resolved);
+        assert_eq!(book.state_len(), 0);
+        // A level that never comes back resolves at the end of the memory, its duration ending
+        // with its last alert, and is not remembered for another hour.
+        assert!(never_back.tick(10_019, &policy).is_empty());
+        let done = never_back.tick(10_020, &policy);
+        assert_eq!(
+            (done[0].event, done[0].duration_minutes),
+            (AlertEvent::Resolved, 0.0)
+        );
+        assert_eq!(never_back.state_len(), 0);
+        // Without a settled alert (or with the rule off) the wait is the usual one, and the
+        // return reopens the resolved incident.
+        for settle in [false, true] {
+            let (mut book, id, kx) = dropped();
+            let mut policy = policy.clone();
+            if settle {
+                book.note_settled(&kx);
+                policy.grouping.await_return = false;
+            }
+            book.update(20, vec![], &BTreeMap::new(), &topo, &policy);
+            assert_eq!(book.tick(120, &policy)[0].event, AlertEvent::Resolved);
+            let (ch, _) = back(&mut book, 2_000);
+            assert_eq!(
+                (ch.records[0].incident_id.as_str(), ch.records[0].event),
+                (id.as_str(), AlertEvent::Opened)
+            );
+        }
+    }
+
+    #[test]
+    fn settling_needs_the_expectation_past_the_onset_boundary() {
+        // Up: expected 100, boundary 110.
+        assert!(settled_at_new_level(100.0, 110.0, 110.0));
+        assert!(settled_at_new_level(100.0, 110.0, 180.0));
+        assert!(!settled_at_new_level(100.0, 110.0, 109.0));
+        assert!(!settled_at_new_level(100.0, 110.0, 90.0));
+        // Down: expected 100, boundary 90.
+        assert!(settled_at_new_level(100.0, 90.0, 40.0));
+        assert!(!settled_at_new_level(100.0, 90.0, 95.0));
+        // Degenerate boundaries never settle.
+        assert!(!settled_at_new_level(100.0, 100.0, 180.0));
+        assert!(!settled_at_new_level(100.0, f64::NAN, 180.0));
+        assert!(!settled_at_new_level(100.0, 110.0, f64::INFINITY));
     }
 }
