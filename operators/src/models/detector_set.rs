@@ -320,9 +320,12 @@ enum DetectorState {
 }
 
 impl DetectorState {
-    /// The one place a detector kind becomes running state.
-    fn new(kind: &DetectorKind) -> Self {
+    /// The one place a detector kind becomes running state, for watching `feature`.
+    fn new(kind: &DetectorKind, feature: Feature) -> Self {
         match kind {
+            DetectorKind::RobustZ(cfg) if feature == Feature::CounterRate => {
+                DetectorState::RobustZ(RobustZ::for_rate(cfg.clone()))
+            }
             DetectorKind::RobustZ(cfg) => DetectorState::RobustZ(RobustZ::new(cfg.clone())),
             DetectorKind::Iqr(cfg) => DetectorState::Iqr(IqrFences::new(cfg)),
             DetectorKind::Ewma(_) => DetectorState::Ewma(Ewma::default()),
@@ -522,7 +525,7 @@ impl DetectorSet {
             slots.push(Slot {
                 track,
                 state: if watches {
-                    DetectorState::new(&plan.kind)
+                    DetectorState::new(&plan.kind, feature)
                 } else {
                     DetectorState::Off
                 },

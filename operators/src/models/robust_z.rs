@@ -27,6 +27,9 @@ use crate::models::ModelError;
 /// MAD → standard deviation for Gaussian data: 1 / Φ⁻¹(3/4).
 pub const MAD_TO_SIGMA: f64 = 1.482_602_218_505_602;
 
+/// The share of a rate's relative scale that counts (see [`RobustZ::for_rate`]).
+pub const RATE_SCALE_SHARE: f64 = 0.5;
+
 /// Mean absolute deviation → standard deviation for Gaussian data: √(π/2).
 const MEAN_ABS_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
 
@@ -252,6 +255,10 @@ pub struct RobustZ {
     older: RollingRobust,
     /// Recent successive differences, for the noise scale.
     diffs: RollingRobust,
+    /// For a counter rate, the same differences relative to the value before each (see
+    /// [`RobustZ::for_rate`]); `None` for other features (and in older checkpoints).
+    #[serde(default)]
+    relative_diffs: Option<RollingRobust>,
     /// Previous value, to form the next difference.
     last: Option<f64>,
     /// Values seen (saturating), for the warm-up.
@@ -265,9 +272,24 @@ impl RobustZ {
             level: RollingRobust::new(config.level_len),
             older: RollingRobust::new(config.level_len),
             diffs: RollingRobust::new(config.baseline_len),
+            relative_diffs: None,
             config,
             last: None,
             seen: 0,
+        }
+    }
+
+    /// A detector for a rate of events (a counter's rate), whose noise grows with the rate: the
+    /// scale is also estimated relative to the level and applied at the expected level, the
+    /// larger of the two used. When traffic is cut, a counter's noise shrinks with it; after
+    /// the return, the absolute differences of the hour before still hold mostly the quiet
+    /// period's, and ordinary noise at full traffic scored as anomalous for up to an hour
+    /// (`docs/design.md`, "Alert intelligence").
+    pub fn for_rate(config: RobustZConfig) -> Self {
+        let capacity = config.baseline_len;
+        RobustZ {
+            relative_diffs: Some(RollingRobust::new(capacity)),
+            ..RobustZ::new(config)
         }
     }
 
@@ -283,6 +305,9 @@ impl RobustZ {
         if value.is_finite() {
             if let Some(prev) = self.last {
                 self.diffs.push(value - prev);
+                if let (Some(relative), true) = (&mut self.relative_diffs, prev != 0.0) {
+                    relative.push((value - prev) / prev.abs());
+                }
             }
             if let Some(expired) = self.level.push(value) {
                 self.older.push(expired);
@@ -322,12 +347,29 @@ impl RobustZ {
         let mad = self.diffs.mad()? * MAD_TO_SIGMA / std::f64::consts::SQRT_2;
         let mean_abs = self.diffs.mean_abs_dev()? * MEAN_ABS_TO_SIGMA / std::f64::consts::SQRT_2;
         let floor = (expected.abs() * self.config.min_relative_scale).max(f64::MIN_POSITIVE);
-        Some(if mad > 0.0 { mad } else { mean_abs }.max(floor))
+        let relative = self
+            .relative_diffs
+            .as_ref()
+            .and_then(RollingRobust::mad)
+            .map_or(0.0, |m| {
+                RATE_SCALE_SHARE * m * expected.abs() * MAD_TO_SIGMA / std::f64::consts::SQRT_2
+            });
+        Some(
+            if mad > 0.0 { mad } else { mean_abs }
+                .max(relative)
+                .max(floor),
+        )
     }
 
     /// Approximate heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.level.heap_bytes() + self.older.heap_bytes() + self.diffs.heap_bytes()
+        self.level.heap_bytes()
+            + self.older.heap_bytes()
+            + self.diffs.heap_bytes()
+            + self
+                .relative_diffs
+                .as_ref()
+                .map_or(0, RollingRobust::heap_bytes)
     }
 }
 
@@ -461,5 +503,42 @@ mod tests {
             assert!(d.observe(f64::NAN).is_none());
         }
         assert!(d.level.is_empty() && d.diffs.is_empty());
+    }
+
+    #[test]
+    fn a_rate_after_a_cut_is_judged_at_its_own_level() {
+        // A request rate whose noise is about 3% of it (a sum of three uniform draws): 400/s
+        // for two hours, cut to 80/s for 40 minutes, back to 400/s for an hour.
+        let level = |i: usize| if (120..160).contains(&i) { 80.0 } else { 400.0 };
+        let run = |mut d: RobustZ| {
+            let mut state = 11u64;
+            let mut uniform = || {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                ((state >> 33) as f64 / (1u64 << 31) as f64) - 0.5
+            };
+            let mut flagged_after_return = 0;
+            let (mut cut, mut back) = (0.0, 0.0);
+            for i in 0..220 {
+                let noise = 0.06 * (uniform() + uniform() + uniform());
+                let z = d.observe(level(i) * (1.0 + noise)).map_or(0.0, |s| s.z);
+                match i {
+                    120 => cut = z,
+                    160 => back = z,
+                    // Once both spans of the expectation hold the returned level.
+                    181.. if z.abs() >= 4.5 => flagged_after_return += 1,
+                    _ => {}
+                }
+            }
+            (cut, back, flagged_after_return)
+        };
+        let (cut, back, flagged) = run(RobustZ::for_rate(RobustZConfig::default()));
+        assert!(cut < -10.0 && back > 10.0, "cut {cut}, return {back}");
+        assert_eq!(flagged, 0, "ordinary noise at the returned level");
+        // Judged on the quiet hour's absolute differences, the same noise is anomalous.
+        let (_, _, flagged) = run(RobustZ::new(RobustZConfig::default()));
+        assert!(
+            flagged > 0,
+            "the plain scale flagged nothing: the test shows nothing"
+        );
     }
 }
