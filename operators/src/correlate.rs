@@ -36,6 +36,7 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Capability, Concat, Operator};
 use timely::dataflow::StreamVec;
 
+use crate::models::alert_lifecycle::short;
 use crate::models::cel_rule::CelCondition;
 use crate::models::dedup::{AlertNode, DedupBook, DedupConfig, DedupOutput, NodeKey};
 use crate::models::grouping::{
@@ -706,14 +707,26 @@ fn handle_time(
                     // dataflow (its output unchanged) does not send again.
                 }
             }
-            DedupMsg::Alert(a) => {
+            DedupMsg::Alert(mut a) => {
                 if a.event == AlertEvent::Resolved {
-                    let view = st.alerts.remove(&a.fingerprint);
-                    let settled = view.is_some_and(|v| {
+                    let settled = st.alerts.remove(&a.fingerprint).filter(|v| {
                         settled_at_new_level(v.onset_expected, v.onset_threshold, a.expected_value)
                     });
-                    if let (true, Some(key)) = (settled, resolving.get(&a.fingerprint)) {
-                        st.book.note_settled(key);
+                    if let Some(v) = settled {
+                        // Say so: the alert ended because the detectors took the new level for
+                        // normal, not because the value came back.
+                        a.annotations.insert(
+                            "resolution".into(),
+                            format!(
+                                "resolved at a shifted level: the detectors now expect {}, \
+                                 against {} at onset; the value has not come back",
+                                short(a.expected_value),
+                                short(v.onset_expected)
+                            ),
+                        );
+                        if let Some(key) = resolving.get(&a.fingerprint) {
+                            st.book.note_settled(key);
+                        }
                     }
                 } else {
                     let view =

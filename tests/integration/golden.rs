@@ -148,6 +148,9 @@ fn run_case(dir: &Path) -> String {
         if a.flapping {
             line.push_str(" flapping");
         }
+        if a.annotations.contains_key("resolution") {
+            line.push_str(" settled");
+        }
         if let Some(m) = &a.muted_by {
             line.push_str(&format!(" muted_by={m}"));
         }

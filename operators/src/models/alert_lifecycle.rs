@@ -279,7 +279,7 @@ fn record(
 }
 
 /// Four significant digits: enough for a human summary.
-fn short(v: f64) -> String {
+pub(crate) fn short(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }
