@@ -7,6 +7,12 @@
 //! on a deadline, not on the next window, so a series that stops reporting still resolves. An
 //! open alert's severity is the highest band its windows reached: it rises, never falls.
 //!
+//! An alert not yet confirmed (fewer than `confirm_windows` anomalous windows) resolves after
+//! [`BLIP_QUIET_WINDOWS`] quiet windows instead (when that is shorter): a one-window blip is
+//! over once the next windows are normal. Held open the full `resolve_after_ms`, a blip a few
+//! minutes before a fault became the start of that fault's alert, which was then dated before
+//! the fault and grouped as if it had come first (`docs/design.md`, "Alerts").
+//!
 //! Ids are deterministic: an event's id hashes the alert's fingerprint, start time, event kind and
 //! sequence number, so a replay of the same input yields the same ids (consumers drop replays by
 //! id).
@@ -45,6 +51,9 @@ pub struct AlertPolicy {
     pub lone_windows: u64,
 }
 
+/// Quiet windows after which an unconfirmed alert resolves (see the module notes).
+pub const BLIP_QUIET_WINDOWS: u64 = 2;
+
 /// An open alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct OpenAlert {
@@ -80,10 +89,21 @@ impl AlertBook {
         d: &Detection,
     ) -> (Option<AlertRecord>, EventTime) {
         let severity = policy.bands.classify(d.score).unwrap_or(Severity::Low);
-        let deadline = d.end + policy.resolve_after_ms;
+        // How long the alert stays open without another anomalous window, at `count` windows.
+        let quiet_for = |count: u64| {
+            if count < policy.confirm_windows {
+                let window = d.end.saturating_sub(d.start);
+                policy
+                    .resolve_after_ms
+                    .min(BLIP_QUIET_WINDOWS.saturating_mul(window))
+            } else {
+                policy.resolve_after_ms
+            }
+        };
         match self.open.get_mut(&d.series) {
             Some(alert) => {
                 alert.count += 1;
+                let deadline = d.end + quiet_for(alert.count);
                 alert.last_end = alert.last_end.max(d.end);
                 alert.deadline = deadline.max(alert.deadline);
                 alert.last = d.clone();
@@ -100,6 +120,7 @@ impl AlertBook {
             }
             None => {
                 let fingerprint = fingerprint(policy, &d.key);
+                let deadline = d.end + quiet_for(1);
                 let mut alert = OpenAlert {
                     fingerprint,
                     starts_at: d.start,
@@ -386,6 +407,37 @@ mod tests {
             Some("1970-01-01T00:05:00.000Z")
         );
         assert_eq!(book.open_count(), 0);
+    }
+
+    #[test]
+    fn an_unconfirmed_blip_resolves_after_two_quiet_windows() {
+        let p = AlertPolicy {
+            confirm_windows: 2,
+            ..policy()
+        };
+        let mut book = AlertBook::default();
+        // One anomalous window ending at minute 2: open until minute 4 unless another comes.
+        let (_, deadline) = book.on_detection(&p, &detection(120_000, 0.6));
+        assert_eq!(deadline, 240_000);
+        let resolved = book.on_deadline(&p, opened_series(), deadline).unwrap();
+        assert_eq!(resolved.event, AlertEvent::Resolved);
+        // The anomaly a window later is an alert of its own, dated from its own start.
+        let (again, _) = book.on_detection(&p, &detection(300_000, 0.9));
+        let again = again.unwrap();
+        assert_eq!(
+            (again.event, again.starts_at.as_str()),
+            (AlertEvent::Opened, "1970-01-01T00:04:00.000Z")
+        );
+        // Confirmed at its second window, it stays open the full resolve_after.
+        let (_, deadline) = book.on_detection(&p, &detection(360_000, 0.9));
+        assert_eq!(deadline, 660_000);
+        // Without confirmation (every alert confirmed at once) a blip waits the full time too.
+        let mut book = AlertBook::default();
+        let p = AlertPolicy {
+            confirm_windows: 1,
+            ..policy()
+        };
+        assert_eq!(book.on_detection(&p, &detection(120_000, 0.6)).1, 420_000);
     }
 
     fn opened_series() -> SeriesId {
