@@ -524,6 +524,24 @@ mod tests {
     }
 
     #[test]
+    fn the_lifecycle_switches_are_read() {
+        let read = |text: &str| {
+            let src = SourceText {
+                path: Path::new("r.toml"),
+                text,
+            };
+            let mut errors = Vec::new();
+            let rules = correlation(&src, &mut errors);
+            assert!(errors.is_empty(), "{errors:?}");
+            rules.grouping
+        };
+        let shipped = read("");
+        assert!(shipped.await_return && shipped.consequences && !shipped.split);
+        let g = read("[grouping]\nawait_return = false\nrecovery_secs = 600\n");
+        assert_eq!((g.await_return, g.recovery_ms), (false, 600_000));
+    }
+
+    #[test]
     fn errors_point_at_the_value() {
         let e = errors_of(
             |s, e| {
