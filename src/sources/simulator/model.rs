@@ -57,6 +57,24 @@ impl Metric {
     pub fn rounded(self, value: f64) -> f64 {
         round_to(value, DECIMALS[self as usize])
     }
+
+    /// `value` with this metric's measurement noise, from one standard normal draw `g`: ±3%
+    /// on a request rate, log-normal latency (4% for p50, 8% for p99), ±20% of an error ratio,
+    /// ±0.4% of memory, and additive CPU, saturation and disk noise, each kept in its range.
+    /// One table for the modelled instance and its replicas, so replicas are as noisy as it.
+    /// (The instance's error ratio adds a small floor term of its own; see `Model::step`.)
+    pub fn with_noise(self, value: f64, g: f64) -> f64 {
+        match self {
+            Metric::Requests => value * (1.0 + 0.03 * g),
+            Metric::P50 => value * (0.04 * g).exp(),
+            Metric::P99 => value * (0.08 * g).exp(),
+            Metric::Errors => (value * (1.0 + 0.2 * g)).clamp(0.0, 1.0),
+            Metric::Cpu => (value + 1.5 * g).clamp(0.0, 100.0),
+            Metric::Memory => value * (1.0 + 0.004 * g),
+            Metric::Saturation => (value + 0.02 * g).clamp(0.0, 1.0),
+            Metric::Disk => (value + 0.05 * g).clamp(0.0, 100.0),
+        }
+    }
 }
 
 /// Steps of delay per call-graph hop for latency and errors flowing to callers (3 × 10 s).
@@ -283,7 +301,7 @@ impl Model {
         let mut errors_now = vec![0.0; n];
         for i in (0..n).rev() {
             let p = self.profiles[i].clone();
-            let load = self.load[i] * (1.0 + 0.03 * gaussian(&mut self.rng));
+            let load = Metric::Requests.with_noise(self.load[i], gaussian(&mut self.rng));
             let util = (load / p.capacity).clamp(0.0, 1.5);
             let mut own_p50 = p.own_p50 * (1.0 + 0.8 * util * util);
             let mut own_errors = p.base_errors;
@@ -367,21 +385,25 @@ impl Model {
 
             let s = &mut self.state[i];
             s.requests_total += load.max(0.0) * step_secs;
-            let noisy_p50 = p50 * (0.04 * gaussian(&mut self.rng)).exp();
-            let mut p99 =
-                p50 * p.tail * (1.0 + 0.5 * util * util) * (0.08 * gaussian(&mut self.rng)).exp();
+            let noisy_p50 = Metric::P50.with_noise(p50, gaussian(&mut self.rng));
+            let mut p99 = Metric::P99.with_noise(
+                p50 * p.tail * (1.0 + 0.5 * util * util),
+                gaussian(&mut self.rng),
+            );
             // Rare tail spikes (a GC pause, a slow disk): real systems have them.
             if self.rng.random_bool(1.0 / 3000.0) {
                 p99 *= 3.0;
             }
+            // The relative noise of `Metric::with_noise` plus a floor term, clamped once: an
+            // idle service still reports the odd failed request.
             let noisy_errors = (errors * (1.0 + 0.2 * gaussian(&mut self.rng))
                 + 0.0005 * gaussian(&mut self.rng))
             .clamp(0.0, 1.0);
-            let noisy_cpu = (cpu + 1.5 * gaussian(&mut self.rng)).clamp(0.0, 100.0);
-            let noisy_memory = memory * (1.0 + 0.004 * gaussian(&mut self.rng));
-            let saturation =
-                (util * latency_factor.sqrt() + 0.02 * gaussian(&mut self.rng)).clamp(0.0, 1.0);
-            let noisy_disk = (disk + 0.05 * gaussian(&mut self.rng)).clamp(0.0, 100.0);
+            let noisy_cpu = Metric::Cpu.with_noise(cpu, gaussian(&mut self.rng));
+            let noisy_memory = Metric::Memory.with_noise(memory, gaussian(&mut self.rng));
+            let saturation = Metric::Saturation
+                .with_noise(util * latency_factor.sqrt(), gaussian(&mut self.rng));
+            let noisy_disk = Metric::Disk.with_noise(disk, gaussian(&mut self.rng));
             for (metric, value) in [
                 (Metric::Requests, s.requests_total),
                 (Metric::P50, noisy_p50),

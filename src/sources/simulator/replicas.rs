@@ -157,10 +157,12 @@ impl Replicas {
                     if restarted {
                         *c = 0.0;
                     }
-                    *c += (inc * (1.0 + 0.03 * gaussian(&mut self.rng))).max(0.0);
+                    *c += Metric::Requests
+                        .with_noise(inc, gaussian(&mut self.rng))
+                        .max(0.0);
                     *c
                 }
-                None => self.noisy(metric, value),
+                None => metric.with_noise(value, gaussian(&mut self.rng)),
             };
             let degraded = self
                 .faults
@@ -176,21 +178,6 @@ impl Replicas {
                 };
             }
             emit(replica, metric.rounded(v));
-        }
-    }
-
-    /// A replica's own noise around the instance's value, on the model's scale of each metric.
-    fn noisy(&mut self, metric: Metric, value: f64) -> f64 {
-        let g = gaussian(&mut self.rng);
-        match metric {
-            Metric::Requests => value,
-            Metric::P50 => value * (0.04 * g).exp(),
-            Metric::P99 => value * (0.08 * g).exp(),
-            Metric::Errors => (value * (1.0 + 0.2 * g)).clamp(0.0, 1.0),
-            Metric::Cpu => (value + 1.5 * g).clamp(0.0, 100.0),
-            Metric::Memory => value * (1.0 + 0.004 * g),
-            Metric::Saturation => (value + 0.02 * g).clamp(0.0, 1.0),
-            Metric::Disk => (value + 0.05 * g).clamp(0.0, 100.0),
         }
     }
 }
